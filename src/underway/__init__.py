@@ -1,0 +1,60 @@
+"""underway: background tasks for Python applications.
+
+>>> import underway
+>>> app = underway.App("sqlite:///underway.db")
+>>> @app.task()
+... def greet(name: str) -> str:
+...     return f"hello {name}"
+>>> job = greet.enqueue("world")
+"""
+
+from .app import App
+from .context import Context
+from .errors import (
+    Cancel,
+    ConfigurationError,
+    DuplicateKey,
+    InvalidArguments,
+    InvalidTransition,
+    JobNotFound,
+    JobTimeout,
+    PermanentError,
+    Retry,
+    StoreError,
+    UnderwayError,
+    UnknownTask,
+)
+from .model import Job, JobError, Page, Stats, Status, View
+from .retry import Backoff
+from .settings import Settings
+from .tasks import BoundTask, Task
+from .worker import Worker
+
+__all__ = [
+    "App",
+    "Backoff",
+    "BoundTask",
+    "Cancel",
+    "ConfigurationError",
+    "Context",
+    "DuplicateKey",
+    "InvalidArguments",
+    "InvalidTransition",
+    "Job",
+    "JobError",
+    "JobNotFound",
+    "JobTimeout",
+    "Page",
+    "PermanentError",
+    "Retry",
+    "Settings",
+    "Stats",
+    "Status",
+    "StoreError",
+    "Task",
+    "UnderwayError",
+    "UnknownTask",
+    "View",
+    "Worker",
+]
+__version__ = "0.1.0"

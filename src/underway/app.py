@@ -1,0 +1,326 @@
+"""App: the registry of tasks plus the store, and the facade to enqueue, inspect and control
+jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, ParamSpec, TypeVar, overload
+
+from .errors import ConfigurationError, JobNotFound, JobTimeout, UnknownTask
+from .model import Job, JobFilter, NewJob, Page, Stats, Status, View
+from .retry import Backoff
+from .settings import Settings
+from .stores import Store, open_store
+from .tasks import Task
+
+P = ParamSpec("P")
+R = TypeVar("R")
+UpdateCallback = Callable[[Job], None]
+
+log = logging.getLogger("underway")
+
+
+class App:
+    """Tasks and the store they run from.
+
+    >>> app = underway.App("sqlite:///jobs.db")       # or postgresql://..., or App() to read
+    >>> @app.task()                                     # UNDERWAY_DATABASE_URL
+    ... def add(a: int, b: int) -> int:
+    ...     return a + b
+    >>> job = add.enqueue(1, 2)
+    >>> app.run_worker(burst=True)
+    >>> app.get_job(job.id).result
+    3
+
+    Settings (lease_seconds, heartbeat_seconds, ...) may be given as keyword arguments; see
+    `underway.Settings` for all of them and their `UNDERWAY_*` variables.
+    """
+
+    def __init__(self, url: str | None = None, **settings: Any) -> None:
+        self.settings = Settings.load(database_url=url, **settings)
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._store: Store | None = None
+        self._store_lock = threading.Lock()
+        self._subscribers: list[UpdateCallback] = []
+        self._wakeups: set[Callable[[], None]] = set()
+
+    def __repr__(self) -> str:
+        return f"<underway.App {self.settings.database_url} tasks={len(self.tasks)}>"
+
+    @property
+    def max_args_bytes(self) -> int:
+        return self.settings.max_args_bytes
+
+    # --- the store ----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """The store, opened (and its schema brought up to date) on first use."""
+        if self._store is None:
+            with self._store_lock:
+                if self._store is None:
+                    store = open_store(self.settings)
+                    store.migrate()
+                    self._store = store
+        return self._store
+
+    def migrate(self) -> int:
+        """Create or upgrade the schema; returns the schema version."""
+        return self.store.migrate()
+
+    def close(self) -> None:
+        with self._store_lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- registering tasks --------------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = 4,
+        timeout: float | None = None,
+        retry: Backoff | None = None,
+        no_retry_on: Sequence[type[BaseException]] = (),
+        title: str | None = None,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(
+        self,
+        fn: Callable[P, R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = 4,
+        timeout: float | None = None,
+        retry: Backoff | None = None,
+        no_retry_on: Sequence[type[BaseException]] = (),
+        title: str | None = None,
+    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a sync or async function as a task.
+
+        The function receives a `Context` only if its first parameter is named `ctx` or
+        annotated `Context`; otherwise it stays a plain function you can also call directly.
+        `name` defaults to `module.qualname`. Errors of the `no_retry_on` types (and of
+        `underway.PermanentError`) fail the job at once.
+        """
+
+        def register(func: Callable[P, R]) -> Task[P, R]:
+            task_name = name or f"{func.__module__}.{func.__qualname__}"
+            if task_name in self.tasks:
+                raise ConfigurationError(
+                    f"a task named {task_name!r} is already registered; pass name=... to tell "
+                    "them apart"
+                )
+            handle: Task[P, R] = Task(
+                func,
+                app=self,
+                name=task_name,
+                queue=queue,
+                priority=priority,
+                max_attempts=max_attempts,
+                timeout=timeout,
+                retry=retry or Backoff(),
+                no_retry_on=tuple(no_retry_on),
+                title=title,
+            )
+            self.tasks[task_name] = handle
+            return handle
+
+        return register(fn) if fn is not None else register
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise UnknownTask(
+                f"no task named {name!r} is registered in this app; registered: "
+                f"{', '.join(sorted(self.tasks)) or 'none'}"
+            ) from None
+
+    # --- enqueueing (called by task handles) --------------------------------------------------
+
+    def _insert(self, jobs: list[NewJob], connection: Any = None) -> list[Job]:
+        if connection is not None:
+            raise ConfigurationError(
+                "enqueue on the caller's own connection needs the PostgreSQL store"
+            )
+        if not jobs:
+            return []
+        created = self.store.enqueue(jobs)
+        for wake in list(self._wakeups):
+            wake()
+        if self._subscribers:
+            for job in created:
+                self._publish(job)
+        return created
+
+    async def _insert_async(self, jobs: list[NewJob], connection: Any = None) -> list[Job]:
+        return await asyncio.to_thread(self._insert, jobs, connection)
+
+    # --- inspecting and controlling jobs ------------------------------------------------------
+
+    def get_job(self, job_id: uuid.UUID | str) -> Job | None:
+        """The job's current state, or None when no job has this id."""
+        return self.store.get(_as_uuid(job_id))
+
+    def list_jobs(
+        self,
+        status: Status | str | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        tenant: str | None = None,
+        view: View | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """Jobs, newest first. `view` is "scheduled" (pending, due later) or "retrying"
+        (pending after a failed attempt). Pass `page.next_cursor` back for the next page."""
+        where = JobFilter(
+            status=Status(status) if status is not None else None,
+            view=View(view) if view is not None else None,
+            task=task,
+            queue=queue,
+            tenant=tenant,
+        )
+        if not 1 <= limit <= 10_000:
+            raise ValueError("limit must be between 1 and 10000")
+        return self.store.list(where, limit, cursor)
+
+    def cancel(self, job_id: uuid.UUID | str) -> Job:
+        """Cancel a job: a pending one never runs; a running one is stopped by its worker
+        (async tasks are cancelled, sync tasks see `ctx.cancelled`) and ends `cancelled`."""
+        job = self.store.cancel(_as_uuid(job_id))
+        self._publish(job)
+        return job
+
+    def retry(self, job_id: uuid.UUID | str) -> Job:
+        """Run a failed or cancelled job again: same id, attempts reset."""
+        job = self.store.retry(_as_uuid(job_id))
+        for wake in list(self._wakeups):
+            wake()
+        self._publish(job)
+        return job
+
+    def wait(
+        self, job_id: uuid.UUID | str, timeout: float | None = None, poll: float = 0.05
+    ) -> Job:
+        """Block until the job is completed, failed or cancelled; returns it then.
+        Raises `JobTimeout` after `timeout` seconds."""
+        ident = _as_uuid(job_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.store.get(ident)
+            if job is None:
+                raise JobNotFound(f"no job with id {ident}")
+            if job.finished:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobTimeout(f"job {ident} is still {job.status} after {timeout} s")
+            time.sleep(poll if deadline is None else min(poll, max(deadline - time.monotonic(), 0)))
+
+    def stats(self) -> Stats:
+        """Counts by status, overall and per task and queue."""
+        return self.store.stats()
+
+    # async twins: the same calls, without blocking the event loop
+    async def get_job_async(self, job_id: uuid.UUID | str) -> Job | None:
+        return await asyncio.to_thread(self.get_job, job_id)
+
+    async def list_jobs_async(self, **filters: Any) -> Page:
+        return await asyncio.to_thread(lambda: self.list_jobs(**filters))
+
+    async def cancel_async(self, job_id: uuid.UUID | str) -> Job:
+        return await asyncio.to_thread(self.cancel, job_id)
+
+    async def retry_async(self, job_id: uuid.UUID | str) -> Job:
+        return await asyncio.to_thread(self.retry, job_id)
+
+    async def stats_async(self) -> Stats:
+        return await asyncio.to_thread(self.stats)
+
+    async def wait_async(
+        self, job_id: uuid.UUID | str, timeout: float | None = None, poll: float = 0.05
+    ) -> Job:
+        ident = _as_uuid(job_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = await self.get_job_async(ident)
+            if job is None:
+                raise JobNotFound(f"no job with id {ident}")
+            if job.finished:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobTimeout(f"job {ident} is still {job.status} after {timeout} s")
+            await asyncio.sleep(poll)
+
+    # --- live updates -------------------------------------------------------------------------
+
+    def on_update(self, callback: UpdateCallback) -> Callable[[], None]:
+        """Call `callback(job)` with every job snapshot this process sees change (enqueued,
+        started, progress, finished...). Returns a function that unsubscribes.
+
+        Callbacks run on the thread that made the change and must be quick; an exception in
+        one is logged and does not affect the job.
+        """
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def _publish(self, job: Job) -> None:
+        for callback in list(self._subscribers):
+            try:
+                callback(job)
+            except Exception:
+                log.exception("on_update callback %r failed for job %s", callback, job.id)
+
+    def _add_wakeup(self, wake: Callable[[], None]) -> Callable[[], None]:
+        self._wakeups.add(wake)
+        return lambda: self._wakeups.discard(wake)
+
+    # --- running ------------------------------------------------------------------------------
+
+    def run_worker(
+        self,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        burst: bool = False,
+        handle_signals: bool = True,
+    ) -> None:
+        """Run a worker in this thread until stopped (SIGTERM/SIGINT) or, with `burst=True`,
+        until no job is due."""
+        from .worker import Worker
+
+        worker = Worker(self, queues=queues, concurrency=concurrency, burst=burst)
+        asyncio.run(worker.run(handle_signals=handle_signals))
+
+
+def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(job_id, uuid.UUID):
+        return job_id
+    try:
+        return uuid.UUID(str(job_id))
+    except ValueError:
+        raise JobNotFound(f"{job_id!r} is not a job id (expected a UUID)") from None

@@ -1,0 +1,69 @@
+"""Every error underway raises, under one root, and the signals a task may raise."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+
+class UnderwayError(Exception):
+    """Root of every error underway raises on purpose."""
+
+
+class ConfigurationError(UnderwayError):
+    """A setting, URL or app path is wrong; the message says which and how to fix it."""
+
+
+class StoreError(UnderwayError):
+    """The store cannot be used: unreachable, corrupt, foreign or from a newer version."""
+
+
+class InvalidArguments(UnderwayError):
+    """Arguments given to `enqueue` do not fit the task or are not JSON."""
+
+
+class UnknownTask(UnderwayError):
+    """A task name that is not registered in this app."""
+
+
+class JobNotFound(UnderwayError):
+    """No job has the given id."""
+
+
+class InvalidTransition(UnderwayError):
+    """The job's status does not allow the requested change (e.g. retrying a completed job)."""
+
+
+class DuplicateKey(UnderwayError):
+    """Another unfinished job already holds the unique key."""
+
+
+class JobTimeout(UnderwayError):
+    """Raised by `App.wait` when the job did not finish in time."""
+
+
+class TaskError(Exception):
+    """Base for the control signals below; they steer the job, they are not failures of underway."""
+
+
+class Retry(TaskError):
+    """Raise inside a task to run it again later, counting the attempt.
+
+    >>> raise underway.Retry(delay=30, reason="rate limited")
+    """
+
+    def __init__(self, delay: float | timedelta | None = None, reason: str = "retry requested"):
+        super().__init__(reason)
+        self.delay = delay.total_seconds() if isinstance(delay, timedelta) else delay
+        self.reason = reason
+
+
+class Cancel(TaskError):
+    """Raise inside a task to end the job as `cancelled` instead of failed."""
+
+    def __init__(self, reason: str = "cancelled by the task"):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PermanentError(Exception):
+    """Subclass (or raise) this for errors that retrying cannot fix: the job fails at once."""

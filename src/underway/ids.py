@@ -1,0 +1,34 @@
+"""UUIDv7 job ids: time-ordered, so ids sort in creation order (RFC 9562, section 5.7)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+_lock = threading.Lock()
+_last_ms = 0
+_seq = 0
+
+
+def uuid7() -> uuid.UUID:
+    """A new UUIDv7; strictly increasing within this process, even inside one millisecond."""
+    global _last_ms, _seq
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _last_ms:
+            # Same (or earlier) millisecond: keep order with a 12-bit counter in rand_a,
+            # moving the timestamp forward when the counter runs out.
+            _seq += 1
+            if _seq > 0xFFF:
+                _last_ms += 1
+                _seq = 0
+            ms = _last_ms
+        else:
+            _last_ms = ms
+            _seq = int.from_bytes(os.urandom(2), "big") & 0x3FF  # room left to count up
+        seq = _seq
+    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand_b
+    return uuid.UUID(int=value)

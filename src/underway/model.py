@@ -1,0 +1,183 @@
+"""The job record, its five statuses and the one table of allowed transitions."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+JSON = Any  # a value that survives json.dumps/json.loads unchanged
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
+UNFINISHED = frozenset({Status.PENDING, Status.RUNNING})
+
+# Every change of status a job may make. A retry wait, a graceful hand-back and a crash rescue
+# are all running -> pending; `failed` is final until a person asks for `retry`.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.RUNNING, Status.CANCELLED}),
+    Status.RUNNING: frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.PENDING}),
+    Status.COMPLETED: frozenset(),
+    Status.FAILED: frozenset({Status.PENDING}),
+    Status.CANCELLED: frozenset({Status.PENDING}),
+}
+
+
+def can_transition(source: Status, target: Status) -> bool:
+    return target in TRANSITIONS[source]
+
+
+class View(enum.StrEnum):
+    """Filters over `pending` that the API, CLI and dashboard offer."""
+
+    SCHEDULED = "scheduled"  # pending with run_at in the future
+    RETRYING = "retrying"  # pending after at least one attempt
+
+
+@dataclass(frozen=True, slots=True)
+class JobError:
+    """Why the last attempt failed."""
+
+    message: str
+    type: str = ""
+    traceback: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A snapshot of one job. It never changes; ask the app for a fresh one."""
+
+    id: uuid.UUID
+    task: str
+    args: dict[str, JSON]
+    queue: str
+    priority: int
+    status: Status
+    attempt: int
+    max_attempts: int
+    run_at: datetime
+    created_at: datetime
+    title: str = ""
+    progress: float | None = None
+    status_message: str | None = None
+    payload: JSON = None
+    result: JSON = None
+    error: JobError | None = None
+    tenant: str | None = None
+    callback_url: str | None = None
+    key: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    cancel_requested: bool = False
+    rescues: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """An enqueue request, validated and encoded, ready for the store."""
+
+    id: uuid.UUID
+    task: str
+    title: str
+    args_json: str
+    queue: str
+    priority: int
+    max_attempts: int
+    delay: float  # seconds from the store's now; ignored when run_at is given
+    run_at: datetime | None
+    tenant: str | None
+    callback_url: str | None
+    key: str | None
+    status_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A job a worker holds a lease on; `token` must match for any outcome to land."""
+
+    job: Job
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, as the worker reports it to the store.
+
+    `status` is completed, failed, cancelled or pending (retry later / hand back).
+    Progress, status message and payload carry the task's last reports, so they land
+    together with the outcome even if the periodic flush never ran.
+    """
+
+    job_id: uuid.UUID
+    token: str
+    status: Status
+    result_json: str | None = None
+    error: JobError | None = None
+    retry_in: float | None = None  # pending: seconds until the next attempt
+    spend_attempt: bool = True  # False for a graceful hand-back
+    progress: float | None = None
+    status_message: str | None = None
+    payload_json: str | None = None
+    report_dirty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A coalesced progress/status/payload write for a running job."""
+
+    job_id: uuid.UUID
+    token: str
+    progress: float | None
+    status_message: str | None
+    payload_json: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    status: Status | None = None
+    view: View | None = None
+    task: str | None = None
+    queue: str | None = None
+    tenant: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of jobs, newest first; pass `next_cursor` back to get the next page."""
+
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counts of jobs by status, overall, per task and per queue."""
+
+    by_status: dict[str, int]
+    by_task: dict[str, dict[str, int]]
+    by_queue: dict[str, dict[str, int]]
+    scheduled: int = 0
+    retrying: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())

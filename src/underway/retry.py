@@ -1,0 +1,40 @@
+"""Retry policies as values: given the attempt that just failed, how long until the next."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff: `base * factor ** (attempt - 1)` seconds, capped at `max`.
+
+    With `jitter`, the wait is drawn uniformly from [delay/2, delay] so that jobs failing
+    together do not all come back together.
+
+    >>> Backoff(base=1, factor=2, max=300, jitter=False).delay(3)
+    4.0
+    """
+
+    base: float = 1.0
+    factor: float = 2.0
+    max: float = 300.0
+    jitter: bool = True
+
+    def __post_init__(self) -> None:
+        if self.base < 0 or self.factor < 1 or self.max < 0:
+            raise ValueError("Backoff needs base >= 0, factor >= 1 and max >= 0")
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        exponent = max(attempt - 1, 0)
+        # Cap the exponent before the power so huge attempt counts cannot overflow a float.
+        try:
+            raw = self.base * self.factor**exponent
+        except OverflowError:
+            raw = self.max
+        delay = min(raw, self.max)
+        if self.jitter and delay > 0:
+            delay = (rng or random).uniform(delay / 2, delay)
+        return float(delay)

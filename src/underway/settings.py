@@ -1,0 +1,96 @@
+"""Every tunable in one place: defaults here, `UNDERWAY_*` environment variables over them,
+`App(...)` keyword arguments over both."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigurationError
+
+DEFAULT_DATABASE_URL = "sqlite:///underway.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Settings of an app and its workers.
+
+    >>> Settings.load(lease_seconds=10).lease_seconds
+    10.0
+    """
+
+    database_url: str = DEFAULT_DATABASE_URL
+    #: how long a claimed job stays leased without a heartbeat before another worker takes it back
+    lease_seconds: float = 30.0
+    #: how often a worker renews its leases and learns of cancel requests
+    heartbeat_seconds: float = 2.0
+    #: longest an idle worker sleeps before it asks the store again (a backstop to wake-ups)
+    poll_seconds: float = 1.0
+    #: how often an idle worker checks the cheap change counter (SQLite `data_version`)
+    wake_check_seconds: float = 0.002
+    #: how long running jobs may finish after SIGTERM before they are handed back
+    shutdown_grace_seconds: float = 10.0
+    #: how often a running job's progress reports are written at most
+    progress_flush_seconds: float = 0.25
+    #: how many times a job may lose its worker (crash, kill) before it fails for good
+    max_rescues: int = 3
+    #: refuse arguments whose JSON is larger than this
+    max_args_bytes: int = 1024 * 1024
+    #: default number of jobs one worker runs at once
+    concurrency: int = 10
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
+        """Defaults, then `UNDERWAY_<NAME>` variables from `env` (default: os.environ),
+        then the keyword overrides that are not None."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"UNDERWAY_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, f.type, raw)
+        for name, value in overrides.items():
+            if name not in cls.__dataclass_fields__:
+                known = ", ".join(cls.__dataclass_fields__)
+                raise ConfigurationError(f"unknown setting {name!r}; known settings: {known}")
+            if value is not None:
+                values[name] = _convert(name, cls.__dataclass_fields__[name].type, value)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        for name in (
+            "lease_seconds",
+            "heartbeat_seconds",
+            "poll_seconds",
+            "wake_check_seconds",
+            "progress_flush_seconds",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"setting {name} must be > 0, got {getattr(self, name)}")
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ConfigurationError(
+                f"heartbeat_seconds ({self.heartbeat_seconds}) must be shorter than "
+                f"lease_seconds ({self.lease_seconds}), or leases expire between heartbeats"
+            )
+        if self.concurrency < 1 or self.max_args_bytes < 1 or self.max_rescues < 0:
+            raise ConfigurationError(
+                "concurrency and max_args_bytes must be >= 1, max_rescues >= 0"
+            )
+        if self.shutdown_grace_seconds < 0:
+            raise ConfigurationError("shutdown_grace_seconds must be >= 0")
+
+
+def _convert(name: str, type_name: Any, raw: Any) -> Any:
+    kind = {"float": float, "int": int, "str": str}.get(str(type_name), str)
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"setting {name} must be a {kind.__name__}, got {raw!r} "
+            f"(from UNDERWAY_{name.upper()} or App({name}=...))"
+        ) from None

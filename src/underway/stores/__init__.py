@@ -1,0 +1,96 @@
+"""The Store protocol: one method per lifecycle verb. Everything above it is store-agnostic;
+all SQL lives in the backend modules below it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from ..errors import ConfigurationError
+from ..model import Claimed, Job, JobFilter, NewJob, Outcome, Page, Report, Stats
+from ..settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    job_id: uuid.UUID
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatResult:
+    cancel_requested: frozenset[uuid.UUID]  # leases still held whose job someone cancelled
+    lost: frozenset[uuid.UUID]  # leases taken back (expired and rescued, or job deleted)
+
+
+class Store(Protocol):
+    """Blocking calls, each one transaction. Safe to call from several threads at once;
+    async callers offload them to a thread (see docs/decisions/0002-sync-store.md)."""
+
+    url: str
+
+    def migrate(self) -> int:
+        """Apply pending schema migrations; returns the schema version now in place."""
+
+    def close(self) -> None: ...
+
+    def now(self) -> datetime:
+        """The store's clock, which decides due times and lease expiry."""
+
+    # --- producers ----------------------------------------------------------------------------
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+        """Insert jobs as pending. A job whose unique key is held by an unfinished job is not
+        inserted; that job is returned in its place."""
+
+    # --- workers ------------------------------------------------------------------------------
+    def claim(self, worker_id: str, queues: Sequence[str] | None, limit: int) -> list[Claimed]:
+        """Lease up to `limit` due pending jobs, highest priority then oldest first."""
+
+    def heartbeat(self, worker_id: str, leases: Sequence[Lease]) -> HeartbeatResult:
+        """Extend the leases still held; say which are cancelled or lost."""
+
+    def report(self, reports: Sequence[Report]) -> None:
+        """Write progress/status/payload of running jobs whose lease is still held."""
+
+    def finish(self, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
+        """Record outcomes; returns the ids that landed (their lease token still matched)."""
+
+    def rescue(self, max_rescues: int) -> list[Job]:
+        """Take back running jobs whose lease expired: pending again, or failed when out of
+        attempts or rescues."""
+
+    def next_due(self, queues: Sequence[str] | None) -> float | None:
+        """Seconds until the next pending job is due (<= 0: due now); None if there is none."""
+
+    def changed(self) -> bool:
+        """Cheap hint that another process wrote since the last call (may say True falsely)."""
+
+    # --- inspection and control ---------------------------------------------------------------
+    def get(self, job_id: uuid.UUID) -> Job | None: ...
+
+    def list(self, where: JobFilter, limit: int, cursor: str | None) -> Page: ...
+
+    def cancel(self, job_id: uuid.UUID) -> Job:
+        """Pending -> cancelled at once; running -> cancel requested (the worker ends it)."""
+
+    def retry(self, job_id: uuid.UUID) -> Job:
+        """Failed or cancelled -> pending again, attempts reset."""
+
+    def stats(self) -> Stats: ...
+
+
+def open_store(settings: Settings) -> Store:
+    """The store for `settings.database_url`: `sqlite:///path` (or a bare path) or
+    `postgresql://...`."""
+    url = settings.database_url
+    if url.startswith("sqlite:") or "://" not in url:
+        from .sqlite import SqliteStore
+
+        return SqliteStore(url, settings)
+    scheme = url.split("://", 1)[0]
+    raise ConfigurationError(
+        f"unsupported database URL scheme {scheme!r} in {url!r}; use sqlite:///path/to/file.db"
+    )

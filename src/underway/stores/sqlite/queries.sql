@@ -1,0 +1,125 @@
+-- Named statements of the SQLite store. Placeholders are named (:name).
+-- {queues} is replaced by a filter on :queues (a JSON list) or by nothing.
+
+-- name: insert_job
+INSERT INTO underway_jobs (
+    id, task, title, args, queue, priority, status, max_attempts, run_at, status_message,
+    tenant, callback_url, key, created_at, updated_at
+) VALUES (
+    :id, :task, :title, :args, :queue, :priority, 'pending', :max_attempts, :run_at,
+    :status_message, :tenant, :callback_url, :key, :now, :now
+)
+ON CONFLICT (key) WHERE key IS NOT NULL AND status IN ('pending', 'running') DO NOTHING;
+
+-- name: get_unfinished_by_key
+SELECT * FROM underway_jobs WHERE key = ? AND status IN ('pending', 'running');
+
+-- name: claim
+UPDATE underway_jobs
+SET status = 'running',
+    attempt = attempt + 1,
+    lease_token = lower(hex(randomblob(8))),
+    lease_expires_at = :now + :lease,
+    worker_id = :worker_id,
+    started_at = :now,
+    updated_at = :now
+WHERE id IN (
+    SELECT id FROM underway_jobs
+    WHERE status = 'pending' AND run_at <= :now {queues}
+    ORDER BY priority DESC, run_at, id
+    LIMIT :limit
+)
+RETURNING *;
+
+-- name: extend_lease
+UPDATE underway_jobs SET lease_expires_at = :expires
+WHERE id = :id AND lease_token = :token AND status = 'running';
+
+-- name: lease_states
+SELECT id, lease_token, status, cancel_requested FROM underway_jobs WHERE id IN ({ids});
+
+-- name: report
+UPDATE underway_jobs
+SET progress = :progress,
+    status_message = :status_message,
+    payload = coalesce(:payload, payload),
+    updated_at = :now
+WHERE id = :id AND lease_token = :token AND status = 'running';
+
+-- name: finish
+UPDATE underway_jobs
+SET status = :status,
+    result = :result,
+    error_message = CASE WHEN :has_error THEN :error_message ELSE error_message END,
+    error_type = CASE WHEN :has_error THEN :error_type ELSE error_type END,
+    error_traceback = CASE WHEN :has_error THEN :error_traceback ELSE error_traceback END,
+    attempt = attempt - :refund,
+    run_at = CASE WHEN :status = 'pending' THEN :now + :retry_in ELSE run_at END,
+    started_at = CASE WHEN :status = 'pending' THEN NULL ELSE started_at END,
+    completed_at = CASE WHEN :status = 'pending' THEN NULL ELSE :now END,
+    progress = CASE WHEN :report THEN :progress ELSE progress END,
+    status_message = CASE WHEN :report THEN :status_message ELSE status_message END,
+    payload = CASE WHEN :report THEN coalesce(:payload, payload) ELSE payload END,
+    lease_token = NULL,
+    lease_expires_at = NULL,
+    worker_id = NULL,
+    cancel_requested = 0,
+    updated_at = :now
+WHERE id = :id AND lease_token = :token AND status = 'running';
+
+-- name: rescue
+UPDATE underway_jobs
+SET status = CASE WHEN attempt >= max_attempts OR rescues >= :max_rescues
+                  THEN 'failed' ELSE 'pending' END,
+    completed_at = CASE WHEN attempt >= max_attempts OR rescues >= :max_rescues
+                        THEN :now ELSE NULL END,
+    rescues = rescues + 1,
+    run_at = :now,
+    started_at = NULL,
+    error_message = 'the worker running attempt ' || attempt || ' stopped heartbeating '
+                    || '(it crashed, was killed or lost the store); its lease expired',
+    error_type = 'LeaseExpired',
+    error_traceback = NULL,
+    lease_token = NULL,
+    lease_expires_at = NULL,
+    worker_id = NULL,
+    cancel_requested = 0,
+    updated_at = :now
+WHERE status = 'running' AND lease_expires_at < :now
+RETURNING *;
+
+-- name: next_due
+SELECT min(run_at) FROM underway_jobs WHERE status = 'pending' {queues};
+
+-- name: get
+SELECT * FROM underway_jobs WHERE id = ?;
+
+-- name: cancel_pending
+UPDATE underway_jobs
+SET status = 'cancelled', completed_at = :now, updated_at = :now,
+    status_message = coalesce(status_message, 'cancelled before it ran')
+WHERE id = :id AND status = 'pending'
+RETURNING *;
+
+-- name: request_cancel
+UPDATE underway_jobs SET cancel_requested = 1, updated_at = :now
+WHERE id = :id AND status = 'running'
+RETURNING *;
+
+-- name: retry
+UPDATE underway_jobs
+SET status = 'pending', attempt = 0, rescues = 0, run_at = :now, started_at = NULL,
+    completed_at = NULL, result = NULL, progress = NULL, cancel_requested = 0,
+    updated_at = :now
+WHERE id = :id AND status IN ('failed', 'cancelled')
+RETURNING *;
+
+-- name: stats
+SELECT task, queue, status, count(*) FROM underway_jobs GROUP BY task, queue, status;
+
+-- name: stats_pending_views
+SELECT coalesce(sum(run_at > :now), 0), coalesce(sum(attempt > 0), 0)
+FROM underway_jobs WHERE status = 'pending';
+
+-- name: schema_version
+SELECT max(version) FROM underway_migrations;

@@ -1,0 +1,259 @@
+"""Tasks: a registered function plus its options, and the typed handle used to enqueue it.
+
+Declaring a task does no I/O; the handle reaches the store only through its app when you
+enqueue.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+
+from . import encoding
+from .errors import ConfigurationError, InvalidArguments
+from .ids import uuid7
+from .model import Job, NewJob
+from .retry import Backoff
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Enqueuer(Protocol):
+    """What a task handle needs from its app."""
+
+    @property
+    def max_args_bytes(self) -> int: ...
+
+    def _insert(self, jobs: list[NewJob], connection: Any = None) -> list[Job]: ...
+
+    async def _insert_async(self, jobs: list[NewJob], connection: Any = None) -> list[Job]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Per-enqueue options; None means "the task's default"."""
+
+    queue: str | None = None
+    priority: int | None = None
+    delay: float | None = None
+    run_at: datetime | None = None
+    max_attempts: int | None = None
+    tenant: str | None = None
+    callback_url: str | None = None
+    key: str | None = None
+    title: str | None = None
+    status_message: str | None = None
+    connection: Any = None
+
+
+class Task(Generic[P, R]):
+    """A registered task. Call it to run the function directly; `enqueue` to run it in a worker.
+
+    >>> @app.task(queue="mail")
+    ... def send(to: str) -> None: ...
+    >>> job = send.enqueue(to="a@example.com")
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        app: Enqueuer,
+        name: str,
+        queue: str,
+        priority: int,
+        max_attempts: int,
+        timeout: float | None,
+        retry: Backoff,
+        no_retry_on: tuple[type[BaseException], ...],
+        title: str | None,
+    ) -> None:
+        if max_attempts < 1:
+            raise ConfigurationError(f"task {name}: max_attempts must be >= 1")
+        if timeout is not None and timeout <= 0:
+            raise ConfigurationError(f"task {name}: timeout must be > 0 seconds")
+        self.fn = fn
+        self.app = app
+        self.name = name
+        self.queue = queue
+        self.priority = priority
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.retry = retry
+        self.no_retry_on = no_retry_on
+        self.title = title or name
+        self.is_async = inspect.iscoroutinefunction(fn)
+        signature = inspect.signature(fn)
+        params = list(signature.parameters.values())
+        self.wants_context = bool(params) and _is_context_param(params[0])
+        # The signature that callers' arguments are bound to: without the Context.
+        self.signature = signature.replace(parameters=params[1:] if self.wants_context else params)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        result: R = self.fn(*args, **kwargs)
+        return result
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.queue}>"
+
+    # --- enqueueing -------------------------------------------------------------------------
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Store a job that runs this task with these arguments; returns it as `pending`."""
+        return self.app._insert([self.new_job(args, kwargs, _DEFAULTS)])[0]
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """`enqueue` for async code: the store call does not block the event loop."""
+        return (await self.app._insert_async([self.new_job(args, kwargs, _DEFAULTS)]))[0]
+
+    def enqueue_many(self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[Job]:
+        """Store many jobs in one transaction. Each item is a dict of keyword arguments
+        or a tuple of positional ones."""
+        return self.app._insert(self.new_jobs(calls, _DEFAULTS))
+
+    async def enqueue_many_async(
+        self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]
+    ) -> list[Job]:
+        return await self.app._insert_async(self.new_jobs(calls, _DEFAULTS))
+
+    def options(
+        self,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        max_attempts: int | None = None,
+        tenant: str | None = None,
+        callback_url: str | None = None,
+        key: str | None = None,
+        title: str | None = None,
+        status_message: str | None = None,
+        connection: Any = None,
+    ) -> BoundTask[P, R]:
+        """The same task with options for the next enqueue (queue, priority, delay, key...)."""
+        if isinstance(delay, timedelta):
+            delay = delay.total_seconds()
+        if run_at is not None and run_at.tzinfo is None:
+            raise InvalidArguments("run_at must be timezone-aware, e.g. datetime.now(timezone.utc)")
+        if max_attempts is not None and max_attempts < 1:
+            raise InvalidArguments("max_attempts must be >= 1")
+        opts = Options(
+            queue,
+            priority,
+            delay,
+            run_at,
+            max_attempts,
+            tenant,
+            callback_url,
+            key,
+            title,
+            status_message,
+            connection,
+        )
+        return BoundTask(self, opts)
+
+    # --- building requests ------------------------------------------------------------------
+
+    def new_job(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], opts: Options) -> NewJob:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidArguments(
+                f"arguments do not fit task {self.name}{self.signature}: {exc}"
+            ) from None
+        args_json = encoding.dumps(dict(bound.arguments), f"argument of task {self.name}")
+        limit = self.app.max_args_bytes
+        if len(args_json) > limit // 4 and len(args_json.encode()) > limit:
+            raise InvalidArguments(
+                f"arguments of task {self.name} are {len(args_json.encode()):,} bytes of JSON, "
+                f"over the limit of {limit:,} (setting max_args_bytes); store large data "
+                "elsewhere and pass a reference"
+            )
+        delay = opts.delay or 0.0
+        return NewJob(
+            id=uuid7(),
+            task=self.name,
+            title=opts.title or self.title,
+            args_json=args_json,
+            queue=opts.queue or self.queue,
+            priority=self.priority if opts.priority is None else opts.priority,
+            max_attempts=opts.max_attempts or self.max_attempts,
+            delay=max(delay, 0.0),
+            run_at=opts.run_at.astimezone(UTC) if opts.run_at else None,
+            tenant=opts.tenant,
+            callback_url=opts.callback_url,
+            key=opts.key,
+            status_message=opts.status_message,
+        )
+
+    def new_jobs(
+        self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]], opts: Options
+    ) -> list[NewJob]:
+        jobs = []
+        for call in calls:
+            if isinstance(call, tuple):
+                jobs.append(self.new_job(call, {}, opts))
+            elif isinstance(call, Mapping):
+                jobs.append(self.new_job((), call, opts))
+            else:
+                raise InvalidArguments(
+                    f"enqueue_many takes dicts of keyword arguments or tuples of positional "
+                    f"ones, got {type(call).__name__}"
+                )
+        return jobs
+
+    def bind_stored(self, arguments: Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Turn stored arguments back into a call; raises TypeError when they no longer fit."""
+        bound = inspect.BoundArguments(self.signature, dict(arguments))
+        unknown = set(arguments) - set(self.signature.parameters)
+        if unknown:
+            raise TypeError(f"unexpected argument(s) {sorted(unknown)}")
+        self.signature.bind(*bound.args, **bound.kwargs)  # validates required ones are there
+        return bound.args, bound.kwargs
+
+
+class BoundTask(Generic[P, R]):
+    """A task with enqueue options applied: `task.options(priority=5).enqueue(...)`."""
+
+    def __init__(self, task: Task[P, R], opts: Options) -> None:
+        self.task = task
+        self.opts = opts
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        job = self.task.new_job(args, kwargs, self.opts)
+        return self.task.app._insert([job], self.opts.connection)[0]
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        job = self.task.new_job(args, kwargs, self.opts)
+        return (await self.task.app._insert_async([job], self.opts.connection))[0]
+
+    def enqueue_many(self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[Job]:
+        if self.opts.key is not None:
+            raise InvalidArguments("a unique key names one job; it cannot apply to enqueue_many")
+        return self.task.app._insert(self.task.new_jobs(calls, self.opts), self.opts.connection)
+
+    def options(self, **changes: Any) -> BoundTask[P, R]:
+        if isinstance(changes.get("delay"), timedelta):
+            changes["delay"] = changes["delay"].total_seconds()
+        return BoundTask(self.task, replace(self.opts, **changes))
+
+
+_DEFAULTS = Options()
+
+
+def _is_context_param(param: inspect.Parameter) -> bool:
+    if param.kind not in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+        return False
+    if param.name == "ctx":
+        return True
+    annotation = param.annotation
+    if isinstance(annotation, str):
+        return annotation.rsplit(".", 1)[-1] == "Context"
+    return getattr(annotation, "__name__", None) == "Context"

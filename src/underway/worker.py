@@ -1,0 +1,609 @@
+"""The worker: claims due jobs while it has free slots, runs them, heartbeats their leases,
+writes outcomes in batches and shuts down gracefully.
+
+One asyncio loop drives everything. Async tasks run on it; sync tasks run on a thread pool of
+`concurrency` threads. Store calls run on one dedicated thread, so the loop never blocks on I/O
+and SQLite's per-thread connection stays put.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import signal
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import encoding
+from .context import Context, job_logger
+from .errors import Cancel, InvalidArguments, PermanentError, Retry
+from .ids import uuid7
+from .model import Claimed, Job, JobError, Outcome, Report, Status
+from .stores import Lease
+
+if TYPE_CHECKING:
+    from .app import App
+    from .tasks import Task
+
+log = logging.getLogger("underway.worker")
+T = TypeVar("T")
+
+# Why a running job is being stopped from outside.
+STOP_CANCEL = "cancel"  # someone called app.cancel
+STOP_SHUTDOWN = "shutdown"  # the worker is stopping: hand the job back
+STOP_LOST = "lost"  # our lease was taken back: another attempt owns the job now
+
+
+@dataclass(eq=False)
+class Running:
+    claimed: Claimed
+    ctx: Context
+    handle: asyncio.Task[None] | None = None
+    stop_reason: str | None = None
+    written_version: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def job(self) -> Job:
+        return self.claimed.job
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.ctx._request_cancel(reason)
+        if self.handle is not None and not self.handle.done():
+            self.handle.cancel()
+
+
+class Worker:
+    """Runs jobs from the app's store. Usually started by `app.run_worker()` or
+    `underway worker`; tests may call `await worker.run()` or `await worker.drain()`."""
+
+    def __init__(
+        self,
+        app: App,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        burst: bool = False,
+    ) -> None:
+        self.app = app
+        self.settings = app.settings
+        self.store = app.store
+        self.id = uuid7().hex  # one process incarnation
+        self.queues = list(queues) if queues else None
+        self.concurrency = concurrency or self.settings.concurrency
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self.burst = burst
+        self.log = logging.LoggerAdapter(log, {"worker_id": self.id})
+        self._running: dict[uuid.UUID, Running] = {}  # outcome not yet known
+        # outcomes buffered, and being written, with the job they end
+        self._finishing: dict[uuid.UUID, tuple[Outcome, Job]] = {}
+        self._writing: dict[uuid.UUID, tuple[Outcome, Job]] = {}
+        self._slots_used = 0
+        self._io = ThreadPoolExecutor(1, thread_name_prefix="underway-store")
+        self._threads: ThreadPoolExecutor | None = None
+        self._stopping = False
+        self._stopped_hard = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._flush_needed: asyncio.Event | None = None
+        self.processed = 0
+
+    # --- public control -----------------------------------------------------------------------
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop claiming and let running jobs finish within the shutdown grace period;
+        with `now=True` hand running jobs back at once. Safe from any thread."""
+        if self._loop is None:
+            self._stopping = True
+            return
+        self._loop.call_soon_threadsafe(self._request_stop, now)
+
+    async def drain(self) -> int:
+        """Run until no job is due, then return how many jobs were processed."""
+        self.burst = True
+        await self.run(handle_signals=False)
+        return self.processed
+
+    async def run(self, handle_signals: bool = True) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._flush_needed = asyncio.Event()
+        remove_wakeup = self.app._add_wakeup(self._wake_threadsafe)
+        if handle_signals:
+            self._install_signal_handlers()
+        self.log.info(
+            "worker %s started: queues=%s concurrency=%d%s",
+            self.id,
+            ",".join(self.queues) if self.queues else "all",
+            self.concurrency,
+            " burst" if self.burst else "",
+        )
+        side = [
+            asyncio.create_task(coro, name=name)
+            for name, coro in (
+                ("underway-heartbeat", self._heartbeat_loop()),
+                ("underway-writer", self._writer_loop()),
+                ("underway-reporter", self._report_loop()),
+            )
+        ]
+        try:
+            await self._rescue()
+            await self._dispatch_loop()
+            await self._shutdown()
+        finally:
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            await self._write_outcomes()  # whatever the writer had not written yet
+            remove_wakeup()
+            if handle_signals:
+                self._remove_signal_handlers()
+            self._io.shutdown(wait=True)
+            if self._threads is not None:
+                self._threads.shutdown(wait=False, cancel_futures=True)
+            self.log.info("worker %s stopped after %d jobs", self.id, self.processed)
+
+    @property
+    def abandoned_threads(self) -> bool:
+        """True when sync tasks were still running in threads at stop (they were handed back)."""
+        return any(
+            t.name.startswith("underway-task") and t.is_alive() for t in threading.enumerate()
+        )
+
+    # --- the dispatch loop --------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        failures = 0
+        while not self._stopping:
+            free = self.concurrency - self._slots_used
+            claimed: list[Claimed] = []
+            if free > 0:
+                try:
+                    claimed = await self._call(self.store.claim, self.id, self.queues, free)
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    delay = min(self.settings.poll_seconds * 2 ** min(failures, 6), 30.0)
+                    self.log.error("claiming failed (%s); retrying in %.1f s", exc, delay)
+                    await self._sleep(delay)
+                    continue
+                for item in claimed:
+                    self._start(item)
+                if len(claimed) == free:
+                    await asyncio.sleep(0)  # let the jobs start before claiming more
+                    continue
+            if free <= 0:
+                await self._wait_for_slot()
+            elif not await self._wait_for_work():
+                return  # burst mode and nothing left
+
+    async def _wait_for_slot(self) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        while self._slots_used >= self.concurrency and not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+        # Jobs that finish together wake us together: give them one turn of the loop to free
+        # their slots so the next claim fetches a batch instead of one job.
+        await asyncio.sleep(0)
+
+    async def _wait_for_work(self) -> bool:
+        """Sleep until new work may be there. False when a burst worker should stop."""
+        assert self._wake is not None
+        try:
+            due = await self._call(self.store.next_due, self.queues)
+        except Exception as exc:
+            self.log.error("checking for due jobs failed: %s", exc)
+            due = None
+        poll = self.settings.poll_seconds
+        if (
+            self.burst
+            and self._slots_used == 0
+            and not self._finishing
+            and (due is None or due > poll)
+        ):
+            return False
+        timeout = poll if due is None else min(max(due, 0.0), poll)
+        if timeout <= 0:
+            return True
+        self._wake.clear()
+        deadline = time.monotonic() + timeout
+        check = self.settings.wake_check_seconds
+        await self._call(self.store.changed)  # take a fresh reading to compare against
+        while not self._stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), min(check, remaining))
+                return True  # woken in-process: a local enqueue, a stop or a freed slot
+            try:
+                if await self._call(self.store.changed):
+                    return True
+            except Exception as exc:
+                self.log.error("checking the store for changes failed: %s", exc)
+                await self._sleep(remaining)
+        return True
+
+    def _start(self, claimed: Claimed) -> None:
+        run = Running(claimed, Context(claimed.job))
+        self._running[claimed.job.id] = run
+        self._slots_used += 1
+        run.handle = asyncio.create_task(self._execute(run))
+        if self.app._subscribers:
+            self.app._publish(claimed.job)
+
+    # --- running one job ----------------------------------------------------------------------
+
+    async def _execute(self, run: Running) -> None:
+        job = run.job
+        task = self.app.tasks.get(job.task)
+        outcome: Outcome | None
+        try:
+            if task is None:
+                raise _Unrunnable(
+                    f"task {job.task!r} is not registered in this worker's app "
+                    f"(registered: {', '.join(sorted(self.app.tasks)) or 'none'}); "
+                    "deploy a worker that has it, then retry the job"
+                )
+            outcome = await self._call_task(run, task)
+        except asyncio.CancelledError:
+            outcome = self._stopped_outcome(run)
+        except TimeoutError as exc:
+            if run.stop_reason is not None:
+                outcome = self._stopped_outcome(run)
+            else:
+                outcome = self._failure(run, task, exc)
+        except BaseException as exc:  # the task's own error, whatever it is
+            outcome = (
+                self._stopped_outcome(run) if run.stop_reason else self._failure(run, task, exc)
+            )
+        self._running.pop(job.id, None)
+        if outcome is None:
+            self._free_slot()
+            return
+        self._finishing[job.id] = (self._with_reports(run, outcome), job)
+        assert self._flush_needed is not None
+        self._flush_needed.set()
+
+    async def _call_task(self, run: Running, task: Task[Any, Any]) -> Outcome | None:
+        job = run.job
+        try:
+            args, kwargs = task.bind_stored(job.args)
+        except TypeError as exc:
+            raise _Unrunnable(
+                f"stored arguments no longer fit {task.name}{task.signature}: {exc}"
+            ) from None
+        if task.wants_context:
+            args = (run.ctx, *args)
+        if task.is_async:
+            coro = task.fn(*args, **kwargs)
+            result = await (asyncio.wait_for(coro, task.timeout) if task.timeout else coro)
+        else:
+            result = await self._run_sync(run, task, functools.partial(task.fn, *args, **kwargs))
+        if run.stop_reason is not None:
+            return self._stopped_outcome(run)
+        try:
+            result_json = encoding.dumps(result, "the return value")
+        except InvalidArguments as exc:
+            raise _Unrunnable(
+                f"task {task.name} returned a value that is not JSON: {exc}"
+            ) from None
+        return Outcome(job.id, run.claimed.token, Status.COMPLETED, result_json=result_json)
+
+    async def _run_sync(self, run: Running, task: Task[Any, Any], call: Callable[[], T]) -> T:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="underway-task")
+        assert self._loop is not None
+        future = self._loop.run_in_executor(self._threads, call)
+        if task.timeout is None:
+            return await future
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), task.timeout)
+        except TimeoutError:
+            # A thread cannot be killed: tell the task to stop, record the failure now, and
+            # keep the slot busy until the thread really returns.
+            run.ctx._request_cancel("timeout")
+            self._slots_used += 1
+            future.add_done_callback(
+                lambda _f: self._loop and self._loop.call_soon_threadsafe(self._free_slot)
+            )
+            raise
+
+    def _stopped_outcome(self, run: Running) -> Outcome | None:
+        job, token = run.job, run.claimed.token
+        if run.stop_reason == STOP_CANCEL:
+            run.ctx.logger.info("cancelled")
+            return Outcome(
+                job.id,
+                token,
+                Status.CANCELLED,
+                error=JobError("cancelled while running", "Cancelled"),
+            )
+        if run.stop_reason == STOP_SHUTDOWN:
+            run.ctx.logger.info("handed back: the worker is shutting down")
+            return Outcome(job.id, token, Status.PENDING, spend_attempt=False, retry_in=0.0)
+        if run.stop_reason == STOP_LOST:
+            run.ctx.logger.warning("stopped: its lease was taken back by another worker")
+            return None
+        # Cancelled without a reason we set: the loop itself is going away.
+        return Outcome(job.id, token, Status.PENDING, spend_attempt=False, retry_in=0.0)
+
+    def _failure(self, run: Running, task: Task[Any, Any] | None, exc: BaseException) -> Outcome:
+        job, token = run.job, run.claimed.token
+        if isinstance(exc, Cancel):
+            run.ctx.logger.info("cancelled by the task: %s", exc.reason)
+            return Outcome(job.id, token, Status.CANCELLED, error=JobError(exc.reason, "Cancel"))
+        if isinstance(exc, TimeoutError) and task is not None and task.timeout:
+            error = JobError(
+                f"timed out after {task.timeout:g} s (the task's timeout)",
+                "Timeout",
+                _format_tb(exc),
+            )
+        else:
+            error = JobError(_describe(exc), type(exc).__name__, _format_tb(exc))
+        permanent = (
+            task is None
+            or isinstance(exc, (PermanentError, _Unrunnable))
+            or (isinstance(exc, task.no_retry_on) if task.no_retry_on else False)
+        )
+        if not permanent and job.attempt < job.max_attempts:
+            assert task is not None
+            if isinstance(exc, Retry) and exc.delay is not None:
+                delay = exc.delay
+            else:
+                delay = task.retry.delay(job.attempt)
+            run.ctx.logger.warning(
+                "attempt %d of %d failed, retrying in %.2f s: %s",
+                job.attempt,
+                job.max_attempts,
+                delay,
+                error.message,
+            )
+            return Outcome(job.id, token, Status.PENDING, error=error, retry_in=delay)
+        why = "not retryable" if permanent else f"attempt {job.attempt} of {job.max_attempts}"
+        run.ctx.logger.error("failed (%s): %s", why, error.message)
+        return Outcome(job.id, token, Status.FAILED, error=error)
+
+    def _with_reports(self, run: Running, outcome: Outcome) -> Outcome:
+        version, progress, message, payload = run.ctx._snapshot()
+        if version == run.written_version:
+            return outcome
+        return dataclasses.replace(
+            outcome,
+            report_dirty=True,
+            progress=progress,
+            status_message=message,
+            payload_json=payload,
+        )
+
+    def _free_slot(self) -> None:
+        self._slots_used -= 1
+        if self._wake is not None:
+            self._wake.set()
+
+    # --- writing outcomes ---------------------------------------------------------------------
+
+    async def _writer_loop(self) -> None:
+        assert self._flush_needed is not None
+        while True:
+            await self._flush_needed.wait()
+            self._flush_needed.clear()
+            await self._write_outcomes()
+
+    async def _write_outcomes(self) -> None:
+        """Write every buffered outcome in one transaction. Outcomes that pile up while a write
+        runs go into the next one, so batches grow with load and cost nothing when idle."""
+        if not self._finishing:
+            return
+        batch, self._finishing = self._finishing, {}
+        self._writing = batch
+        failures = 0
+        while True:
+            try:
+                landed = await self._call(self.store.finish, [o for o, _ in batch.values()])
+                break
+            except Exception as exc:
+                failures += 1
+                delay = min(0.1 * 2**failures, 10.0)
+                self.log.error(
+                    "writing %d outcomes failed (%s); retrying in %.1f s", len(batch), exc, delay
+                )
+                await asyncio.sleep(delay)
+        self._writing = {}
+        publish = bool(self.app._subscribers)
+        for outcome, job in batch.values():
+            self.processed += 1
+            self._free_slot()
+            if outcome.job_id not in landed:
+                job_logger(job, log).warning(
+                    "outcome %s discarded: the lease was lost to a newer attempt", outcome.status
+                )
+            elif publish:
+                self.app._publish(_finished_snapshot(job, outcome))
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.progress_flush_seconds)
+            dirty: list[tuple[Running, int, Report]] = []
+            for run in list(self._running.values()):
+                version, progress, message, payload = run.ctx._snapshot()
+                if version != run.written_version:
+                    report = Report(run.job.id, run.claimed.token, progress, message, payload)
+                    dirty.append((run, version, report))
+            if not dirty:
+                continue
+            try:
+                await self._call(self.store.report, [report for _, _, report in dirty])
+            except Exception as exc:
+                self.log.error("writing progress of %d jobs failed: %s", len(dirty), exc)
+                continue
+            publish = bool(self.app._subscribers)
+            for run, version, report in dirty:
+                run.written_version = version
+                if publish:
+                    self.app._publish(
+                        dataclasses.replace(
+                            run.job,
+                            progress=report.progress,
+                            status_message=report.status_message,
+                            payload=encoding.loads(report.payload_json),
+                        )
+                    )
+
+    # --- leases -------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            await self._heartbeat()
+            await self._rescue()
+
+    async def _heartbeat(self) -> None:
+        leases = [Lease(r.job.id, r.claimed.token) for r in self._running.values()]
+        leases += [
+            Lease(o.job_id, o.token)
+            for o, _ in (*self._finishing.values(), *self._writing.values())
+        ]
+        if not leases:
+            return
+        try:
+            result = await self._call(self.store.heartbeat, self.id, leases)
+        except Exception as exc:
+            self.log.error("heartbeat for %d leases failed: %s", len(leases), exc)
+            return
+        for job_id in result.cancel_requested:
+            if job_id in self._running:
+                self._running[job_id].stop(STOP_CANCEL)
+        for job_id in result.lost:
+            if job_id in self._running:
+                self._running[job_id].stop(STOP_LOST)
+
+    async def _rescue(self) -> None:
+        try:
+            rescued = await self._call(self.store.rescue, self.settings.max_rescues)
+        except Exception as exc:
+            self.log.error("rescuing expired leases failed: %s", exc)
+            return
+        for job in rescued:
+            job_logger(job, log).warning(
+                "taken back from a worker that stopped heartbeating: now %s", job.status
+            )
+            if self.app._subscribers:
+                self.app._publish(job)
+        if rescued and self._wake is not None:
+            self._wake.set()
+
+    # --- shutdown -----------------------------------------------------------------------------
+
+    def _request_stop(self, now: bool) -> None:
+        if self._stopping and not now:
+            return
+        self._stopping = True
+        if now:
+            self._stopped_hard = True
+            for run in list(self._running.values()):
+                run.stop(STOP_SHUTDOWN)
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _shutdown(self) -> None:
+        if not self._running:
+            return
+        handles = [r.handle for r in self._running.values() if r.handle is not None]
+        grace = 0.0 if self._stopped_hard else self.settings.shutdown_grace_seconds
+        self.log.info("stopping: %d running jobs have %.1f s to finish", len(handles), grace)
+        if handles and grace > 0:
+            await asyncio.wait(handles, timeout=grace)
+        for run in list(self._running.values()):
+            run.stop(STOP_SHUTDOWN)
+        if handles:
+            await asyncio.wait(handles)
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        assert self._loop is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _remove_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread() or self._loop is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self._stopping:
+            self.log.warning("%s again: handing running jobs back now", sig.name)
+            self._request_stop(True)
+        else:
+            self.log.info(
+                "%s: finishing running jobs (grace %.1f s); send again to stop now",
+                sig.name,
+                self.settings.shutdown_grace_seconds,
+            )
+            self._request_stop(False)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._io, fn, *args)
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._wake is not None
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    def _wake_threadsafe(self) -> None:
+        if self._loop is not None and self._wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+
+class _Unrunnable(Exception):
+    """The job cannot run here at all (unknown task, arguments that no longer fit)."""
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _format_tb(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))[-20_000:]
+
+
+def _finished_snapshot(job: Job, outcome: Outcome) -> Job:
+    """The job as the store now holds it, built locally so publishing costs no query."""
+    pending = outcome.status is Status.PENDING
+    changes: dict[str, Any] = {
+        "status": outcome.status,
+        "result": encoding.loads(outcome.result_json),
+        "attempt": job.attempt if outcome.spend_attempt else job.attempt - 1,
+        "completed_at": None if pending else datetime.now(UTC),
+    }
+    if outcome.error is not None:
+        changes["error"] = outcome.error
+    if pending:
+        changes["run_at"] = datetime.now(UTC) + timedelta(seconds=outcome.retry_in or 0)
+        changes["started_at"] = None
+    if outcome.report_dirty:
+        changes.update(progress=outcome.progress, status_message=outcome.status_message)
+        if outcome.payload_json is not None:
+            changes["payload"] = encoding.loads(outcome.payload_json)
+    return dataclasses.replace(job, **changes)
