@@ -15,7 +15,10 @@ def dumps(value: Any, what: str) -> str:
     problem = _find_problem(value, what)
     if problem:
         raise InvalidArguments(problem)
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _encode(value)
+
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def loads(text: str | None) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 import threading
 import time
 import uuid
@@ -10,6 +10,7 @@ import uuid
 _lock = threading.Lock()
 _last_ms = 0
 _seq = 0
+_random = random.Random()
 
 
 def uuid7() -> uuid.UUID:
@@ -27,8 +28,9 @@ def uuid7() -> uuid.UUID:
             ms = _last_ms
         else:
             _last_ms = ms
-            _seq = int.from_bytes(os.urandom(2), "big") & 0x3FF  # room left to count up
+            _seq = _random.getrandbits(10)  # leaves room to count up within the millisecond
         seq = _seq
-    rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    # Ids need uniqueness, not secrecy: a seeded PRNG is enough and much faster than urandom.
+    rand_b = _random.getrandbits(62)
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand_b
     return uuid.UUID(int=value)

@@ -90,13 +90,14 @@ class Job:
         return self.status in FINISHED
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: it is internal, and frozen __init__ costs bulk enqueue
 class NewJob:
     """An enqueue request, validated and encoded, ready for the store."""
 
     id: uuid.UUID
     task: str
     title: str
+    args: dict[str, JSON]
     args_json: str
     queue: str
     priority: int

@@ -92,6 +92,14 @@ class Task(Generic[P, R]):
         self.wants_context = bool(params) and _is_context_param(params[0])
         # The signature that callers' arguments are bound to: without the Context.
         self.signature = signature.replace(parameters=params[1:] if self.wants_context else params)
+        # Fast path for the common call shape (keyword arguments, no *args/**kwargs):
+        # checking names is much cheaper than Signature.bind, and bulk enqueue feels it.
+        own = self.signature.parameters.values()
+        self._keywords_only_ok = all(
+            p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in own
+        )
+        self._names = frozenset(self.signature.parameters)
+        self._required = frozenset(p.name for p in own if p.default is p.empty)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
 
@@ -162,13 +170,16 @@ class Task(Generic[P, R]):
     # --- building requests ------------------------------------------------------------------
 
     def new_job(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], opts: Options) -> NewJob:
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise InvalidArguments(
-                f"arguments do not fit task {self.name}{self.signature}: {exc}"
-            ) from None
-        args_json = encoding.dumps(dict(bound.arguments), f"argument of task {self.name}")
+        if not args and self._keywords_only_ok and self._required <= kwargs.keys() <= self._names:
+            arguments = dict(kwargs)
+        else:
+            try:
+                arguments = dict(self.signature.bind(*args, **kwargs).arguments)
+            except TypeError as exc:
+                raise InvalidArguments(
+                    f"arguments do not fit task {self.name}{self.signature}: {exc}"
+                ) from None
+        args_json = encoding.dumps(arguments, f"argument of task {self.name}")
         limit = self.app.max_args_bytes
         if len(args_json) > limit // 4 and len(args_json.encode()) > limit:
             raise InvalidArguments(
@@ -181,6 +192,7 @@ class Task(Generic[P, R]):
             id=uuid7(),
             task=self.name,
             title=opts.title or self.title,
+            args=arguments,
             args_json=args_json,
             queue=opts.queue or self.queue,
             priority=self.priority if opts.priority is None else opts.priority,

@@ -176,11 +176,14 @@ class SqliteStore:
             keyless = [row for row in rows if row["key"] is None]
             if len(keyless) == len(rows):
                 conn.executemany(Q["insert_job"], rows)
-                return [self._new_job(job, row) for job, row in zip(jobs, rows, strict=True)]
+                created = datetime.fromtimestamp(now, UTC)
+                return [
+                    self._new_job(job, row, created) for job, row in zip(jobs, rows, strict=True)
+                ]
             for job, row in zip(jobs, rows, strict=True):
                 cursor = conn.execute(Q["insert_job"], row)
                 if cursor.rowcount == 1:
-                    out.append(self._new_job(job, row))
+                    out.append(self._new_job(job, row, datetime.fromtimestamp(now, UTC)))
                 else:
                     cursor = conn.execute(Q["get_unfinished_by_key"], (row["key"],))
                     out.append(self._job_from(cursor, cursor.fetchone()))
@@ -206,19 +209,20 @@ class SqliteStore:
         }
 
     @staticmethod
-    def _new_job(job: NewJob, row: dict[str, Any]) -> Job:
+    def _new_job(job: NewJob, row: dict[str, Any], created: datetime) -> Job:
+        due_now = job.run_at is None and job.delay == 0
         return Job(
             id=job.id,
             task=job.task,
             title=job.title,
-            args=json.loads(job.args_json),
+            args=job.args,
             queue=job.queue,
             priority=job.priority,
             status=Status.PENDING,
             attempt=0,
             max_attempts=job.max_attempts,
-            run_at=_ts(row["run_at"]),  # type: ignore[arg-type]
-            created_at=_ts(row["now"]),  # type: ignore[arg-type]
+            run_at=created if due_now else datetime.fromtimestamp(row["run_at"], UTC),
+            created_at=created,
             status_message=job.status_message,
             tenant=job.tenant,
             callback_url=job.callback_url,
