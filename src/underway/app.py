@@ -164,13 +164,12 @@ class App:
     # --- enqueueing (called by task handles) --------------------------------------------------
 
     def _insert(self, jobs: list[NewJob], connection: Any = None) -> list[Job]:
-        if connection is not None:
-            raise ConfigurationError(
-                "enqueue on the caller's own connection needs the PostgreSQL store"
-            )
         if not jobs:
             return []
-        created = self.store.enqueue(jobs)
+        if connection is not None:
+            created: list[Job] = self._enqueue_on(connection).enqueue_on(connection, jobs)
+        else:
+            created = self.store.enqueue(jobs)
         for wake in list(self._wakeups):
             wake()
         if self._subscribers:
@@ -179,7 +178,25 @@ class App:
         return created
 
     async def _insert_async(self, jobs: list[NewJob], connection: Any = None) -> list[Job]:
-        return await asyncio.to_thread(self._insert, jobs, connection)
+        if connection is None or not jobs:
+            return await asyncio.to_thread(self._insert, jobs, connection)
+        store = self._enqueue_on(connection)
+        if not hasattr(store, "enqueue_on_async"):
+            return await asyncio.to_thread(self._insert, jobs, connection)
+        created: list[Job] = await store.enqueue_on_async(connection, jobs)
+        if self._subscribers:
+            for job in created:
+                self._publish(job)
+        return created
+
+    def _enqueue_on(self, connection: Any) -> Any:
+        store = self.store
+        if not hasattr(store, "enqueue_on"):
+            raise ConfigurationError(
+                "enqueue(connection=...) writes the job in your own transaction; that needs the "
+                "PostgreSQL store (this app uses " + type(store).__name__ + ")"
+            )
+        return store
 
     # --- inspecting and controlling jobs ------------------------------------------------------
 
@@ -208,7 +225,7 @@ class App:
         )
         if not 1 <= limit <= 10_000:
             raise ValueError("limit must be between 1 and 10000")
-        return self.store.list(where, limit, cursor)
+        return self.store.list_jobs(where, limit, cursor)
 
     def cancel(self, job_id: uuid.UUID | str) -> Job:
         """Cancel a job: a pending one never runs; a running one is stopped by its worker

@@ -41,6 +41,12 @@ class Settings:
     max_args_bytes: int = 1024 * 1024
     #: default number of jobs one worker runs at once
     concurrency: int = 10
+    #: PostgreSQL: the schema that holds underway's tables (also `?schema=` in the URL)
+    schema: str = "public"
+    #: PostgreSQL: most connections one process keeps open
+    pool_size: int = 10
+    #: PostgreSQL: how long to wait for the first connection
+    connect_timeout_seconds: float = 10.0
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
@@ -77,6 +83,8 @@ class Settings:
                 f"heartbeat_seconds ({self.heartbeat_seconds}) must be shorter than "
                 f"lease_seconds ({self.lease_seconds}), or leases expire between heartbeats"
             )
+        if self.pool_size < 2:
+            raise ConfigurationError("pool_size must be >= 2 (a worker needs two connections)")
         if self.concurrency < 1 or self.max_args_bytes < 1 or self.max_rescues < 0:
             raise ConfigurationError(
                 "concurrency and max_args_bytes must be >= 1, max_rescues >= 0"

@@ -92,6 +92,8 @@ class Worker:
         self._writing: dict[uuid.UUID, tuple[Outcome, Job]] = {}
         self._slots_used = 0
         self._io = ThreadPoolExecutor(1, thread_name_prefix="underway-store")
+        self._waiter = ThreadPoolExecutor(1, thread_name_prefix="underway-wait")
+        self._waiting: asyncio.Future[bool] | None = None
         self._threads: ThreadPoolExecutor | None = None
         self._stopping = False
         self._stopped_hard = False
@@ -151,6 +153,7 @@ class Worker:
             if handle_signals:
                 self._remove_signal_handlers()
             self._io.shutdown(wait=True)
+            self._waiter.shutdown(wait=False, cancel_futures=True)
             if self._threads is not None:
                 self._threads.shutdown(wait=False, cancel_futures=True)
             self.log.info("worker %s stopped after %d jobs", self.id, self.processed)
@@ -186,7 +189,7 @@ class Worker:
                     continue
             if free <= 0:
                 await self._wait_for_slot()
-            elif not await self._wait_for_work():
+            elif not await self._wait_for_work(bool(claimed)):
                 return  # burst mode and nothing left
 
     async def _wait_for_slot(self) -> None:
@@ -199,42 +202,40 @@ class Worker:
         # their slots so the next claim fetches a batch instead of one job.
         await asyncio.sleep(0)
 
-    async def _wait_for_work(self) -> bool:
+    async def _wait_for_work(self, claimed_any: bool) -> bool:
         """Sleep until new work may be there. False when a burst worker should stop."""
-        assert self._wake is not None
+        assert self._wake is not None and self._loop is not None
         try:
             due = await self._call(self.store.next_due, self.queues)
         except Exception as exc:
             self.log.error("checking for due jobs failed: %s", exc)
             due = None
         poll = self.settings.poll_seconds
-        if (
-            self.burst
-            and self._slots_used == 0
-            and not self._finishing
-            and (due is None or due > poll)
-        ):
+        idle = self._slots_used == 0 and not self._finishing
+        if self.burst and idle and (due is None or due > poll):
             return False
         timeout = poll if due is None else min(max(due, 0.0), poll)
         if timeout <= 0:
+            # Due jobs we could not claim are being claimed by someone else right now; do not
+            # spin on them.
+            await asyncio.sleep(0 if claimed_any else self.settings.wake_check_seconds)
             return True
         self._wake.clear()
-        deadline = time.monotonic() + timeout
-        check = self.settings.wake_check_seconds
-        await self._call(self.store.changed)  # take a fresh reading to compare against
-        while not self._stopping:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(check, remaining))
-                return True  # woken in-process: a local enqueue, a stop or a freed slot
-            try:
-                if await self._call(self.store.changed):
-                    return True
-            except Exception as exc:
-                self.log.error("checking the store for changes failed: %s", exc)
-                await self._sleep(remaining)
+        # The store's change wait blocks a thread of its own; a wait still running from the
+        # last round is reused (its change would be news to us too).
+        if self._waiting is None or self._waiting.done():
+            self._waiting = self._loop.run_in_executor(
+                self._waiter, self.store.wait_for_change, timeout
+            )
+        woken: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
+        either: set[asyncio.Future[Any]] = {self._waiting, woken}
+        try:
+            await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+        if self._waiting.done() and self._waiting.exception() is not None:
+            self.log.error("waiting for new jobs failed: %s", self._waiting.exception())
+            await self._sleep(min(timeout, 1.0))
         return True
 
     def _start(self, claimed: Claimed) -> None:

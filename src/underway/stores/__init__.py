@@ -65,13 +65,15 @@ class Store(Protocol):
     def next_due(self, queues: Sequence[str] | None) -> float | None:
         """Seconds until the next pending job is due (<= 0: due now); None if there is none."""
 
-    def changed(self) -> bool:
-        """Cheap hint that another process wrote since the last call (may say True falsely)."""
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block up to `timeout` seconds for a hint that new work may be there: True when
+        something changed since this thread's last call (may be a false alarm), False on
+        timeout. Only ever a hint; the claim decides."""
 
     # --- inspection and control ---------------------------------------------------------------
     def get(self, job_id: uuid.UUID) -> Job | None: ...
 
-    def list(self, where: JobFilter, limit: int, cursor: str | None) -> Page: ...
+    def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> Page: ...
 
     def cancel(self, job_id: uuid.UUID) -> Job:
         """Pending -> cancelled at once; running -> cancel requested (the worker ends it)."""
@@ -91,6 +93,14 @@ def open_store(settings: Settings) -> Store:
 
         return SqliteStore(url, settings)
     scheme = url.split("://", 1)[0]
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"the PostgreSQL store needs psycopg: pip install 'underway[postgres]' ({exc})"
+            ) from None
+        return PostgresStore(url, settings)
     raise ConfigurationError(
-        f"unsupported database URL scheme {scheme!r} in {url!r}; use sqlite:///path/to/file.db"
+        f"unsupported database URL scheme {scheme!r} in {url!r}; use sqlite:///path/to/file.db or postgresql://user@host/db"
     )

@@ -312,11 +312,24 @@ class SqliteStore:
         row = self._read(Q["next_due"].replace("{queues}", queue_sql), params).fetchone()
         return None if row[0] is None else float(row[0]) - time.time()
 
-    def changed(self) -> bool:
-        version: int = self._read("PRAGMA data_version").fetchone()[0]
-        previous = self._local.data_version
-        self._local.data_version = version
-        return bool(version != previous)
+    def wait_for_change(self, timeout: float) -> bool:
+        # PRAGMA data_version changes when another connection commits; reading it touches only
+        # the WAL index in shared memory, so checking every few milliseconds costs next to
+        # nothing. The reading is kept per thread, so no change between two calls is missed.
+        deadline = time.monotonic() + timeout
+        conn = self._conn()
+        while True:
+            try:
+                version: int = conn.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.DatabaseError as exc:
+                raise self._store_error(exc) from None
+            if version != self._local.data_version:
+                self._local.data_version = version
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(self.settings.wake_check_seconds, remaining))
 
     # --- inspection and control ---------------------------------------------------------------
 
@@ -325,7 +338,7 @@ class SqliteStore:
         row = cursor.fetchone()
         return None if row is None else self._job_from(cursor, row)
 
-    def list(self, where: JobFilter, limit: int, cursor: str | None) -> Page:
+    def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> Page:
         clauses, params = _filter_sql(where, time.time())
         if cursor:
             clauses.append("id < ?")
@@ -437,7 +450,8 @@ def _finish_params(o: Outcome, now: float) -> dict[str, Any]:
         "token": o.token,
         "status": o.status.value,
         "result": o.result_json,
-        "has_error": error is not None,
+        # A completed job shows no error from its earlier attempts; a hand-back keeps it.
+        "has_error": error is not None or o.status is Status.COMPLETED,
         "error_message": error.message if error else None,
         "error_type": error.type if error else None,
         "error_traceback": error.traceback if error else None,

@@ -1,0 +1,184 @@
+-- Named statements of the PostgreSQL store (psycopg placeholders: %(name)s).
+-- {schema} is the quoted schema name; {queues} a queue filter or nothing.
+
+-- name: insert_jobs
+WITH clock AS (SELECT now() AS now),
+inserted AS (
+    INSERT INTO {schema}.underway_jobs (
+        id, task, title, args, queue, priority, status, ready, max_attempts, run_at,
+        status_message, tenant, callback_url, key, created_at, updated_at
+    )
+    SELECT u.id, u.task, u.title, u.args, u.queue, u.priority, 'pending',
+           coalesce(u.run_at, clock.now + u.delay * interval '1 second') <= clock.now,
+           u.max_attempts, coalesce(u.run_at, clock.now + u.delay * interval '1 second'),
+           u.status_message, u.tenant, u.callback_url, u.key, clock.now, clock.now
+    FROM clock, unnest(
+        %(id)s::uuid[], %(task)s::text[], %(title)s::text[], %(args)s::jsonb[],
+        %(queue)s::text[], %(priority)s::int[], %(max_attempts)s::int[],
+        %(run_at)s::timestamptz[], %(delay)s::float8[], %(status_message)s::text[],
+        %(tenant)s::text[], %(callback_url)s::text[], %(key)s::text[]
+    ) AS u(id, task, title, args, queue, priority, max_attempts, run_at, delay,
+           status_message, tenant, callback_url, key)
+    ON CONFLICT (key) WHERE key IS NOT NULL AND status IN ('pending', 'running') DO NOTHING
+    RETURNING id
+)
+SELECT (SELECT now FROM clock), array(SELECT id FROM inserted), pg_notify(%(channel)s, '');
+
+-- name: get_unfinished_by_keys
+SELECT * FROM {schema}.underway_jobs
+WHERE key = ANY(%(keys)s) AND status IN ('pending', 'running');
+
+-- name: claim
+WITH ready AS (
+    SELECT id, priority, run_at FROM {schema}.underway_jobs
+    WHERE status = 'pending' AND ready {queues}
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+due AS (
+    SELECT id, priority, run_at FROM {schema}.underway_jobs
+    WHERE status = 'pending' AND NOT ready AND run_at <= now() {queues}
+    ORDER BY run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+picked AS (
+    SELECT id FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) AS candidates
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+)
+UPDATE {schema}.underway_jobs AS j
+SET status = 'running',
+    ready = true,
+    attempt = j.attempt + 1,
+    lease_token = md5(random()::text || j.id::text),
+    lease_expires_at = now() + %(lease)s * interval '1 second',
+    worker_id = %(worker_id)s,
+    started_at = now(),
+    updated_at = now()
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.*;
+
+-- name: heartbeat
+UPDATE {schema}.underway_jobs AS j
+SET lease_expires_at = now() + %(lease)s * interval '1 second'
+FROM unnest(%(ids)s::uuid[], %(tokens)s::text[]) AS u(id, token)
+WHERE j.id = u.id AND j.lease_token = u.token AND j.status = 'running'
+RETURNING j.id, j.cancel_requested;
+
+-- name: report
+UPDATE {schema}.underway_jobs AS j
+SET progress = u.progress,
+    status_message = u.status_message,
+    payload = coalesce(u.payload, j.payload),
+    updated_at = now()
+FROM unnest(%(ids)s::uuid[], %(tokens)s::text[], %(progress)s::float8[],
+            %(status_message)s::text[], %(payload)s::jsonb[])
+     AS u(id, token, progress, status_message, payload)
+WHERE j.id = u.id AND j.lease_token = u.token AND j.status = 'running';
+
+-- name: finish
+UPDATE {schema}.underway_jobs AS j
+SET status = u.status,
+    result = u.result,
+    error_message = CASE WHEN u.has_error THEN u.error_message ELSE j.error_message END,
+    error_type = CASE WHEN u.has_error THEN u.error_type ELSE j.error_type END,
+    error_traceback = CASE WHEN u.has_error THEN u.error_traceback ELSE j.error_traceback END,
+    attempt = j.attempt - u.refund,
+    run_at = CASE WHEN u.status = 'pending'
+                  THEN now() + u.retry_in * interval '1 second' ELSE j.run_at END,
+    ready = CASE WHEN u.status = 'pending' THEN u.retry_in <= 0 ELSE true END,
+    started_at = CASE WHEN u.status = 'pending' THEN NULL ELSE j.started_at END,
+    completed_at = CASE WHEN u.status = 'pending' THEN NULL ELSE now() END,
+    progress = CASE WHEN u.report THEN u.progress ELSE j.progress END,
+    status_message = CASE WHEN u.report THEN u.status_message ELSE j.status_message END,
+    payload = CASE WHEN u.report THEN coalesce(u.payload, j.payload) ELSE j.payload END,
+    lease_token = NULL,
+    lease_expires_at = NULL,
+    worker_id = NULL,
+    cancel_requested = false,
+    updated_at = now()
+FROM unnest(
+    %(ids)s::uuid[], %(tokens)s::text[], %(statuses)s::text[], %(results)s::jsonb[],
+    %(has_error)s::bool[], %(error_message)s::text[], %(error_type)s::text[],
+    %(error_traceback)s::text[], %(refund)s::int[], %(retry_in)s::float8[],
+    %(report)s::bool[], %(progress)s::float8[], %(status_message)s::text[],
+    %(payload)s::jsonb[]
+) AS u(id, token, status, result, has_error, error_message, error_type, error_traceback,
+       refund, retry_in, report, progress, status_message, payload)
+WHERE j.id = u.id AND j.lease_token = u.token AND j.status = 'running'
+RETURNING j.id;
+
+-- name: rescue
+UPDATE {schema}.underway_jobs
+SET status = CASE WHEN attempt >= max_attempts OR rescues >= %(max_rescues)s
+                  THEN 'failed' ELSE 'pending' END,
+    completed_at = CASE WHEN attempt >= max_attempts OR rescues >= %(max_rescues)s
+                        THEN now() ELSE NULL END,
+    rescues = rescues + 1,
+    ready = true,
+    run_at = now(),
+    started_at = NULL,
+    error_message = 'the worker running attempt ' || attempt || ' stopped heartbeating '
+                    || '(it crashed, was killed or lost the store); its lease expired',
+    error_type = 'LeaseExpired',
+    error_traceback = NULL,
+    lease_token = NULL,
+    lease_expires_at = NULL,
+    worker_id = NULL,
+    cancel_requested = false,
+    updated_at = now()
+WHERE id IN (
+    SELECT id FROM {schema}.underway_jobs
+    WHERE status = 'running' AND lease_expires_at < now()
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING *;
+
+-- name: next_due
+SELECT extract(epoch FROM (
+    SELECT least(
+        (SELECT min(run_at) FROM {schema}.underway_jobs
+         WHERE status = 'pending' AND NOT ready {queues}),
+        (SELECT now() FROM {schema}.underway_jobs
+         WHERE status = 'pending' AND ready {queues} LIMIT 1)
+    )
+) - now());
+
+-- name: get
+SELECT * FROM {schema}.underway_jobs WHERE id = %(id)s;
+
+-- name: cancel_pending
+UPDATE {schema}.underway_jobs
+SET status = 'cancelled', completed_at = now(), updated_at = now(),
+    status_message = coalesce(status_message, 'cancelled before it ran')
+WHERE id = %(id)s AND status = 'pending'
+RETURNING *;
+
+-- name: request_cancel
+UPDATE {schema}.underway_jobs SET cancel_requested = true, updated_at = now()
+WHERE id = %(id)s AND status = 'running'
+RETURNING *;
+
+-- name: retry
+WITH retried AS (
+    UPDATE {schema}.underway_jobs
+    SET status = 'pending', ready = true, attempt = 0, rescues = 0, run_at = now(),
+        started_at = NULL, completed_at = NULL, result = NULL, progress = NULL,
+        cancel_requested = false, updated_at = now()
+    WHERE id = %(id)s AND status IN ('failed', 'cancelled')
+    RETURNING *
+)
+SELECT retried.*, pg_notify(%(channel)s, '') FROM retried;
+
+-- name: stats
+SELECT task, queue, status, count(*) FROM {schema}.underway_jobs GROUP BY task, queue, status;
+
+-- name: stats_pending_views
+SELECT count(*) FILTER (WHERE run_at > now()), count(*) FILTER (WHERE attempt > 0)
+FROM {schema}.underway_jobs WHERE status = 'pending';
+
+-- name: schema_version
+SELECT max(version) FROM {schema}.underway_migrations;
