@@ -9,10 +9,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar, overload
 
 from .errors import ConfigurationError, JobNotFound, JobTimeout, UnknownTask
-from .model import Job, JobFilter, NewJob, Page, Stats, Status, View
+from .model import Job, JobFilter, NewJob, Page, QueueInfo, Stats, Status, View
 from .retry import Backoff
 from .settings import Settings
 from .stores import Store, open_store
@@ -262,6 +263,43 @@ class App:
     def stats(self) -> Stats:
         """Counts by status, overall and per task and queue."""
         return self.store.stats()
+
+    # --- queues and retention ------------------------------------------------------------------
+
+    def pause_queue(self, name: str) -> None:
+        """Stop every worker from starting jobs of this queue (running ones finish)."""
+        self.store.set_queue_paused(name, True)
+
+    def resume_queue(self, name: str) -> None:
+        self.store.set_queue_paused(name, False)
+        for wake in list(self._wakeups):
+            wake()
+
+    def set_queue_concurrency(self, name: str, concurrency: int | None) -> None:
+        """Run at most `concurrency` jobs of this queue at once across all workers
+        (None removes the limit)."""
+        if concurrency is not None and concurrency < 0:
+            raise ValueError("concurrency must be >= 0 or None")
+        self.store.set_queue_concurrency(name, concurrency)
+
+    def queues(self) -> list[QueueInfo]:
+        """Every queue with its controls and its jobs by status."""
+        return self.store.queues()
+
+    def prune(
+        self, older_than: timedelta | float | None = None, include_failed: bool = False
+    ) -> int:
+        """Delete completed and cancelled jobs (and failed ones, with `include_failed`) that
+        finished longer ago than `older_than` (default: the `retention_seconds` setting).
+        Returns how many were deleted."""
+        if older_than is None:
+            age = self.settings.retention_seconds
+        else:
+            age = older_than.total_seconds() if isinstance(older_than, timedelta) else older_than
+        statuses = [Status.COMPLETED, Status.CANCELLED]
+        if include_failed:
+            statuses.append(Status.FAILED)
+        return self.store.prune(float(age), statuses)
 
     # async twins: the same calls, without blocking the event loop
     async def get_job_async(self, job_id: uuid.UUID | str) -> Job | None:

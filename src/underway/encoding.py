@@ -15,7 +15,36 @@ def dumps(value: Any, what: str) -> str:
     problem = _find_problem(value, what)
     if problem:
         raise InvalidArguments(problem)
-    return _encode(value)
+    try:
+        text = _encode(value)
+        text.encode()  # lone surrogates cannot be stored: find them here, not in the driver
+    except RecursionError:
+        raise InvalidArguments(f"{what} is nested too deeply to encode as JSON") from None
+    except UnicodeEncodeError:
+        raise InvalidArguments(
+            f"{_find_bad_text(value, what)} is not valid Unicode (it holds a lone surrogate, "
+            "such as '\\ud800'); it cannot be stored as JSON text"
+        ) from None
+    return text
+
+
+def _find_bad_text(value: Any, path: str) -> str:
+    """Where the string that cannot be encoded as UTF-8 sits (only on the error path)."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode()
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                stack.append((k, f"{where} key {k!r}"))
+                stack.append((v, f"{where}[{k!r}]"))
+    return path
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -11,6 +12,8 @@ _lock = threading.Lock()
 _last_ms = 0
 _seq = 0
 _random = random.Random()
+# A forked child must not replay its parent's random sequence (the same ids, in one ms).
+os.register_at_fork(after_in_child=_random.seed)
 
 
 def uuid7() -> uuid.UUID:

@@ -182,3 +182,13 @@ class Stats:
     @property
     def total(self) -> int:
         return sum(self.by_status.values())
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """A queue as every worker sees it: its controls and its jobs by status."""
+
+    name: str
+    paused: bool = False
+    concurrency: int | None = None  # most jobs running at once across all workers
+    counts: dict[str, int] = field(default_factory=dict)

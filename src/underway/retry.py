@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -23,18 +24,23 @@ class Backoff:
     jitter: bool = True
 
     def __post_init__(self) -> None:
+        values = (self.base, self.factor, self.max)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"Backoff needs finite numbers, got {values}")
         if self.base < 0 or self.factor < 1 or self.max < 0:
             raise ValueError("Backoff needs base >= 0, factor >= 1 and max >= 0")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         exponent = max(attempt - 1, 0)
-        # Cap the exponent before the power so huge attempt counts cannot overflow a float.
-        try:
-            raw = self.base * self.factor**exponent
-        except OverflowError:
-            raw = self.max
-        delay = min(raw, self.max)
+        base, factor, cap = float(self.base), float(self.factor), float(self.max)
+        if base == 0 or factor == 1:
+            delay = min(base, cap)
+        elif exponent >= math.log(cap / base, factor) if cap > 0 else True:
+            # Past the cap already: skip the power, which would overflow for huge attempts.
+            delay = cap
+        else:
+            delay = min(base * factor**exponent, cap)
         if self.jitter and delay > 0:
             delay = (rng or random).uniform(delay / 2, delay)
         return float(delay)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,12 @@ class Settings:
     max_args_bytes: int = 1024 * 1024
     #: default number of jobs one worker runs at once
     concurrency: int = 10
+    #: finished jobs (completed, cancelled) are deleted this long after they finished
+    retention_seconds: float = 7 * 24 * 3600.0
+    #: failed jobs (the dead letters) are deleted this long after they failed; 0 keeps them
+    failed_retention_seconds: float = 0.0
+    #: how often each worker prunes old jobs (0 turns pruning by workers off)
+    prune_interval_seconds: float = 600.0
     #: PostgreSQL: the schema that holds underway's tables (also `?schema=` in the URL)
     schema: str = "public"
     #: PostgreSQL: most connections one process keeps open
@@ -89,16 +96,32 @@ class Settings:
             raise ConfigurationError(
                 "concurrency and max_args_bytes must be >= 1, max_rescues >= 0"
             )
+        if (
+            min(self.retention_seconds, self.failed_retention_seconds, self.prune_interval_seconds)
+            < 0
+        ):
+            raise ConfigurationError("retention and prune interval settings must be >= 0")
         if self.shutdown_grace_seconds < 0:
             raise ConfigurationError("shutdown_grace_seconds must be >= 0")
 
 
 def _convert(name: str, type_name: Any, raw: Any) -> Any:
     kind = {"float": float, "int": int, "str": str}.get(str(type_name), str)
+    problem = ConfigurationError(
+        f"setting {name} must be a{'n' if kind is int else ''} {kind.__name__}"
+        f"{' (finite)' if kind is float else ''}, got {raw!r} "
+        f"(from UNDERWAY_{name.upper()} or App({name}=...))"
+    )
     try:
-        return kind(raw)
-    except (TypeError, ValueError):
-        raise ConfigurationError(
-            f"setting {name} must be a {kind.__name__}, got {raw!r} "
-            f"(from UNDERWAY_{name.upper()} or App({name}=...))"
-        ) from None
+        if kind is int:
+            # Refuse 2.5 rather than quietly running with 2.
+            if isinstance(raw, float) and not raw.is_integer():
+                raise problem
+            value: Any = int(raw)
+        else:
+            value = kind(raw)
+    except (TypeError, ValueError, OverflowError):
+        raise problem from None
+    if kind is float and not math.isfinite(value):
+        raise problem
+    return value

@@ -7,6 +7,7 @@ enqueue.
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -99,7 +100,12 @@ class Task(Generic[P, R]):
             p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in own
         )
         self._names = frozenset(self.signature.parameters)
-        self._required = frozenset(p.name for p in own if p.default is p.empty)
+        self._required = frozenset(
+            p.name
+            for p in own
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        )
+        self._var_positional = next((p.name for p in own if p.kind is p.VAR_POSITIONAL), None)
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
 
@@ -179,6 +185,9 @@ class Task(Generic[P, R]):
                 raise InvalidArguments(
                     f"arguments do not fit task {self.name}{self.signature}: {exc}"
                 ) from None
+            if self._var_positional is not None and self._var_positional in arguments:
+                # *args arrive as a tuple; JSON keeps them as a list.
+                arguments[self._var_positional] = list(arguments[self._var_positional])
         args_json = encoding.dumps(arguments, f"argument of task {self.name}")
         limit = self.app.max_args_bytes
         if len(args_json) > limit // 4 and len(args_json.encode()) > limit:
@@ -192,7 +201,8 @@ class Task(Generic[P, R]):
             id=uuid7(),
             task=self.name,
             title=opts.title or self.title,
-            args=arguments,
+            # The job keeps its own copy: later changes to the caller's objects must not show.
+            args=json.loads(args_json) if arguments else {},
             args_json=args_json,
             queue=opts.queue or self.queue,
             priority=self.priority if opts.priority is None else opts.priority,

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import random
 import signal
 import threading
 import time
@@ -97,6 +98,7 @@ class Worker:
         self._threads: ThreadPoolExecutor | None = None
         self._stopping = False
         self._stopped_hard = False
+        self._closing = False  # the writer should finish what it holds and return
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._flush_needed: asyncio.Event | None = None
@@ -138,6 +140,7 @@ class Worker:
                 ("underway-heartbeat", self._heartbeat_loop()),
                 ("underway-writer", self._writer_loop()),
                 ("underway-reporter", self._report_loop()),
+                ("underway-pruner", self._prune_loop()),
             )
         ]
         try:
@@ -145,10 +148,11 @@ class Worker:
             await self._dispatch_loop()
             await self._shutdown()
         finally:
+            writer = side.pop(1)
             for task in side:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
-            await self._write_outcomes()  # whatever the writer had not written yet
+            await self._close_writer(writer)
             remove_wakeup()
             if handle_signals:
                 self._remove_signal_handlers()
@@ -216,10 +220,11 @@ class Worker:
             return False
         timeout = poll if due is None else min(max(due, 0.0), poll)
         if timeout <= 0:
-            # Due jobs we could not claim are being claimed by someone else right now; do not
-            # spin on them.
-            await asyncio.sleep(0 if claimed_any else self.settings.wake_check_seconds)
-            return True
+            if claimed_any:
+                return True
+            # Due jobs that we could not claim: another worker is taking them, or their queue
+            # is at its concurrency limit. Wait for a change instead of spinning on them.
+            timeout = poll
         self._wake.clear()
         # The store's change wait blocks a thread of its own; a wait still running from the
         # last round is reused (its change would be news to us too).
@@ -254,7 +259,7 @@ class Worker:
         outcome: Outcome | None
         try:
             if task is None:
-                raise _Unrunnable(
+                raise NotRunnable(
                     f"task {job.task!r} is not registered in this worker's app "
                     f"(registered: {', '.join(sorted(self.app.tasks)) or 'none'}); "
                     "deploy a worker that has it, then retry the job"
@@ -284,7 +289,7 @@ class Worker:
         try:
             args, kwargs = task.bind_stored(job.args)
         except TypeError as exc:
-            raise _Unrunnable(
+            raise NotRunnable(
                 f"stored arguments no longer fit {task.name}{task.signature}: {exc}"
             ) from None
         if task.wants_context:
@@ -299,7 +304,7 @@ class Worker:
         try:
             result_json = encoding.dumps(result, "the return value")
         except InvalidArguments as exc:
-            raise _Unrunnable(
+            raise NotRunnable(
                 f"task {task.name} returned a value that is not JSON: {exc}"
             ) from None
         return Outcome(job.id, run.claimed.token, Status.COMPLETED, result_json=result_json)
@@ -357,7 +362,7 @@ class Worker:
             error = JobError(_describe(exc), type(exc).__name__, _format_tb(exc))
         permanent = (
             task is None
-            or isinstance(exc, (PermanentError, _Unrunnable))
+            or isinstance(exc, (PermanentError, NotRunnable))
             or (isinstance(exc, task.no_retry_on) if task.no_retry_on else False)
         )
         if not permanent and job.attempt < job.max_attempts:
@@ -403,6 +408,24 @@ class Worker:
             await self._flush_needed.wait()
             self._flush_needed.clear()
             await self._write_outcomes()
+            if self._closing and not self._finishing:
+                return
+
+    async def _close_writer(self, writer: asyncio.Task[None]) -> None:
+        """Let the writer finish what it holds: cancelling it mid-write would drop outcomes
+        (a completion lost means the job runs again). If the store stays unreachable, give
+        up after a while: the leases expire and the jobs are rescued, so nothing is lost."""
+        assert self._flush_needed is not None
+        self._closing = True
+        self._flush_needed.set()
+        try:
+            await asyncio.wait_for(writer, timeout=max(30.0, self.settings.lease_seconds))
+        except TimeoutError:
+            self.log.error(
+                "could not write %d outcomes before stopping; their jobs will be rescued once "
+                "their leases expire",
+                len(self._finishing) + len(self._writing),
+            )
 
     async def _write_outcomes(self) -> None:
         """Write every buffered outcome in one transaction. Outcomes that pile up while a write
@@ -416,6 +439,10 @@ class Worker:
             try:
                 landed = await self._call(self.store.finish, [o for o, _ in batch.values()])
                 break
+            except asyncio.CancelledError:
+                self._finishing = {**batch, **self._finishing}  # keep them for a later write
+                self._writing = {}
+                raise
             except Exception as exc:
                 failures += 1
                 delay = min(0.1 * 2**failures, 10.0)
@@ -507,6 +534,34 @@ class Worker:
         if rescued and self._wake is not None:
             self._wake.set()
 
+    # --- retention ----------------------------------------------------------------------------
+
+    async def _prune_loop(self) -> None:
+        interval = self.settings.prune_interval_seconds
+        if interval <= 0:
+            return
+        # Spread workers that started together over the interval.
+        await asyncio.sleep(random.uniform(interval / 10, interval))
+        while True:
+            await self._prune()
+            await asyncio.sleep(interval)
+
+    async def _prune(self) -> None:
+        s = self.settings
+        try:
+            deleted = await self._call(
+                self.store.prune, s.retention_seconds, [Status.COMPLETED, Status.CANCELLED]
+            )
+            if s.failed_retention_seconds > 0:
+                deleted += await self._call(
+                    self.store.prune, s.failed_retention_seconds, [Status.FAILED]
+                )
+        except Exception as exc:
+            self.log.error("pruning old jobs failed: %s", exc)
+            return
+        if deleted:
+            self.log.info("pruned %d finished jobs", deleted)
+
     # --- shutdown -----------------------------------------------------------------------------
 
     def _request_stop(self, now: bool) -> None:
@@ -576,12 +631,14 @@ class Worker:
                 self._loop.call_soon_threadsafe(self._wake.set)
 
 
-class _Unrunnable(Exception):
+class NotRunnable(Exception):
     """The job cannot run here at all (unknown task, arguments that no longer fit)."""
 
 
 def _describe(exc: BaseException) -> str:
     text = str(exc)
+    if isinstance(exc, NotRunnable):
+        return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

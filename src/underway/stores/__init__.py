@@ -10,7 +10,18 @@ from datetime import datetime
 from typing import Protocol
 
 from ..errors import ConfigurationError
-from ..model import Claimed, Job, JobFilter, NewJob, Outcome, Page, Report, Stats
+from ..model import (
+    Claimed,
+    Job,
+    JobFilter,
+    NewJob,
+    Outcome,
+    Page,
+    QueueInfo,
+    Report,
+    Stats,
+    Status,
+)
 from ..settings import Settings
 
 
@@ -82,6 +93,20 @@ class Store(Protocol):
         """Failed or cancelled -> pending again, attempts reset."""
 
     def stats(self) -> Stats: ...
+
+    # --- queues and retention -----------------------------------------------------------------
+    def set_queue_paused(self, name: str, paused: bool) -> None:
+        """Paused queues are skipped by every worker's claims until resumed."""
+
+    def set_queue_concurrency(self, name: str, concurrency: int | None) -> None:
+        """Cap the jobs of a queue running at once across all workers (None: no cap)."""
+
+    def queues(self) -> list[QueueInfo]:
+        """Every queue that has jobs or controls."""
+
+    def prune(self, older_than: float, statuses: Sequence[Status], batch: int = 1000) -> int:
+        """Delete jobs in `statuses` that finished more than `older_than` seconds ago, in
+        batches of `batch` rows per transaction; returns how many were deleted."""
 
 
 def open_store(settings: Settings) -> Store:

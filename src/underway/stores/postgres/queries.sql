@@ -31,14 +31,14 @@ WHERE key = ANY(%(keys)s) AND status IN ('pending', 'running');
 -- name: claim
 WITH ready AS (
     SELECT id, priority, run_at FROM {schema}.underway_jobs
-    WHERE status = 'pending' AND ready {queues}
+    WHERE status = 'pending' AND ready {queues} {unlimited}
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ),
 due AS (
     SELECT id, priority, run_at FROM {schema}.underway_jobs
-    WHERE status = 'pending' AND NOT ready AND run_at <= now() {queues}
+    WHERE status = 'pending' AND NOT ready AND run_at <= now() {queues} {unlimited}
     ORDER BY run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -61,6 +61,37 @@ FROM picked
 WHERE j.id = picked.id
 RETURNING j.*;
 
+-- name: lock_limited_queue
+-- Serializes the claimers of one limited queue, then says how many more jobs it may start.
+SELECT greatest(0, q.concurrency - (
+    SELECT count(*) FROM {schema}.underway_jobs WHERE status = 'running' AND queue = q.name))
+FROM {schema}.underway_queues AS q
+WHERE q.name = %(queue)s AND q.concurrency IS NOT NULL AND NOT q.paused
+FOR UPDATE OF q;
+
+-- name: limited_queues
+SELECT name, concurrency FROM {schema}.underway_queues WHERE concurrency IS NOT NULL AND NOT paused;
+
+-- name: set_queue_paused
+INSERT INTO {schema}.underway_queues (name, paused) VALUES (%(name)s, %(paused)s)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = now();
+
+-- name: set_queue_concurrency
+INSERT INTO {schema}.underway_queues (name, concurrency) VALUES (%(name)s, %(concurrency)s)
+ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, updated_at = now();
+
+-- name: queues
+SELECT name, paused, concurrency FROM {schema}.underway_queues;
+
+-- name: prune
+WITH doomed AS (
+    SELECT id FROM {schema}.underway_jobs
+    WHERE status = ANY(%(statuses)s) AND completed_at < now() - %(age)s * interval '1 second'
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM {schema}.underway_jobs AS j USING doomed WHERE j.id = doomed.id;
+
 -- name: heartbeat
 UPDATE {schema}.underway_jobs AS j
 SET lease_expires_at = now() + %(lease)s * interval '1 second'
@@ -81,7 +112,8 @@ WHERE j.id = u.id AND j.lease_token = u.token AND j.status = 'running';
 
 -- name: finish
 UPDATE {schema}.underway_jobs AS j
-SET status = u.status,
+SET status = CASE WHEN j.cancel_requested AND u.status = 'pending' THEN 'cancelled'
+                  ELSE u.status END,
     result = u.result,
     error_message = CASE WHEN u.has_error THEN u.error_message ELSE j.error_message END,
     error_type = CASE WHEN u.has_error THEN u.error_type ELSE j.error_type END,
@@ -90,8 +122,10 @@ SET status = u.status,
     run_at = CASE WHEN u.status = 'pending'
                   THEN now() + u.retry_in * interval '1 second' ELSE j.run_at END,
     ready = CASE WHEN u.status = 'pending' THEN u.retry_in <= 0 ELSE true END,
-    started_at = CASE WHEN u.status = 'pending' THEN NULL ELSE j.started_at END,
-    completed_at = CASE WHEN u.status = 'pending' THEN NULL ELSE now() END,
+    started_at = CASE WHEN u.status = 'pending' AND NOT j.cancel_requested
+                      THEN NULL ELSE j.started_at END,
+    completed_at = CASE WHEN u.status = 'pending' AND NOT j.cancel_requested
+                        THEN NULL ELSE now() END,
     progress = CASE WHEN u.report THEN u.progress ELSE j.progress END,
     status_message = CASE WHEN u.report THEN u.status_message ELSE j.status_message END,
     payload = CASE WHEN u.report THEN coalesce(u.payload, j.payload) ELSE j.payload END,
@@ -113,9 +147,11 @@ RETURNING j.id;
 
 -- name: rescue
 UPDATE {schema}.underway_jobs
-SET status = CASE WHEN attempt >= max_attempts OR rescues >= %(max_rescues)s
-                  THEN 'failed' ELSE 'pending' END,
-    completed_at = CASE WHEN attempt >= max_attempts OR rescues >= %(max_rescues)s
+SET status = CASE WHEN cancel_requested THEN 'cancelled'
+                  WHEN attempt >= max_attempts OR rescues >= %(max_rescues)s THEN 'failed'
+                  ELSE 'pending' END,
+    completed_at = CASE WHEN cancel_requested OR attempt >= max_attempts
+                             OR rescues >= %(max_rescues)s
                         THEN now() ELSE NULL END,
     rescues = rescues + 1,
     ready = true,
@@ -141,9 +177,9 @@ RETURNING *;
 SELECT extract(epoch FROM (
     SELECT least(
         (SELECT min(run_at) FROM {schema}.underway_jobs
-         WHERE status = 'pending' AND NOT ready {queues}),
+         WHERE status = 'pending' AND NOT ready {queues} {unpaused}),
         (SELECT now() FROM {schema}.underway_jobs
-         WHERE status = 'pending' AND ready {queues} LIMIT 1)
+         WHERE status = 'pending' AND ready {queues} {unpaused} LIMIT 1)
     )
 ) - now());
 

@@ -29,6 +29,7 @@ from ...model import (
     NewJob,
     Outcome,
     Page,
+    QueueInfo,
     Report,
     Stats,
     Status,
@@ -48,6 +49,12 @@ MIGRATIONS = load_migrations(PACKAGE)
 CHECK_IDLE_SECONDS = 2.0
 # Batches at least this big, without unique keys, are inserted with COPY.
 COPY_THRESHOLD = 200
+UNPAUSED = "AND queue NOT IN (SELECT name FROM {schema}.underway_queues WHERE paused)"
+# The main claim skips paused queues and those with a concurrency limit (claimed apart).
+UNLIMITED = (
+    "AND queue NOT IN (SELECT name FROM {schema}.underway_queues "
+    "WHERE paused OR concurrency IS NOT NULL)"
+)
 COPY_TYPES = [
     "uuid", "text", "text", "jsonb", "text", "int4", "text", "bool", "int4", "timestamptz",
     "text", "text", "text", "timestamptz", "timestamptz",
@@ -66,7 +73,8 @@ class _EncodedJsonbDumper(Dumper):
     oid = postgres.types["jsonb"].oid
 
     def dump(self, obj: Any) -> bytes:
-        return b"\x01" + obj.encode()
+        data: bytes = b"\x01" + str(obj).encode()
+        return data
 
 
 class PostgresStore:
@@ -80,6 +88,8 @@ class PostgresStore:
         self.channel = f"underway:{self.schema}"
         quoted = sql.Identifier(self.schema).as_string()
         self.q = {name: text.replace("{schema}", quoted) for name, text in QUERIES.items()}
+        self.unlimited = UNLIMITED.replace("{schema}", quoted)
+        self.unpaused = UNPAUSED.replace("{schema}", quoted)
         self._migrations = [
             (version, name, text.replace("{schema}", quoted)) for version, name, text in MIGRATIONS
         ]
@@ -97,6 +107,12 @@ class PostgresStore:
             self.pool.open(wait=True, timeout=settings.connect_timeout_seconds)
         except Exception as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from None
+        self._limited: list[str] = []
+        self._limited_read_at = float("-inf")
+        self.q = {
+            name: text.replace("{unlimited}", "") if name != "claim" else text
+            for name, text in self.q.items()
+        }
         self._listener: psycopg.Connection[Any] | None = None
         self._listener_lock = threading.Lock()
 
@@ -274,18 +290,45 @@ class PostgresStore:
     def claim(self, worker_id: str, queues: Sequence[str] | None, limit: int) -> list[Claimed]:
         if limit <= 0:
             return []
-        queue_sql, params = _queue_filter(queues)
-        params.update(limit=limit, lease=self.settings.lease_seconds, worker_id=worker_id)
-        with self._tx() as conn:
-            cur = conn.execute(self._sql("claim", queues=queue_sql), params)
-            names = [d.name for d in cur.description or ()]
-            rows = cur.fetchall()
-        claimed = []
-        for row in rows:
-            record = dict(zip(names, row, strict=True))
-            claimed.append(Claimed(_row_to_job(record), record["lease_token"]))
+        claimed: list[Claimed] = []
+        base = {"lease": self.settings.lease_seconds, "worker_id": worker_id}
+        # Limited queues first: they are capped, and would starve behind busy free ones.
+        for name in self._limited_queues():
+            if (queues and name not in queues) or len(claimed) >= limit:
+                continue
+            with self._tx(atomic=True) as conn:
+                row = conn.execute(self.q["lock_limited_queue"], {"queue": name}).fetchone()
+                room = min(limit - len(claimed), row[0]) if row else 0
+                if room > 0:
+                    params = {**base, "queue": name, "limit": room}
+                    text = self._sql("claim", queues="AND queue = %(queue)s", unlimited="")
+                    claimed += self._claimed(conn.execute(text, params))
+        if len(claimed) < limit:
+            queue_sql, params = _queue_filter(queues)
+            params.update(base, limit=limit - len(claimed))
+            text = self._sql("claim", queues=queue_sql, unlimited=self.unlimited)
+            with self._tx() as conn:
+                claimed += self._claimed(conn.execute(text, params))
         claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
         return claimed
+
+    def _limited_queues(self) -> list[str]:
+        """Names of limited queues, re-read at most every second. Staleness is safe: the main
+        claim excludes limited queues by reading the table itself."""
+        now = time.monotonic()
+        if now - self._limited_read_at > 1.0:
+            self._limited = [row[0] for row in self._rows("limited_queues")]
+            self._limited_read_at = now
+        return self._limited
+
+    @staticmethod
+    def _claimed(cur: psycopg.Cursor[Any]) -> list[Claimed]:
+        names = [d.name for d in cur.description or ()]
+        out = []
+        for row in cur.fetchall():
+            record = dict(zip(names, row, strict=True))
+            out.append(Claimed(_row_to_job(record), record["lease_token"]))
+        return out
 
     def heartbeat(self, worker_id: str, leases: Sequence[Lease]) -> HeartbeatResult:
         if not leases:
@@ -358,7 +401,7 @@ class PostgresStore:
 
     def next_due(self, queues: Sequence[str] | None) -> float | None:
         queue_sql, params = _queue_filter(queues)
-        rows = self._rows("next_due", params, queues=queue_sql)
+        rows = self._rows("next_due", params, queues=queue_sql, unpaused=self.unpaused)
         value = rows[0][0]
         return None if value is None else float(value)
 
@@ -454,6 +497,45 @@ class PostgresStore:
                 counts = table.setdefault(name, {s.value: 0 for s in Status})
                 counts[status] += count
         return Stats(by_status, by_task, by_queue, scheduled=scheduled, retrying=retrying)
+
+    # --- queues and retention -----------------------------------------------------------------
+
+    def set_queue_paused(self, name: str, paused: bool) -> None:
+        with self._tx() as conn:
+            conn.execute(self.q["set_queue_paused"], {"name": name, "paused": paused})
+
+    def set_queue_concurrency(self, name: str, concurrency: int | None) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                self.q["set_queue_concurrency"], {"name": name, "concurrency": concurrency}
+            )
+        self._limited_read_at = float("-inf")
+
+    def queues(self) -> list[QueueInfo]:
+        controls = {row[0]: row for row in self._rows("queues")}
+        counts = self.stats().by_queue
+        return [
+            QueueInfo(
+                name,
+                paused=bool(controls[name][1]) if name in controls else False,
+                concurrency=controls[name][2] if name in controls else None,
+                counts=counts.get(name, {st.value: 0 for st in Status}),
+            )
+            for name in sorted(set(controls) | set(counts))
+        ]
+
+    def prune(self, older_than: float, statuses: Sequence[Status], batch: int = 1000) -> int:
+        params = {"statuses": [Status(st).value for st in statuses], "age": older_than,
+                  "batch": batch}  # fmt: skip
+        deleted = 0
+        while True:
+            # One short transaction per batch; SKIP LOCKED keeps two pruners out of each other's
+            # way and never waits on a row a worker holds.
+            with self._tx() as conn:
+                count = conn.execute(self.q["prune"], params).rowcount
+            deleted += count
+            if count < batch:
+                return deleted
 
     # --- rows ---------------------------------------------------------------------------------
 

@@ -24,12 +24,55 @@ SET status = 'running',
     started_at = :now,
     updated_at = :now
 WHERE id IN (
-    SELECT id FROM underway_jobs
+    -- Without INDEXED BY the planner prefers the status index and sorts every pending job.
+    SELECT id FROM underway_jobs INDEXED BY {claim_index}
     WHERE status = 'pending' AND run_at <= :now {queues}
+      AND queue NOT IN (SELECT name FROM underway_queues WHERE paused OR concurrency IS NOT NULL)
     ORDER BY priority DESC, run_at, id
     LIMIT :limit
 )
 RETURNING *;
+
+-- name: claim_limited
+-- A queue with a concurrency limit: take no more than the limit minus its running jobs.
+UPDATE underway_jobs
+SET status = 'running',
+    attempt = attempt + 1,
+    lease_token = lower(hex(randomblob(8))),
+    lease_expires_at = :now + :lease,
+    worker_id = :worker_id,
+    started_at = :now,
+    updated_at = :now
+WHERE id IN (
+    SELECT id FROM underway_jobs INDEXED BY underway_jobs_claim_queue
+    WHERE status = 'pending' AND run_at <= :now AND queue = :queue
+    ORDER BY priority DESC, run_at, id
+    LIMIT max(0, min(:limit, :concurrency - (
+        SELECT count(*) FROM underway_jobs WHERE status = 'running' AND queue = :queue)))
+)
+RETURNING *;
+
+-- name: limited_queues
+SELECT name, concurrency FROM underway_queues WHERE concurrency IS NOT NULL AND NOT paused;
+
+-- name: set_queue_paused
+INSERT INTO underway_queues (name, paused, updated_at) VALUES (:name, :paused, :now)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at;
+
+-- name: set_queue_concurrency
+INSERT INTO underway_queues (name, concurrency, updated_at) VALUES (:name, :concurrency, :now)
+ON CONFLICT (name) DO UPDATE
+SET concurrency = excluded.concurrency, updated_at = excluded.updated_at;
+
+-- name: queues
+SELECT name, paused, concurrency FROM underway_queues;
+
+-- name: prune
+DELETE FROM underway_jobs WHERE id IN (
+    SELECT id FROM underway_jobs
+    WHERE status IN (SELECT value FROM json_each(:statuses)) AND completed_at < :before
+    LIMIT :batch
+);
 
 -- name: extend_lease
 UPDATE underway_jobs SET lease_expires_at = :expires
@@ -48,15 +91,17 @@ WHERE id = :id AND lease_token = :token AND status = 'running';
 
 -- name: finish
 UPDATE underway_jobs
-SET status = :status,
+SET status = CASE WHEN cancel_requested AND :status = 'pending' THEN 'cancelled' ELSE :status END,
     result = :result,
     error_message = CASE WHEN :has_error THEN :error_message ELSE error_message END,
     error_type = CASE WHEN :has_error THEN :error_type ELSE error_type END,
     error_traceback = CASE WHEN :has_error THEN :error_traceback ELSE error_traceback END,
     attempt = attempt - :refund,
     run_at = CASE WHEN :status = 'pending' THEN :now + :retry_in ELSE run_at END,
-    started_at = CASE WHEN :status = 'pending' THEN NULL ELSE started_at END,
-    completed_at = CASE WHEN :status = 'pending' THEN NULL ELSE :now END,
+    started_at = CASE WHEN :status = 'pending' AND NOT cancel_requested
+                      THEN NULL ELSE started_at END,
+    completed_at = CASE WHEN :status = 'pending' AND NOT cancel_requested
+                        THEN NULL ELSE :now END,
     progress = CASE WHEN :report THEN :progress ELSE progress END,
     status_message = CASE WHEN :report THEN :status_message ELSE status_message END,
     payload = CASE WHEN :report THEN coalesce(:payload, payload) ELSE payload END,
@@ -69,9 +114,11 @@ WHERE id = :id AND lease_token = :token AND status = 'running';
 
 -- name: rescue
 UPDATE underway_jobs
-SET status = CASE WHEN attempt >= max_attempts OR rescues >= :max_rescues
-                  THEN 'failed' ELSE 'pending' END,
-    completed_at = CASE WHEN attempt >= max_attempts OR rescues >= :max_rescues
+SET status = CASE WHEN cancel_requested THEN 'cancelled'
+                  WHEN attempt >= max_attempts OR rescues >= :max_rescues THEN 'failed'
+                  ELSE 'pending' END,
+    completed_at = CASE WHEN cancel_requested OR attempt >= max_attempts
+                             OR rescues >= :max_rescues
                         THEN :now ELSE NULL END,
     rescues = rescues + 1,
     run_at = :now,
@@ -89,7 +136,9 @@ WHERE status = 'running' AND lease_expires_at < :now
 RETURNING *;
 
 -- name: next_due
-SELECT min(run_at) FROM underway_jobs WHERE status = 'pending' {queues};
+SELECT min(run_at) FROM underway_jobs INDEXED BY underway_jobs_due
+WHERE status = 'pending' {queues}
+  AND queue NOT IN (SELECT name FROM underway_queues WHERE paused);
 
 -- name: get
 SELECT * FROM underway_jobs WHERE id = ?;

@@ -23,6 +23,7 @@ from ...model import (
     NewJob,
     Outcome,
     Page,
+    QueueInfo,
     Report,
     Stats,
     Status,
@@ -235,14 +236,27 @@ class SqliteStore:
         if limit <= 0:
             return []
         queue_sql, params = _queue_filter(queues)
-        sql = Q["claim"].replace("{queues}", queue_sql)
+        index = "underway_jobs_claim_queue" if queues else "underway_jobs_claim"
+        sql = Q["claim"].replace("{queues}", queue_sql).replace("{claim_index}", index)
         params.update(
             now=time.time(), lease=self.settings.lease_seconds, worker_id=worker_id, limit=limit
         )
+        claimed: list[Claimed] = []
         with self._write() as conn:
-            cursor = conn.execute(sql, params)
-            rows = cursor.fetchall()
-        claimed = [self._claimed_from(cursor, row) for row in rows]
+            # Limited queues first: they are capped, and would starve behind busy free ones.
+            for name, concurrency in conn.execute(Q["limited_queues"]).fetchall():
+                if (queues and name not in queues) or len(claimed) >= limit:
+                    continue
+                cursor = conn.execute(
+                    Q["claim_limited"],
+                    {**params, "queue": name, "concurrency": concurrency,
+                     "limit": limit - len(claimed)},
+                )  # fmt: skip
+                claimed += [self._claimed_from(cursor, row) for row in cursor.fetchall()]
+            if len(claimed) < limit:
+                params["limit"] = limit - len(claimed)
+                cursor = conn.execute(sql, params)
+                claimed += [self._claimed_from(cursor, row) for row in cursor.fetchall()]
         claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
         return claimed
 
@@ -395,6 +409,47 @@ class SqliteStore:
                 counts[status] += count
         scheduled, retrying = self._read(Q["stats_pending_views"], {"now": time.time()}).fetchone()
         return Stats(by_status, by_task, by_queue, scheduled=scheduled, retrying=retrying)
+
+    # --- queues and retention -----------------------------------------------------------------
+
+    def set_queue_paused(self, name: str, paused: bool) -> None:
+        with self._write() as conn:
+            conn.execute(
+                Q["set_queue_paused"], {"name": name, "paused": paused, "now": time.time()}
+            )
+
+    def set_queue_concurrency(self, name: str, concurrency: int | None) -> None:
+        params = {"name": name, "concurrency": concurrency, "now": time.time()}
+        with self._write() as conn:
+            conn.execute(Q["set_queue_concurrency"], params)
+
+    def queues(self) -> list[QueueInfo]:
+        controls = {row[0]: row for row in self._read(Q["queues"]).fetchall()}
+        counts = self.stats().by_queue
+        return [
+            QueueInfo(
+                name,
+                paused=bool(controls[name][1]) if name in controls else False,
+                concurrency=controls[name][2] if name in controls else None,
+                counts=counts.get(name, {st.value: 0 for st in Status}),
+            )
+            for name in sorted(set(controls) | set(counts))
+        ]
+
+    def prune(self, older_than: float, statuses: Sequence[Status], batch: int = 1000) -> int:
+        params = {
+            "statuses": json.dumps([Status(st).value for st in statuses]),
+            "before": time.time() - older_than,
+            "batch": batch,
+        }
+        deleted = 0
+        while True:
+            # One short transaction per batch, so writers never wait long behind a prune.
+            with self._write() as conn:
+                count = conn.execute(Q["prune"], params).rowcount
+            deleted += count
+            if count < batch:
+                return deleted
 
     # --- rows ---------------------------------------------------------------------------------
 

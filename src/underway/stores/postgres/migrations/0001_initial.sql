@@ -59,3 +59,11 @@ CREATE INDEX underway_jobs_task ON {schema}.underway_jobs (task, id);
 CREATE INDEX underway_jobs_tenant ON {schema}.underway_jobs (tenant, id) WHERE tenant IS NOT NULL;
 CREATE INDEX underway_jobs_finished ON {schema}.underway_jobs (completed_at)
     WHERE status IN ('completed', 'cancelled', 'failed');
+
+-- Queue controls shared by every worker: pause, and a concurrency limit across all workers.
+CREATE TABLE {schema}.underway_queues (
+    name        text PRIMARY KEY,
+    paused      boolean NOT NULL DEFAULT false,
+    concurrency integer CHECK (concurrency IS NULL OR concurrency >= 0),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);

@@ -32,8 +32,10 @@ CREATE TABLE underway_jobs (
     cancel_requested INTEGER NOT NULL DEFAULT 0
 );
 
--- Claiming: due pending jobs of a queue, highest priority first, oldest first.
-CREATE INDEX underway_jobs_claim ON underway_jobs (queue, priority DESC, run_at, id)
+-- Claiming: due pending jobs, highest priority first, oldest first: all queues, and one queue.
+CREATE INDEX underway_jobs_claim ON underway_jobs (priority DESC, run_at, id)
+    WHERE status = 'pending';
+CREATE INDEX underway_jobs_claim_queue ON underway_jobs (queue, priority DESC, run_at, id)
     WHERE status = 'pending';
 
 -- When is the next pending job due (idle workers sleep until then).
@@ -50,3 +52,15 @@ CREATE UNIQUE INDEX underway_jobs_key ON underway_jobs (key)
 CREATE INDEX underway_jobs_status ON underway_jobs (status, id);
 CREATE INDEX underway_jobs_task ON underway_jobs (task, id);
 CREATE INDEX underway_jobs_tenant ON underway_jobs (tenant, id) WHERE tenant IS NOT NULL;
+
+-- Pruning finished jobs.
+CREATE INDEX underway_jobs_finished ON underway_jobs (completed_at)
+    WHERE status IN ('completed', 'cancelled', 'failed');
+
+-- Queue controls shared by every worker: pause, and a concurrency limit across all workers.
+CREATE TABLE underway_queues (
+    name        TEXT PRIMARY KEY,
+    paused      INTEGER NOT NULL DEFAULT 0,
+    concurrency INTEGER CHECK (concurrency IS NULL OR concurrency >= 0),
+    updated_at  REAL NOT NULL
+);

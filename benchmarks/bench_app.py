@@ -1,0 +1,21 @@
+"""The app every workload uses: one no-op async task under a fixed name, so the benchmark
+process and its worker subprocesses agree on it whatever module they import it from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import underway
+
+NOOP_TASK = "bench.noop"
+
+
+def make_app(url: str, **settings: Any) -> tuple[underway.App, underway.Task[[], Any]]:
+    """A fresh App on `url` with the no-op task registered; the store is not opened yet."""
+    app = underway.App(url, **settings)
+
+    async def noop() -> None:
+        return None
+
+    task: underway.Task[[], Any] = app.task(name=NOOP_TASK)(noop)
+    return app, task

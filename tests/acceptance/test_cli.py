@@ -1,0 +1,486 @@
+"""The `underway` command line, run as a user would: a subprocess (`python -m underway`), a
+small app module written into a temporary directory, and a real SQLite file next to it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import underway
+
+APP_MODULE = textwrap.dedent(
+    '''
+    """A small app for the CLI tests: its database sits next to this file."""
+    import time
+    from pathlib import Path
+
+    import underway
+
+    app = underway.App(
+        "sqlite:///" + str(Path(__file__).with_name("jobs.db")),
+        poll_seconds=0.05,
+        heartbeat_seconds=0.2,
+        shutdown_grace_seconds=0.2,
+    )
+
+
+    @app.task(name="add")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+
+    @app.task(name="boom", max_attempts=1)
+    def boom(n: int = 0) -> None:
+        raise RuntimeError(f"kaput {n}")
+
+
+    @app.task(name="mail.send", queue="mail", priority=3)
+    def send(ctx: underway.Context, to: str) -> str:
+        ctx.report_progress(0.5, f"writing to {to}")
+        return f"sent to {to}"
+
+
+    @app.task(name="patient")
+    def patient(ctx: underway.Context, seconds: float) -> None:
+        ctx.wait_cancelled(seconds)  # returns as soon as the worker stops it
+
+
+    @app.task(name="stubborn")
+    def stubborn(ctx: underway.Context, seconds: float) -> None:
+        ctx.report_status("ignoring cancellation")
+        time.sleep(seconds)  # never looks at ctx.cancelled: its thread cannot be stopped
+
+
+    not_an_app = 42
+    '''
+)
+
+
+@dataclass
+class CliApp:
+    """The app module `jobsapp` in `dir`, loaded in this process too (to enqueue and check),
+    and a way to run the command line against it."""
+
+    dir: Path
+    module: ModuleType
+
+    @property
+    def app(self) -> underway.App:
+        app: underway.App = self.module.app
+        return app
+
+    @property
+    def db(self) -> Path:
+        return self.dir / "jobs.db"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("UNDERWAY_") and k not in ("FORCE_COLOR", "COLUMNS")
+        }
+        env.update(extra)
+        return env
+
+    def run(
+        self, *args: str, timeout: float = 60, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "underway", *args],
+            cwd=self.dir,
+            env=env or self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "underway", *args],
+            cwd=self.dir,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[CliApp]:
+    path = tmp_path / "jobsapp.py"
+    path.write_text(APP_MODULE)
+    # A unique module name per test: each test has its own file and database.
+    spec = importlib.util.spec_from_file_location(f"jobsapp_{abs(hash(tmp_path))}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cli_app = CliApp(tmp_path, module)
+    yield cli_app
+    cli_app.app.close()
+
+
+def ids_in(text: str) -> set[str]:
+    found = set()
+    for word in text.split():
+        try:
+            found.add(str(uuid.UUID(word)))
+        except ValueError:
+            continue
+    return found
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+# --- basics ---------------------------------------------------------------------------------
+
+
+def test_help_lists_the_commands(cli: CliApp) -> None:
+    result = cli.run("--help")
+    assert result.returncode == 0
+    for command in ("worker", "jobs", "migrate", "demo"):
+        assert command in result.stdout
+
+
+def test_migrate_prints_the_schema_version(cli: CliApp) -> None:
+    result = cli.run("migrate", "jobsapp:app")
+    assert result.returncode == 0, result.stderr
+    assert "schema version 1" in result.stdout
+    assert cli.db.exists()
+
+
+def test_bad_app_paths_give_a_clean_usage_error(cli: CliApp) -> None:
+    assert_clean_error(cli.run("jobs", "nosuchmodule:app", "list"), 2, "no such module")
+    assert_clean_error(cli.run("jobs", "jobsapp:missing", "list"), 2, "no attribute 'missing'")
+    assert_clean_error(
+        cli.run("jobs", "jobsapp:not_an_app", "list"), 2, "is an int, not an underway.App"
+    )
+    assert_clean_error(cli.run("worker", "jobsapp", "--burst"), 2, "module:attribute")
+    assert_clean_error(cli.run("migrate", "jobsapp:add"), 2, "not an underway.App")
+    assert_clean_error(cli.run("migrate", "./jobsapp.py:app"), 2, "for example jobsapp:app")
+
+
+def test_library_errors_are_one_line_and_exit_1(cli: CliApp) -> None:
+    cli.app.migrate()
+    assert_clean_error(cli.run("jobs", "jobsapp:app", "show", "not-a-uuid"), 1, "not a job id")
+    missing = "01900000-0000-7000-8000-000000000000"
+    assert_clean_error(cli.run("jobs", "jobsapp:app", "show", missing), 1, "no job with id")
+
+
+def test_a_file_that_is_not_a_database_is_a_clean_error(cli: CliApp) -> None:
+    cli.db.write_bytes(b"this is not a SQLite database, just some notes" * 100)
+    result = cli.run("migrate", "jobsapp:app")
+    assert_clean_error(result, 1, "Error:", str(cli.db))
+
+
+# --- listing --------------------------------------------------------------------------------
+
+
+def test_list_shows_the_enqueued_jobs(cli: CliApp) -> None:
+    m = cli.module
+    add1 = m.add.enqueue(1, 2)
+    add2 = m.add.enqueue(a=2, b=3)
+    mail = m.send.enqueue(to="ada@example.com")
+    later = m.boom.options(delay=timedelta(hours=1)).enqueue(n=1)
+
+    result = cli.run("jobs", "jobsapp:app", "list")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert ids_in(out) == {str(j.id) for j in (add1, add2, mail, later)}
+    for word in ("id", "task", "status", "attempt", "queue", "priority", "created", "run at"):
+        assert word in out.splitlines()[0]
+    assert "mail.send" in out and "add" in out
+    assert "pending (scheduled)" in out
+    assert "in 59 min" in out or "in 60 min" in out
+
+    mail_only = cli.run("jobs", "jobsapp:app", "list", "--queue", "mail").stdout
+    assert ids_in(mail_only) == {str(mail.id)}
+    scheduled = cli.run("jobs", "jobsapp:app", "list", "--view", "scheduled").stdout
+    assert ids_in(scheduled) == {str(later.id)}
+    by_task = cli.run("jobs", "jobsapp:app", "list", "--task", "add").stdout
+    assert ids_in(by_task) == {str(add1.id), str(add2.id)}
+    none = cli.run("jobs", "jobsapp:app", "list", "--status", "failed")
+    assert none.returncode == 0 and "no jobs match" in none.stdout
+
+
+def test_list_json_and_pages(cli: CliApp) -> None:
+    jobs = [cli.module.add.enqueue(i, i) for i in range(5)]
+    result = cli.run("jobs", "jobsapp:app", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json_lines(result.stdout)
+    assert [r["id"] for r in rows] == [str(j.id) for j in reversed(jobs)]  # newest first
+    assert rows[0]["status"] == "pending" and rows[0]["args"] == {"a": 4, "b": 4}
+
+    first = cli.run("jobs", "jobsapp:app", "list", "--limit", "3")
+    assert ids_in(first.stdout) == {str(j.id) for j in jobs[2:]}
+    cursor = first.stdout.split("next cursor ")[1].split()[0]
+    second = cli.run("jobs", "jobsapp:app", "list", "--limit", "3", "--cursor", cursor)
+    assert "next cursor" not in second.stdout
+    assert ids_in(second.stdout) == {str(j.id) for j in jobs[:2]}
+
+
+# --- the worker -----------------------------------------------------------------------------
+
+
+def test_worker_burst_drains_the_queue(cli: CliApp) -> None:
+    m = cli.module
+    adds = [m.add.enqueue(i, 10) for i in range(3)]
+    mail = m.send.enqueue(to="ada@example.com")
+
+    result = cli.run("worker", "jobsapp:app", "--burst", "--concurrency", "2")
+    assert result.returncode == 0, result.stderr
+    # logging is configured: time, level, logger, message on stderr
+    assert "INFO" in result.stderr and "underway.worker" in result.stderr
+    assert "started" in result.stderr and "stopped after 4 jobs" in result.stderr
+
+    for i, job in enumerate(adds):
+        done = cli.app.get_job(job.id)
+        assert done is not None and done.status == "completed" and done.result == i + 10
+    listed = cli.run("jobs", "jobsapp:app", "list", "--status", "completed").stdout
+    assert ids_in(listed) == {str(j.id) for j in (*adds, mail)}
+
+    shown = cli.run("jobs", "jobsapp:app", "show", str(mail.id))
+    assert shown.returncode == 0, shown.stderr
+    for text in ("completed", "sent to ada@example.com", "writing to ada@example.com", "50%"):
+        assert text in shown.stdout
+
+
+def test_worker_serves_only_the_queues_it_is_given(cli: CliApp) -> None:
+    add = cli.module.add.enqueue(1, 1)
+    mail = cli.module.send.enqueue(to="bob@example.com")
+    result = cli.run("worker", "jobsapp:app", "--burst", "--queues", "mail, other")
+    assert result.returncode == 0, result.stderr
+    assert (job := cli.app.get_job(mail.id)) is not None and job.status == "completed"
+    assert (job := cli.app.get_job(add.id)) is not None and job.status == "pending"
+
+
+def test_worker_log_level_option(cli: CliApp) -> None:
+    cli.module.add.enqueue(1, 1)
+    quiet = cli.run("worker", "jobsapp:app", "--burst", "--log-level", "warning")
+    assert quiet.returncode == 0 and "INFO" not in quiet.stderr
+    cli.module.add.enqueue(2, 2)
+    verbose = cli.run("worker", "jobsapp:app", "--burst", "-v")
+    assert verbose.returncode == 0 and "INFO" in verbose.stderr
+
+
+def test_worker_exits_even_when_a_sync_task_ignores_cancellation(
+    cli: CliApp, wait_for: Callable[..., Any]
+) -> None:
+    job = cli.module.stubborn.enqueue(seconds=120)
+    proc = cli.popen("worker", "jobsapp:app")
+    try:
+
+        def running() -> bool:
+            assert proc.poll() is None, proc.communicate()
+            current = cli.app.get_job(job.id)
+            return current is not None and current.status == "running"
+
+        wait_for(running, timeout=30, what="the worker to start the job")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)  # not the task's 120 s
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "still running after the worker stopped" in stderr
+
+
+def test_sigterm_hands_running_jobs_back(cli: CliApp, wait_for: Callable[..., Any]) -> None:
+    """SIGTERM: the running job gets the grace period, then goes back to `pending` with its
+    attempt refunded, at once (not after its lease expires)."""
+    job = cli.module.patient.enqueue(seconds=120)
+    proc = cli.popen("worker", "jobsapp:app")
+    try:
+
+        def running() -> bool:
+            assert proc.poll() is None, proc.communicate()
+            current = cli.app.get_job(job.id)
+            return current is not None and current.status == "running"
+
+        wait_for(running, timeout=30, what="the worker to start the job")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "handed back" in stderr
+    assert "still running after the worker stopped" not in stderr
+    handed_back = cli.app.get_job(job.id)
+    assert handed_back is not None
+    assert (handed_back.status, handed_back.attempt) == ("pending", 0), stderr
+
+
+# --- show, cancel, retry, stats -------------------------------------------------------------
+
+
+def test_show_a_failed_job_with_its_error_and_traceback(cli: CliApp) -> None:
+    job = cli.module.boom.enqueue(n=7)
+    assert cli.run("worker", "jobsapp:app", "--burst").returncode == 0
+
+    shown = cli.run("jobs", "jobsapp:app", "show", str(job.id))
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    for text in (str(job.id), "failed", "boom", "RuntimeError: kaput 7", "1 of 1", "traceback:"):
+        assert text in out
+    assert "Traceback (most recent call last)" in out  # the task's, stored with the job
+    assert '"n": 7' in out
+
+    data = json.loads(cli.run("jobs", "jobsapp:app", "show", str(job.id), "--json").stdout)
+    assert data["status"] == "failed" and data["attempt"] == 1
+    assert isinstance(data["error"], dict)
+    assert data["error"]["type"] == "RuntimeError"
+    assert "kaput 7" in data["error"]["traceback"]
+
+
+def test_cancel_then_retry(cli: CliApp) -> None:
+    job = cli.module.add.enqueue(1, 2)
+    cancelled = cli.run("jobs", "jobsapp:app", "cancel", str(job.id))
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert f"{job.id} cancelled" in cancelled.stdout
+    assert (current := cli.app.get_job(job.id)) is not None and current.status == "cancelled"
+
+    retried = cli.run("jobs", "jobsapp:app", "retry", str(job.id))
+    assert retried.returncode == 0, retried.stderr
+    assert f"{job.id} pending again" in retried.stdout
+    assert (current := cli.app.get_job(job.id)) is not None and current.status == "pending"
+
+    assert cli.run("worker", "jobsapp:app", "--burst").returncode == 0
+    refused = cli.run("jobs", "jobsapp:app", "retry", str(job.id))
+    assert_clean_error(refused, 1, "only failed or cancelled jobs can be retried")
+    refused = cli.run("jobs", "jobsapp:app", "cancel", str(job.id))
+    assert_clean_error(refused, 1, "already completed")
+
+
+def test_cancel_several_reports_each_and_fails_if_one_fails(cli: CliApp) -> None:
+    a, b = cli.module.add.enqueue(1, 1), cli.module.add.enqueue(2, 2)
+    result = cli.run("jobs", "jobsapp:app", "cancel", str(a.id), "bogus", str(b.id))
+    assert_clean_error(result, 1, "'bogus' is not a job id")
+    assert f"{a.id} cancelled" in result.stdout and f"{b.id} cancelled" in result.stdout
+
+
+def test_retry_all_failed_jobs(cli: CliApp) -> None:
+    failing = [cli.module.boom.enqueue(n=i) for i in range(3)]
+    elsewhere = cli.module.boom.options(queue="other").enqueue(n=9)
+    assert cli.run("worker", "jobsapp:app", "--burst").returncode == 0
+    assert cli.app.stats().by_status["failed"] == 4
+
+    result = cli.run("jobs", "jobsapp:app", "retry", "--all-failed", "--queue", "default")
+    assert result.returncode == 0, result.stderr
+    assert "retried 3 of 3 failed jobs" in result.stdout
+    for job in failing:
+        assert (current := cli.app.get_job(job.id)) is not None and current.status == "pending"
+    assert (current := cli.app.get_job(elsewhere.id)) is not None and current.status == "failed"
+
+    everything = cli.run("jobs", "jobsapp:app", "retry", "--all-failed")
+    assert "retried 1 of 1 failed jobs" in everything.stdout
+    nothing = cli.run("jobs", "jobsapp:app", "retry", "--all-failed", "--task", "boom")
+    assert nothing.returncode == 0 and "no failed jobs" in nothing.stdout
+    assert_clean_error(cli.run("jobs", "jobsapp:app", "retry"), 2, "--all-failed")
+
+
+def test_stats(cli: CliApp) -> None:
+    m = cli.module
+    m.add.enqueue(1, 1)
+    m.add.enqueue(2, 2)
+    m.boom.enqueue()
+    assert cli.run("worker", "jobsapp:app", "--burst").returncode == 0
+    m.send.enqueue(to="eve@example.com")
+
+    result = cli.run("jobs", "jobsapp:app", "stats")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for text in ("jobs by status", "per task", "per queue", "add", "boom", "mail.send", "mail"):
+        assert text in out
+    add_row = next(line for line in out.splitlines() if " add " in line)
+    assert add_row.split("│")[4].strip() == "2"  # task, pending, running, completed
+
+    data = json.loads(cli.run("jobs", "jobsapp:app", "stats", "--json").stdout)
+    assert data["by_status"] == {
+        "pending": 1,
+        "running": 0,
+        "completed": 2,
+        "failed": 1,
+        "cancelled": 0,
+    }
+    assert data["total"] == 4
+    assert data["by_queue"]["mail"]["pending"] == 1
+
+
+# --- the demo -------------------------------------------------------------------------------
+
+
+def test_demo_runs_by_itself_and_leaves_jobs_to_inspect(tmp_path: Path) -> None:
+    db = tmp_path / "tour.db"
+    env_base = {k: v for k, v in os.environ.items() if not k.startswith("UNDERWAY_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "underway", "demo", "--db", str(db)],
+        cwd=tmp_path,
+        env=env_base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "not a terminal" in out  # plain lines, not a live table
+    for text in (
+        "dead letter:",
+        "cancelled mid-run:",
+        "failed twice, then succeeded on attempt 3",
+        "the same job",
+        "underway jobs underway.demo:app list",
+        f"UNDERWAY_DATABASE_URL=sqlite:///{db}",
+    ):
+        assert text in out, out
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "underway", "jobs", "underway.demo:app", "list", "--json"],
+        cwd=tmp_path,
+        env={**env_base, "UNDERWAY_DATABASE_URL": f"sqlite:///{db}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    statuses = {row["status"] for row in json_lines(listed.stdout)}
+    assert {"completed", "failed", "cancelled"} <= statuses
+    assert statuses <= {"completed", "failed", "cancelled"}
+
+
+def test_demo_will_not_replace_a_file_that_is_not_its_database(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.db"
+    notes.write_text("my notes")
+    result = subprocess.run(
+        [sys.executable, "-m", "underway", "demo", "--db", str(notes)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert_clean_error(result, 1, "not an underway database")
+    assert notes.read_text() == "my notes"
