@@ -26,7 +26,9 @@ from underway.stores import Store, open_store
 
 POSTGRES_URL = os.environ.get("UNDERWAY_TEST_POSTGRES_URL", "")
 if not POSTGRES_URL and os.environ.get("CI") == "true":
-    raise RuntimeError("CI=true but UNDERWAY_TEST_POSTGRES_URL is not set: PostgreSQL tests must run")
+    raise RuntimeError(
+        "CI=true but UNDERWAY_TEST_POSTGRES_URL is not set: PostgreSQL tests must run"
+    )
 
 #: The backends the contract suite (and every fixture below) runs on.
 STORE_KINDS: list[str] = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
