@@ -34,13 +34,16 @@ class Backoff:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         exponent = max(attempt - 1, 0)
         base, factor, cap = float(self.base), float(self.factor), float(self.max)
-        if base == 0 or factor == 1:
-            delay = min(base, cap)
-        elif exponent >= math.log(cap / base, factor) if cap > 0 else True:
-            # Past the cap already: skip the power, which would overflow for huge attempts.
+        if base == 0 or cap == 0:
+            delay = 0.0
+        elif exponent * math.log(factor) >= math.log(cap) - math.log(base):
+            # At or past the cap: skip the power, which overflows for huge attempt numbers.
             delay = cap
         else:
-            delay = min(base * factor**exponent, cap)
+            try:
+                delay = min(base * factor**exponent, cap)
+            except OverflowError:  # a tiny base times a power beyond the float range
+                delay = min(math.exp(math.log(base) + exponent * math.log(factor)), cap)
         if self.jitter and delay > 0:
             delay = (rng or random).uniform(delay / 2, delay)
         return float(delay)

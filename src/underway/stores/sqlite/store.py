@@ -83,6 +83,7 @@ class SqliteStore:
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=60.0
             )
+            conn.row_factory = sqlite3.Row  # name lookups done in C, no dict per row
             conn.execute("PRAGMA busy_timeout = 60000")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -459,15 +460,14 @@ class SqliteStore:
             raise JobNotFound(f"no job with id {job_id}")
         return job
 
-    def _job_from(self, cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Job:
-        return _row_to_job(dict(zip((d[0] for d in cursor.description), row, strict=True)))
+    def _job_from(self, cursor: sqlite3.Cursor, row: sqlite3.Row) -> Job:
+        return _row_to_job(row)
 
-    def _claimed_from(self, cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> Claimed:
-        record = dict(zip((d[0] for d in cursor.description), row, strict=True))
-        return Claimed(_row_to_job(record), record["lease_token"])
+    def _claimed_from(self, cursor: sqlite3.Cursor, row: sqlite3.Row) -> Claimed:
+        return Claimed(_row_to_job(row), row["lease_token"])
 
 
-def _row_to_job(r: dict[str, Any]) -> Job:
+def _row_to_job(r: sqlite3.Row) -> Job:
     error = None
     if r["error_message"] is not None:
         error = JobError(r["error_message"], r["error_type"] or "", r["error_traceback"] or "")
