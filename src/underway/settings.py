@@ -23,6 +23,7 @@ class Settings:
     10.0
     """
 
+    #: where jobs live: sqlite:///path/to/file.db or postgresql://user@host/db
     database_url: str = DEFAULT_DATABASE_URL
     #: how long a claimed job stays leased without a heartbeat before another worker takes it back
     lease_seconds: float = 30.0
@@ -30,7 +31,7 @@ class Settings:
     heartbeat_seconds: float = 2.0
     #: longest an idle worker sleeps before it asks the store again (a backstop to wake-ups)
     poll_seconds: float = 1.0
-    #: how often an idle worker checks the cheap change counter (SQLite `data_version`)
+    #: SQLite: how often an idle worker reads the change counter (`PRAGMA data_version`)
     wake_check_seconds: float = 0.002
     #: how long running jobs may finish after SIGTERM before they are handed back
     shutdown_grace_seconds: float = 10.0
