@@ -4,23 +4,41 @@ jobs."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any, ParamSpec, TypeVar, overload
 
 from .errors import ConfigurationError, JobNotFound, JobTimeout, UnknownTask
-from .model import Job, JobFilter, NewJob, Page, QueueInfo, Stats, Status, View
+from .lifecycle import app_running
+from .model import (
+    Job,
+    JobFilter,
+    NewJob,
+    Page,
+    QueueInfo,
+    RunStats,
+    ScheduleInfo,
+    Stats,
+    Status,
+    View,
+)
 from .retry import Backoff
+from .schedule import CatchUp, Cron, Every, Overlap, Rule, Schedule, plan
 from .settings import Settings
 from .stores import Store, open_store
-from .tasks import Task
+from .tasks import Options, Task
 
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 UpdateCallback = Callable[[Job], None]
 
 log = logging.getLogger("underway")
@@ -49,6 +67,12 @@ class App:
         self._store_lock = threading.Lock()
         self._subscribers: list[UpdateCallback] = []
         self._wakeups: set[Callable[[], None]] = set()
+        self.schedules: dict[str, Schedule] = {}
+        #: a place for resources opened at startup (`app.state.http = ...`)
+        self.state = SimpleNamespace()
+        self._on_startup: list[Callable[..., Any]] = []
+        self._on_shutdown: list[Callable[..., Any]] = []
+        self._lifespans: list[Callable[[App], AbstractAsyncContextManager[Any]]] = []
 
     def __repr__(self) -> str:
         return f"<underway.App {self.settings.database_url} tasks={len(self.tasks)}>"
@@ -105,6 +129,7 @@ class App:
         retry: Backoff | None = None,
         no_retry_on: Sequence[type[BaseException]] = (),
         title: str | None = None,
+        deps: Mapping[str, Callable[..., Any]] | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
     def task(
@@ -120,6 +145,7 @@ class App:
         retry: Backoff | None = None,
         no_retry_on: Sequence[type[BaseException]] = (),
         title: str | None = None,
+        deps: Mapping[str, Callable[..., Any]] | None = None,
     ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
         """Register a sync or async function as a task.
 
@@ -127,6 +153,10 @@ class App:
         annotated `Context`; otherwise it stays a plain function you can also call directly.
         `name` defaults to `module.qualname`. Errors of the `no_retry_on` types (and of
         `underway.PermanentError`) fail the job at once.
+
+        `deps` maps names to factories opened for each job and closed after it (a value, a
+        context manager, or a generator that yields the value); the task reaches them as
+        `ctx.deps.name`.
         """
 
         def register(func: Callable[P, R]) -> Task[P, R]:
@@ -147,11 +177,175 @@ class App:
                 retry=retry or Backoff(),
                 no_retry_on=tuple(no_retry_on),
                 title=title,
+                deps=deps,
             )
             self.tasks[task_name] = handle
             return handle
 
         return register(fn) if fn is not None else register
+
+    # --- schedules ----------------------------------------------------------------------------
+
+    def periodic(
+        self,
+        *,
+        every: timedelta | float | None = None,
+        cron: str | None = None,
+        timezone: str = "UTC",
+        initial_delay: timedelta | float = 0.0,
+        catch_up: CatchUp | str = CatchUp.LATEST,
+        max_catch_up: int = 100,
+        misfire_grace: timedelta | float = 60.0,
+        overlap: Overlap | str = Overlap.ALLOW,
+        args: Mapping[str, Any] | None = None,
+        schedule_name: str | None = None,
+        **task_options: Any,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a task and run it on a rule: `every=` an interval, or `cron=` an expression
+        in `timezone`. It stays an ordinary task that can also be enqueued by hand.
+
+        >>> @app.periodic(every=timedelta(minutes=5), initial_delay=timedelta(seconds=30))
+        ... async def monitor_campaigns(ctx): ...
+        >>> @app.periodic(cron="0 3 * * *", timezone="Europe/Berlin", catch_up="skip")
+        ... def nightly_report(): ...
+
+        `catch_up` says what happens to slots missed while nothing ran ("latest": run once;
+        "all": run each, at most `max_catch_up`; "skip": none); a slot is missed once it is
+        `misfire_grace` late. `overlap` ("allow", "skip", "wait") says what a slot does while
+        the previous run is unfinished. Other keywords are task options (queue, timeout...).
+        """
+
+        def register(func: Callable[P, R]) -> Task[P, R]:
+            handle: Task[P, R] = self.task(**task_options)(func)
+            self.schedule(
+                handle, every=every, cron=cron, timezone=timezone, initial_delay=initial_delay,
+                catch_up=catch_up, max_catch_up=max_catch_up, misfire_grace=misfire_grace,
+                overlap=overlap, args=args, name=schedule_name,
+            )  # fmt: skip
+            return handle
+
+        return register
+
+    def schedule(
+        self,
+        task: Task[Any, Any] | str,
+        *,
+        every: timedelta | float | None = None,
+        cron: str | None = None,
+        timezone: str = "UTC",
+        initial_delay: timedelta | float = 0.0,
+        catch_up: CatchUp | str = CatchUp.LATEST,
+        max_catch_up: int = 100,
+        misfire_grace: timedelta | float = 60.0,
+        overlap: Overlap | str = Overlap.ALLOW,
+        args: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Schedule:
+        """Run an existing task on a rule, for rules that come from settings at run time:
+        `app.schedule(cleanup, every=settings.cleanup_interval)`. Calling it again for the
+        same name replaces the rule."""
+        handle = self.get_task(task) if isinstance(task, str) else task
+        if (every is None) == (cron is None):
+            raise ConfigurationError("give a schedule exactly one of every=... or cron=...")
+        rule: Rule
+        if every is not None:
+            rule = Every(_seconds(every), _seconds(initial_delay))
+        else:
+            assert cron is not None
+            rule = Cron(cron, timezone)
+        if args:
+            handle.new_job((), args, Options())  # refuse bad arguments now, not at the slot
+        schedule = Schedule(
+            name=name or handle.name, task=handle.name, rule=rule, catch_up=CatchUp(catch_up),
+            max_catch_up=max_catch_up, misfire_grace=_seconds(misfire_grace),
+            overlap=Overlap(overlap), args=dict(args or {}),
+        )  # fmt: skip
+        self.schedules[schedule.name] = schedule
+        return schedule
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        """Every schedule with its rule, next and last run, run count, state and run stats."""
+        states = {state.name: state for state in self.store.schedule_states()}
+        _, runs = self.store.run_stats()
+        now = self.store.now()
+        out = []
+        for name in sorted(set(states) | set(self.schedules)):
+            state = states.get(name)
+            schedule = self.schedules.get(name)
+            next_run = None
+            if schedule is not None and state is not None:
+                next_run = plan(schedule, state.anchor, state.last_slot, now).next_run
+            out.append(
+                ScheduleInfo(
+                    name=name,
+                    task=schedule.task if schedule else state.task if state else "",
+                    rule=schedule.describe() if schedule else state.rule if state else "",
+                    paused=bool(state and state.paused),
+                    next_run=next_run,
+                    last_run=state.last_slot if state else None,
+                    run_count=state.run_count if state else 0,
+                    stats=runs.get(name, RunStats()),
+                    registered=schedule is not None,
+                )
+            )
+        return out
+
+    def pause_schedule(self, name: str) -> None:
+        """Stop firing this schedule in every process until resumed."""
+        self.store.set_schedule_paused(name, True)
+
+    def resume_schedule(self, name: str) -> None:
+        self.store.set_schedule_paused(name, False)
+
+    def trigger_schedule(self, name: str) -> Job:
+        """Run the schedule's task now, outside its slots."""
+        schedule = self.schedules.get(name)
+        if schedule is None:
+            raise UnknownTask(
+                f"no schedule named {name!r} in this app; schedules: "
+                f"{', '.join(sorted(self.schedules)) or 'none'}"
+            )
+        job = self.get_task(schedule.task).new_job((), schedule.args, Options())
+        job.schedule = name
+        created = self.store.trigger_schedule(name, job)
+        for wake in list(self._wakeups):
+            wake()
+        return created
+
+    def run_scheduler(self) -> None:
+        """Run only the scheduler, in this thread, until SIGTERM/SIGINT."""
+        from .scheduler import Scheduler
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            async with app_running(self):
+                await Scheduler(self).run(stop)
+
+        asyncio.run(main())
+
+    # --- application lifecycle ----------------------------------------------------------------
+
+    def on_startup(self, fn: F) -> F:
+        """Run `fn()` (or `fn(app)`; sync or async) when a worker or scheduler starts, before it
+        takes any job: open pools and clients here and keep them on `app.state`."""
+        self._on_startup.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: F) -> F:
+        """Run `fn()` (or `fn(app)`) when a worker or scheduler stops, after its last job."""
+        self._on_shutdown.append(fn)
+        return fn
+
+    def lifespan(
+        self, fn: Callable[[App], AbstractAsyncContextManager[Any]]
+    ) -> Callable[[App], AbstractAsyncContextManager[Any]]:
+        """Register an async context manager factory `fn(app)` entered at worker start and
+        exited at stop (`@app.lifespan` over an `@asynccontextmanager` function)."""
+        self._lifespans.append(fn)
+        return fn
 
     def get_task(self, name: str) -> Task[Any, Any]:
         try:
@@ -261,8 +455,11 @@ class App:
             time.sleep(poll if deadline is None else min(poll, max(deadline - time.monotonic(), 0)))
 
     def stats(self) -> Stats:
-        """Counts by status, overall and per task and queue."""
-        return self.store.stats()
+        """Counts by status, overall and per task and queue; and per task and per schedule:
+        runs, failures, last run, last and average duration, state ("failing" when the
+        latest run failed)."""
+        tasks, schedules = self.store.run_stats()
+        return dataclasses.replace(self.store.stats(), tasks=tasks, schedules=schedules)
 
     # --- queues and retention ------------------------------------------------------------------
 
@@ -363,13 +560,21 @@ class App:
         concurrency: int | None = None,
         burst: bool = False,
         handle_signals: bool = True,
+        scheduler: bool | None = None,
     ) -> None:
         """Run a worker in this thread until stopped (SIGTERM/SIGINT) or, with `burst=True`,
-        until no job is due."""
+        until no job is due. It also fires the app's schedules unless `scheduler=False`
+        (default: on, except in burst mode)."""
         from .worker import Worker
 
-        worker = Worker(self, queues=queues, concurrency=concurrency, burst=burst)
+        worker = Worker(
+            self, queues=queues, concurrency=concurrency, burst=burst, scheduler=scheduler
+        )
         asyncio.run(worker.run(handle_signals=handle_signals))
+
+
+def _seconds(value: timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:

@@ -51,6 +51,8 @@ class Context:
         self._message = job.status_message
         self._payload_json: str | None = None
         self._version = 0  # bumped by every report; the worker remembers what it wrote
+        #: the job's dependencies, as declared with `@app.task(deps={...})`
+        self.deps: Any = {}
 
     # --- reporting ----------------------------------------------------------------------------
 

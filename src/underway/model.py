@@ -84,6 +84,7 @@ class Job:
     completed_at: datetime | None = None
     cancel_requested: bool = False
     rescues: int = 0
+    schedule: str | None = None  # the schedule that fired this job, if any
 
     @property
     def finished(self) -> bool:
@@ -108,6 +109,7 @@ class NewJob:
     callback_url: str | None
     key: str | None
     status_message: str | None
+    schedule: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,15 +171,40 @@ class Page:
 
 
 @dataclass(frozen=True, slots=True)
+class RunStats:
+    """How the finished runs of one task or schedule went (over the jobs still retained)."""
+
+    runs: int = 0  # finished attempts that ran: completed + failed jobs
+    failures: int = 0
+    last_run: datetime | None = None  # when the latest finished run started
+    last_status: str | None = None
+    last_duration: float | None = None  # seconds
+    average_duration: float | None = None
+    consecutive_failures: int = 0  # failed runs in a row, counted back from the latest (max 10)
+    running: int = 0
+
+    @property
+    def state(self) -> str:
+        """ "running", "failing" (its latest run failed), "ok", or "idle" (never ran)."""
+        if self.running:
+            return "running"
+        if self.last_status is None:
+            return "idle"
+        return "failing" if self.consecutive_failures else "ok"
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
-    """Counts of jobs by status, overall, per task and per queue."""
+    """Counts of jobs by status, overall, per task and per queue; run statistics per task and
+    per schedule."""
 
     by_status: dict[str, int]
     by_task: dict[str, dict[str, int]]
     by_queue: dict[str, dict[str, int]]
     scheduled: int = 0
     retrying: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, RunStats] = field(default_factory=dict)
+    schedules: dict[str, RunStats] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -192,3 +219,36 @@ class QueueInfo:
     paused: bool = False
     concurrency: int | None = None  # most jobs running at once across all workers
     counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What the store keeps about a schedule, shared by every scheduler."""
+
+    name: str
+    task: str
+    rule: str
+    anchor: datetime
+    last_slot: datetime | None
+    next_run: datetime | None
+    paused: bool
+    run_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleInfo:
+    """A schedule as `app.list_schedules()` and `underway schedules APP list` show it."""
+
+    name: str
+    task: str
+    rule: str
+    paused: bool
+    next_run: datetime | None
+    last_run: datetime | None  # the latest slot fired (or dropped by the catch-up policy)
+    run_count: int
+    stats: RunStats
+    registered: bool = True  # False: known to the store, but not defined in this app
+
+    @property
+    def state(self) -> str:
+        return "paused" if self.paused else self.stats.state

@@ -72,6 +72,7 @@ class Task(Generic[P, R]):
         retry: Backoff,
         no_retry_on: tuple[type[BaseException], ...],
         title: str | None,
+        deps: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ConfigurationError(f"task {name}: max_attempts must be >= 1")
@@ -87,6 +88,7 @@ class Task(Generic[P, R]):
         self.retry = retry
         self.no_retry_on = no_retry_on
         self.title = title or name
+        self.deps = dict(deps or {})
         self.is_async = inspect.iscoroutinefunction(fn)
         signature = inspect.signature(fn)
         params = list(signature.parameters.values())

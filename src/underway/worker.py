@@ -29,7 +29,9 @@ from . import encoding
 from .context import Context, job_logger
 from .errors import Cancel, InvalidArguments, PermanentError, Retry
 from .ids import uuid7
+from .lifecycle import app_running, close_dependencies, open_dependencies
 from .model import Claimed, Job, JobError, Outcome, Report, Status
+from .scheduler import Scheduler
 from .stores import Lease
 
 if TYPE_CHECKING:
@@ -76,8 +78,11 @@ class Worker:
         queues: Sequence[str] | None = None,
         concurrency: int | None = None,
         burst: bool = False,
+        scheduler: bool | None = None,
     ) -> None:
         self.app = app
+        #: fire the app's schedules from this worker too (default: unless in burst mode)
+        self.with_scheduler = (not burst) if scheduler is None else scheduler
         self.settings = app.settings
         self.store = app.store
         self.id = uuid7().hex  # one process incarnation
@@ -134,6 +139,15 @@ class Worker:
             self.concurrency,
             " burst" if self.burst else "",
         )
+        try:
+            async with app_running(self.app):  # startup hooks and lifespans before any job
+                await self._serve()
+        finally:
+            if handle_signals:
+                self._remove_signal_handlers()
+            remove_wakeup()
+
+    async def _serve(self) -> None:
         side = [
             asyncio.create_task(coro, name=name)
             for name, coro in (
@@ -143,6 +157,11 @@ class Worker:
                 ("underway-pruner", self._prune_loop()),
             )
         ]
+        if self.with_scheduler and self.app.schedules:
+            stop = asyncio.Event()
+            side.append(
+                asyncio.create_task(Scheduler(self.app).run(stop), name="underway-scheduler")
+            )
         try:
             await self._rescue()
             await self._dispatch_loop()
@@ -153,9 +172,6 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
             await self._close_writer(writer)
-            remove_wakeup()
-            if handle_signals:
-                self._remove_signal_handlers()
             self._io.shutdown(wait=True)
             self._waiter.shutdown(wait=False, cancel_futures=True)
             if self._threads is not None:
@@ -294,11 +310,10 @@ class Worker:
             ) from None
         if task.wants_context:
             args = (run.ctx, *args)
-        if task.is_async:
-            coro = task.fn(*args, **kwargs)
-            result = await (asyncio.wait_for(coro, task.timeout) if task.timeout else coro)
+        if task.deps:
+            result = await self._invoke_with_deps(run, task, args, kwargs)
         else:
-            result = await self._run_sync(run, task, functools.partial(task.fn, *args, **kwargs))
+            result = await self._invoke(run, task, args, kwargs)
         if run.stop_reason is not None:
             return self._stopped_outcome(run)
         try:
@@ -308,6 +323,34 @@ class Worker:
                 f"task {task.name} returned a value that is not JSON: {exc}"
             ) from None
         return Outcome(job.id, run.claimed.token, Status.COMPLETED, result_json=result_json)
+
+    async def _invoke(
+        self, run: Running, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if task.is_async:
+            coro = task.fn(*args, **kwargs)
+            return await (asyncio.wait_for(coro, task.timeout) if task.timeout else coro)
+        return await self._run_sync(run, task, functools.partial(task.fn, *args, **kwargs))
+
+    async def _invoke_with_deps(
+        self, run: Running, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """The seeds' "scope per execution": open the task's dependencies, run it, close them
+        (telling them about its error). Failing to open or close fails the attempt."""
+        stack = contextlib.AsyncExitStack()
+        try:
+            run.ctx.deps = await open_dependencies(task.deps, run.ctx, stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        error: BaseException | None = None
+        try:
+            return await self._invoke(run, task, args, kwargs)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await close_dependencies(stack, error)
 
     async def _run_sync(self, run: Running, task: Task[Any, Any], call: Callable[[], T]) -> T:
         if self._threads is None:

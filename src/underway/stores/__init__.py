@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..errors import ConfigurationError
 from ..model import (
@@ -19,6 +19,8 @@ from ..model import (
     Page,
     QueueInfo,
     Report,
+    RunStats,
+    ScheduleState,
     Stats,
     Status,
 )
@@ -107,6 +109,64 @@ class Store(Protocol):
     def prune(self, older_than: float, statuses: Sequence[Status], batch: int = 1000) -> int:
         """Delete jobs in `statuses` that finished more than `older_than` seconds ago, in
         batches of `batch` rows per transaction; returns how many were deleted."""
+
+    # --- schedules ----------------------------------------------------------------------------
+    def register_schedule(self, name: str, task: str, rule: str, anchor: datetime) -> ScheduleState:
+        """Create the schedule's row if missing (interval slots count from `anchor`), or update
+        its task and rule text; anchor, paused, last slot and counts are kept."""
+
+    def schedule_states(self) -> list[ScheduleState]: ...
+
+    def fire_schedule(
+        self, name: str, slot: datetime, job: NewJob | None, overlap: str
+    ) -> Job | None:
+        """Handle one slot, atomically and at most once across all schedulers: if the schedule
+        is not paused and `slot` is later than its last slot, record it and insert `job`
+        (None: just mark the slot handled). `overlap` ("allow", "skip", "wait") says what to do
+        while an earlier job of the schedule is unfinished. Returns the job inserted, if any."""
+
+    def trigger_schedule(self, name: str, job: NewJob) -> Job:
+        """Insert a job for the schedule now, outside its slots."""
+
+    def set_schedule_paused(self, name: str, paused: bool) -> None: ...
+
+    def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
+        """Run statistics per task and per schedule."""
+
+
+def build_run_stats(
+    aggregates: Sequence[Sequence[Any]],
+    recent: Sequence[Sequence[Any]],
+    running: Sequence[Sequence[Any]],
+) -> dict[str, RunStats]:
+    """Assemble RunStats from three small query results, the same for every store:
+    aggregates (name, runs, failures, last_run, average_duration), recent finished runs newest
+    first per name (name, status, duration), and running counts (name, count)."""
+    streaks: dict[str, list[tuple[str, float | None]]] = {}
+    for name, status, duration in recent:
+        streaks.setdefault(name, []).append((status, duration))
+    running_by = {name: count for name, count in running}
+    out: dict[str, RunStats] = {}
+    for name, runs, failures, last_run, average in aggregates:
+        history = streaks.get(name, [])
+        consecutive = 0
+        for status, _ in history:
+            if status != Status.FAILED:
+                break
+            consecutive += 1
+        out[name] = RunStats(
+            runs=runs,
+            failures=failures or 0,
+            last_run=last_run,
+            last_status=history[0][0] if history else None,
+            last_duration=history[0][1] if history else None,
+            average_duration=None if average is None else float(average),
+            consecutive_failures=consecutive,
+            running=running_by.get(name, 0),
+        )
+    for name, count in running_by.items():
+        out.setdefault(name, RunStats(running=count))
+    return out
 
 
 def open_store(settings: Settings) -> Store:

@@ -6,19 +6,19 @@ WITH clock AS (SELECT now() AS now),
 inserted AS (
     INSERT INTO {schema}.underway_jobs (
         id, task, title, args, queue, priority, status, ready, max_attempts, run_at,
-        status_message, tenant, callback_url, key, created_at, updated_at
+        status_message, tenant, callback_url, key, schedule, created_at, updated_at
     )
     SELECT u.id, u.task, u.title, u.args, u.queue, u.priority, 'pending',
            coalesce(u.run_at, clock.now + u.delay * interval '1 second') <= clock.now,
            u.max_attempts, coalesce(u.run_at, clock.now + u.delay * interval '1 second'),
-           u.status_message, u.tenant, u.callback_url, u.key, clock.now, clock.now
+           u.status_message, u.tenant, u.callback_url, u.key, u.schedule, clock.now, clock.now
     FROM clock, unnest(
         %(id)s::uuid[], %(task)s::text[], %(title)s::text[], %(args)s::jsonb[],
         %(queue)s::text[], %(priority)s::int[], %(max_attempts)s::int[],
         %(run_at)s::timestamptz[], %(delay)s::float8[], %(status_message)s::text[],
-        %(tenant)s::text[], %(callback_url)s::text[], %(key)s::text[]
+        %(tenant)s::text[], %(callback_url)s::text[], %(key)s::text[], %(schedule)s::text[]
     ) AS u(id, task, title, args, queue, priority, max_attempts, run_at, delay,
-           status_message, tenant, callback_url, key)
+           status_message, tenant, callback_url, key, schedule)
     ON CONFLICT (key) WHERE key IS NOT NULL AND status IN ('pending', 'running') DO NOTHING
     RETURNING id
 )
@@ -218,3 +218,54 @@ FROM {schema}.underway_jobs WHERE status = 'pending';
 
 -- name: schema_version
 SELECT max(version) FROM {schema}.underway_migrations;
+
+-- name: register_schedule
+INSERT INTO {schema}.underway_schedules (name, task, rule, anchor)
+VALUES (%(name)s, %(task)s, %(rule)s, %(anchor)s)
+ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule, updated_at = now()
+RETURNING *;
+
+-- name: schedule_states
+SELECT * FROM {schema}.underway_schedules ORDER BY name;
+
+-- name: lock_schedule
+SELECT * FROM {schema}.underway_schedules WHERE name = %(name)s FOR UPDATE;
+
+-- name: schedule_busy
+SELECT 1 FROM {schema}.underway_jobs
+WHERE schedule = %(name)s AND status IN ('pending', 'running') LIMIT 1;
+
+-- name: advance_schedule
+UPDATE {schema}.underway_schedules
+SET last_slot = %(slot)s, run_count = run_count + %(fired)s, updated_at = now()
+WHERE name = %(name)s;
+
+-- name: count_schedule_run
+UPDATE {schema}.underway_schedules SET run_count = run_count + 1, updated_at = now()
+WHERE name = %(name)s;
+
+-- name: set_schedule_paused
+UPDATE {schema}.underway_schedules SET paused = %(paused)s, updated_at = now()
+WHERE name = %(name)s;
+
+-- name: run_aggregates
+SELECT {group}, count(*), count(*) FILTER (WHERE status = 'failed'), max(started_at),
+       avg(extract(epoch FROM completed_at - started_at))
+FROM {schema}.underway_jobs
+WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND {group} IS NOT NULL
+GROUP BY {group};
+
+-- name: run_recent
+SELECT name, status, duration FROM (
+    SELECT {group} AS name, status,
+           extract(epoch FROM completed_at - started_at)::float8 AS duration,
+           row_number() OVER (PARTITION BY {group} ORDER BY completed_at DESC, id DESC) AS n
+    FROM {schema}.underway_jobs
+    WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND {group} IS NOT NULL
+) AS ranked
+WHERE n <= 10
+ORDER BY name, n;
+
+-- name: run_running
+SELECT {group}, count(*) FROM {schema}.underway_jobs
+WHERE status = 'running' AND {group} IS NOT NULL GROUP BY {group};

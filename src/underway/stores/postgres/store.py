@@ -31,12 +31,14 @@ from ...model import (
     Page,
     QueueInfo,
     Report,
+    RunStats,
+    ScheduleState,
     Stats,
     Status,
     View,
 )
 from ...settings import Settings
-from .. import HeartbeatResult, Lease
+from .. import HeartbeatResult, Lease, build_run_stats
 from ..sqlfile import load_migrations, load_queries
 
 log = logging.getLogger("underway.postgres")
@@ -57,7 +59,7 @@ UNLIMITED = (
 )
 COPY_TYPES = [
     "uuid", "text", "text", "jsonb", "text", "int4", "text", "bool", "int4", "timestamptz",
-    "text", "text", "text", "timestamptz", "timestamptz",
+    "text", "text", "text", "text", "timestamptz", "timestamptz",
 ]  # fmt: skip
 
 
@@ -219,7 +221,7 @@ class PostgresStore:
         table = sql.Identifier(self.schema).as_string() + ".underway_jobs"
         columns = (
             "id, task, title, args, queue, priority, status, ready, max_attempts, run_at, "
-            "status_message, tenant, callback_url, created_at, updated_at"
+            "status_message, tenant, callback_url, schedule, created_at, updated_at"
         )
         with conn.cursor() as cur:
             cur.adapters.register_dumper(_EncodedJson, _EncodedJsonbDumper)
@@ -230,7 +232,7 @@ class PostgresStore:
                     copy.write_row((
                         j.id, j.task, j.title, j.args_json, j.queue, j.priority, "pending",
                         run_at <= now, j.max_attempts, run_at, j.status_message, j.tenant,
-                        j.callback_url, now, now,
+                        j.callback_url, j.schedule, now, now,
                     ))  # fmt: skip
             cur.execute("SELECT pg_notify(%s, '')", (self.channel,))
         return _created_jobs(jobs, now, {})
@@ -537,6 +539,73 @@ class PostgresStore:
             if count < batch:
                 return deleted
 
+    # --- schedules ----------------------------------------------------------------------------
+
+    def register_schedule(self, name: str, task: str, rule: str, anchor: datetime) -> ScheduleState:
+        params = {"name": name, "task": task, "rule": rule, "anchor": anchor}
+        with self._tx() as conn:
+            return _schedule_state(
+                self._records(conn.execute(self.q["register_schedule"], params))[0]
+            )
+
+    def schedule_states(self) -> list[ScheduleState]:
+        with self._tx() as conn:
+            return [
+                _schedule_state(r) for r in self._records(conn.execute(self.q["schedule_states"]))
+            ]
+
+    def fire_schedule(
+        self, name: str, slot: datetime, job: NewJob | None, overlap: str
+    ) -> Job | None:
+        with self._tx(atomic=True) as conn:
+            # The row lock makes concurrent schedulers take turns on this schedule.
+            states = self._records(conn.execute(self.q["lock_schedule"], {"name": name}))
+            if not states or states[0]["paused"]:
+                return None
+            last = states[0]["last_slot"]
+            if last is not None and last >= slot:
+                return None  # another scheduler handled this slot already
+            busy = (
+                job is not None
+                and overlap != "allow"
+                and conn.execute(self.q["schedule_busy"], {"name": name}).fetchone() is not None
+            )
+            if busy and overlap == "wait":
+                return None  # try again once the unfinished one is done
+            if busy:
+                job = None  # "skip": this slot is dropped
+            params = {"name": name, "slot": slot, "fired": int(job is not None)}
+            conn.execute(self.q["advance_schedule"], params)
+            return None if job is None else self.enqueue_on(conn, [job])[0]
+
+    def trigger_schedule(self, name: str, job: NewJob) -> Job:
+        with self._tx(atomic=True) as conn:
+            if conn.execute(self.q["count_schedule_run"], {"name": name}).rowcount == 0:
+                raise JobNotFound(f"no schedule named {name!r}")
+            return self.enqueue_on(conn, [job])[0]
+
+    def set_schedule_paused(self, name: str, paused: bool) -> None:
+        with self._tx() as conn:
+            params = {"name": name, "paused": paused}
+            if conn.execute(self.q["set_schedule_paused"], params).rowcount == 0:
+                raise JobNotFound(f"no schedule named {name!r}")
+
+    def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
+        out = []
+        with self._tx() as conn:
+            for group in ("task", "schedule"):
+                parts = [
+                    conn.execute(self.q[name].replace("{group}", group)).fetchall()
+                    for name in ("run_aggregates", "run_recent", "run_running")
+                ]
+                out.append(build_run_stats(*parts))
+        return out[0], out[1]
+
+    @staticmethod
+    def _records(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+        names = [d.name for d in cur.description or ()]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
     # --- rows ---------------------------------------------------------------------------------
 
     def _require(self, job_id: uuid.UUID) -> Job:
@@ -556,6 +625,14 @@ def _one(cur: psycopg.Cursor[Any]) -> Any:
     if row is None:
         raise StoreError("PostgreSQL returned no row where one was expected")
     return row
+
+
+def _schedule_state(r: dict[str, Any]) -> ScheduleState:
+    return ScheduleState(
+        name=r["name"], task=r["task"], rule=r["rule"], anchor=r["anchor"],
+        last_slot=r["last_slot"], next_run=r["next_run"], paused=r["paused"],
+        run_count=r["run_count"],
+    )  # fmt: skip
 
 
 def _row_to_job(r: dict[str, Any]) -> Job:
@@ -585,6 +662,7 @@ def _row_to_job(r: dict[str, Any]) -> Job:
         started_at=r["started_at"],
         completed_at=r["completed_at"],
         cancel_requested=r["cancel_requested"],
+        schedule=r["schedule"],
         rescues=r["rescues"],
     )
 
@@ -605,6 +683,7 @@ def _insert_params(jobs: Sequence[NewJob], channel: str) -> dict[str, Any]:
         "tenant": [j.tenant for j in jobs],
         "callback_url": [j.callback_url for j in jobs],
         "key": [j.key for j in jobs],
+        "schedule": [j.schedule for j in jobs],
     }
 
 
@@ -632,6 +711,7 @@ def _created_jobs(jobs: Sequence[NewJob], now: datetime, existing: dict[str, Job
                 tenant=j.tenant,
                 callback_url=j.callback_url,
                 key=j.key,
+                schedule=j.schedule,
             )
         )
     return out

@@ -4,10 +4,10 @@
 -- name: insert_job
 INSERT INTO underway_jobs (
     id, task, title, args, queue, priority, status, max_attempts, run_at, status_message,
-    tenant, callback_url, key, created_at, updated_at
+    tenant, callback_url, key, schedule, created_at, updated_at
 ) VALUES (
     :id, :task, :title, :args, :queue, :priority, 'pending', :max_attempts, :run_at,
-    :status_message, :tenant, :callback_url, :key, :now, :now
+    :status_message, :tenant, :callback_url, :key, :schedule, :now, :now
 )
 ON CONFLICT (key) WHERE key IS NOT NULL AND status IN ('pending', 'running') DO NOTHING;
 
@@ -172,3 +172,51 @@ FROM underway_jobs WHERE status = 'pending';
 
 -- name: schema_version
 SELECT max(version) FROM underway_migrations;
+
+-- name: register_schedule
+INSERT INTO underway_schedules (name, task, rule, anchor, created_at, updated_at)
+VALUES (:name, :task, :rule, :anchor, :now, :now)
+ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
+                                 updated_at = excluded.updated_at;
+
+-- name: schedule_states
+SELECT * FROM underway_schedules ORDER BY name;
+
+-- name: schedule_state
+SELECT * FROM underway_schedules WHERE name = ?;
+
+-- name: schedule_busy
+SELECT 1 FROM underway_jobs
+WHERE schedule = ? AND status IN ('pending', 'running') LIMIT 1;
+
+-- name: advance_schedule
+UPDATE underway_schedules
+SET last_slot = :slot, run_count = run_count + :fired, updated_at = :now
+WHERE name = :name;
+
+-- name: count_schedule_run
+UPDATE underway_schedules SET run_count = run_count + 1, updated_at = :now WHERE name = :name;
+
+-- name: set_schedule_paused
+UPDATE underway_schedules SET paused = :paused, updated_at = :now WHERE name = :name;
+
+-- name: run_aggregates
+SELECT {group}, count(*), sum(status = 'failed'), max(started_at),
+       avg(completed_at - started_at)
+FROM underway_jobs
+WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND {group} IS NOT NULL
+GROUP BY {group};
+
+-- name: run_recent
+SELECT name, status, duration FROM (
+    SELECT {group} AS name, status, completed_at - started_at AS duration,
+           row_number() OVER (PARTITION BY {group} ORDER BY completed_at DESC, id DESC) AS n
+    FROM underway_jobs
+    WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND {group} IS NOT NULL
+)
+WHERE n <= 10
+ORDER BY name, n;
+
+-- name: run_running
+SELECT {group}, count(*) FROM underway_jobs
+WHERE status = 'running' AND {group} IS NOT NULL GROUP BY {group};

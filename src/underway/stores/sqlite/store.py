@@ -25,12 +25,14 @@ from ...model import (
     Page,
     QueueInfo,
     Report,
+    RunStats,
+    ScheduleState,
     Stats,
     Status,
     View,
 )
 from ...settings import Settings
-from .. import HeartbeatResult, Lease
+from .. import HeartbeatResult, Lease, build_run_stats
 from ..sqlfile import load_migrations, load_queries
 
 Q = load_queries(__name__.rsplit(".", 1)[0])
@@ -191,6 +193,12 @@ class SqliteStore:
                     out.append(self._job_from(cursor, cursor.fetchone()))
         return out
 
+    def _insert_one(self, conn: sqlite3.Connection, job: NewJob, now: float) -> Job:
+        row = self._insert_params(job, now)
+        if conn.execute(Q["insert_job"], row).rowcount == 1:
+            return self._new_job(job, row, datetime.fromtimestamp(now, UTC))
+        return _row_to_job(conn.execute(Q["get_unfinished_by_key"], (row["key"],)).fetchone())
+
     @staticmethod
     def _insert_params(job: NewJob, now: float) -> dict[str, Any]:
         run_at = job.run_at.timestamp() if job.run_at is not None else now + job.delay
@@ -207,6 +215,7 @@ class SqliteStore:
             "tenant": job.tenant,
             "callback_url": job.callback_url,
             "key": job.key,
+            "schedule": job.schedule,
             "now": now,
         }
 
@@ -229,6 +238,7 @@ class SqliteStore:
             tenant=job.tenant,
             callback_url=job.callback_url,
             key=job.key,
+            schedule=job.schedule,
         )
 
     # --- workers ------------------------------------------------------------------------------
@@ -452,6 +462,69 @@ class SqliteStore:
             if count < batch:
                 return deleted
 
+    # --- schedules ----------------------------------------------------------------------------
+
+    def register_schedule(self, name: str, task: str, rule: str, anchor: datetime) -> ScheduleState:
+        params = {"name": name, "task": task, "rule": rule, "anchor": anchor.timestamp(),
+                  "now": time.time()}  # fmt: skip
+        with self._write() as conn:
+            conn.execute(Q["register_schedule"], params)
+            return _schedule_state(conn.execute(Q["schedule_state"], (name,)).fetchone())
+
+    def schedule_states(self) -> list[ScheduleState]:
+        return [_schedule_state(row) for row in self._read(Q["schedule_states"]).fetchall()]
+
+    def fire_schedule(
+        self, name: str, slot: datetime, job: NewJob | None, overlap: str
+    ) -> Job | None:
+        slot_ts = slot.timestamp()
+        now = time.time()
+        with self._write() as conn:
+            state = conn.execute(Q["schedule_state"], (name,)).fetchone()
+            if state is None or state["paused"]:
+                return None
+            if state["last_slot"] is not None and state["last_slot"] >= slot_ts:
+                return None  # another scheduler handled this slot already
+            busy = (
+                job is not None
+                and overlap != "allow"
+                and conn.execute(Q["schedule_busy"], (name,)).fetchone() is not None
+            )
+            if busy and overlap == "wait":
+                return None  # try again once the unfinished one is done
+            if busy:
+                job = None  # "skip": this slot is dropped
+            params = {"name": name, "slot": slot_ts, "fired": job is not None, "now": now}
+            conn.execute(Q["advance_schedule"], params)
+            return None if job is None else self._insert_one(conn, job, now)
+
+    def trigger_schedule(self, name: str, job: NewJob) -> Job:
+        now = time.time()
+        with self._write() as conn:
+            if conn.execute(Q["schedule_state"], (name,)).fetchone() is None:
+                raise JobNotFound(f"no schedule named {name!r}")
+            conn.execute(Q["count_schedule_run"], {"name": name, "now": now})
+            return self._insert_one(conn, job, now)
+
+    def set_schedule_paused(self, name: str, paused: bool) -> None:
+        with self._write() as conn:
+            params = {"name": name, "paused": paused, "now": time.time()}
+            if conn.execute(Q["set_schedule_paused"], params).rowcount == 0:
+                raise JobNotFound(f"no schedule named {name!r}")
+
+    def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
+        out = []
+        for group in ("task", "schedule"):
+            parts = [
+                self._read(Q[name].replace("{group}", group)).fetchall()
+                for name in ("run_aggregates", "run_recent", "run_running")
+            ]
+            aggregates = [
+                (n, runs, fails, _ts(last), avg) for n, runs, fails, last, avg in parts[0]
+            ]
+            out.append(build_run_stats(aggregates, parts[1], parts[2]))
+        return out[0], out[1]
+
     # --- rows ---------------------------------------------------------------------------------
 
     def _require(self, job_id: uuid.UUID) -> Job:
@@ -465,6 +538,14 @@ class SqliteStore:
 
     def _claimed_from(self, cursor: sqlite3.Cursor, row: sqlite3.Row) -> Claimed:
         return Claimed(_row_to_job(row), row["lease_token"])
+
+
+def _schedule_state(r: sqlite3.Row) -> ScheduleState:
+    return ScheduleState(
+        name=r["name"], task=r["task"], rule=r["rule"],
+        anchor=datetime.fromtimestamp(r["anchor"], UTC), last_slot=_ts(r["last_slot"]),
+        next_run=_ts(r["next_run"]), paused=bool(r["paused"]), run_count=r["run_count"],
+    )  # fmt: skip
 
 
 def _row_to_job(r: sqlite3.Row) -> Job:
@@ -494,6 +575,7 @@ def _row_to_job(r: sqlite3.Row) -> Job:
         started_at=_ts(r["started_at"]),
         completed_at=_ts(r["completed_at"]),
         cancel_requested=bool(r["cancel_requested"]),
+        schedule=r["schedule"],
         rescues=r["rescues"],
     )
 

@@ -1,0 +1,202 @@
+"""Schedules: interval and cron rules, and the plan of which slots to fire.
+
+Everything here is pure: given a rule, the schedule's shared state and the store's time, `plan`
+says which slots become jobs. The scheduler (scheduler.py) asks the store to fire each one; the
+store fires a slot only if no other scheduler fired it yet, so any number of schedulers may run.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigurationError
+
+# cronsim has no @daily and friends; these are the usual meanings.
+CRON_ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+    "@minutely": "* * * * *",
+}
+
+
+class CatchUp(enum.StrEnum):
+    """What to do with slots that passed while no scheduler ran."""
+
+    ALL = "all"  # run every missed slot (at most `max_catch_up` of them)
+    LATEST = "latest"  # run once, for the latest missed slot
+    SKIP = "skip"  # run none of them; wait for the next slot
+
+
+class Overlap(enum.StrEnum):
+    """What to do when a slot comes while the schedule's previous job is still unfinished."""
+
+    ALLOW = "allow"  # start it anyway
+    SKIP = "skip"  # drop this slot
+    WAIT = "wait"  # fire it once the previous job finished (late)
+
+
+@dataclass(frozen=True, slots=True)
+class Every:
+    """Fire every `seconds`, the first time `initial_delay` after the schedule first appeared in
+    the store (the anchor), so every process agrees on the slots."""
+
+    seconds: float
+    initial_delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.seconds) or self.seconds <= 0:
+            raise ConfigurationError(f"an interval must be > 0 seconds, got {self.seconds}")
+        if not math.isfinite(self.initial_delay) or self.initial_delay < 0:
+            raise ConfigurationError("initial_delay must be >= 0 seconds")
+
+    def describe(self) -> str:
+        return f"every {_human(self.seconds)}" + (
+            f" (first after {_human(self.initial_delay)})" if self.initial_delay else ""
+        )
+
+    def slots(self, anchor: datetime, after: datetime | None, until: datetime) -> list[datetime]:
+        """Slots s with after < s <= until (all from the anchor when `after` is None), oldest
+        first; at most the latest MAX_SLOTS."""
+        first_k = (
+            0 if after is None else math.floor((after - anchor).total_seconds() / self.seconds) + 1
+        )
+        last_k = math.floor((until - anchor).total_seconds() / self.seconds)
+        first_k = max(first_k, 0, last_k - MAX_SLOTS + 1)
+        return [anchor + timedelta(seconds=k * self.seconds) for k in range(first_k, last_k + 1)]
+
+    def next_after(self, anchor: datetime, moment: datetime) -> datetime:
+        if moment < anchor:
+            return anchor
+        k = math.floor((moment - anchor).total_seconds() / self.seconds) + 1
+        return anchor + timedelta(seconds=k * self.seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Cron:
+    """A cron expression (five fields, or @hourly, @daily, ...) in a time zone. Daylight-saving
+    changes follow Debian cron: a time skipped by the spring change runs once right after the
+    jump; a time that happens twice in the autumn runs once."""
+
+    expression: str
+    timezone: str = "UTC"
+    zone: ZoneInfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        from cronsim import CronSim, CronSimError
+
+        expression = CRON_ALIASES.get(self.expression.strip().lower(), self.expression.strip())
+        object.__setattr__(self, "expression", expression)
+        try:
+            object.__setattr__(self, "zone", ZoneInfo(self.timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigurationError(
+                f"unknown time zone {self.timezone!r}; use an IANA name like 'Europe/Berlin'"
+            ) from None
+        try:
+            CronSim(expression, datetime.now(self.zone))
+        except CronSimError as exc:
+            raise ConfigurationError(f"bad cron expression {self.expression!r}: {exc}") from None
+
+    def describe(self) -> str:
+        return f"cron {self.expression} ({self.timezone})"
+
+    def slots(self, anchor: datetime, after: datetime | None, until: datetime) -> list[datetime]:
+        start = anchor - timedelta(microseconds=1) if after is None else max(after, anchor)
+        found: list[datetime] = []
+        moment = start
+        while True:
+            moment = self.next_after(anchor, moment)
+            if moment > until:
+                return found[-MAX_SLOTS:]
+            found.append(moment)
+            if len(found) > 2 * MAX_SLOTS:
+                del found[:MAX_SLOTS]
+
+    def next_after(self, anchor: datetime, moment: datetime) -> datetime:
+        """The first slot strictly after `moment`, in UTC."""
+        from cronsim import CronSim
+
+        # cronsim yields times >= its start at minute precision; start just after `moment`.
+        local = moment.astimezone(self.zone)
+        nxt = next(CronSim(self.expression, local + timedelta(seconds=1)))
+        if nxt <= moment:  # pragma: no cover - defensive: cronsim returned the same minute
+            nxt = next(CronSim(self.expression, local + timedelta(minutes=1)))
+        return nxt.astimezone(UTC)
+
+
+Rule = Every | Cron
+
+#: No plan ever lists more slots than this: after a long downtime a frequent schedule would
+#: otherwise enumerate millions of them.
+MAX_SLOTS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A task fired on a rule. Built by `@app.periodic(...)` or `app.schedule(...)`."""
+
+    name: str
+    task: str
+    rule: Rule
+    catch_up: CatchUp = CatchUp.LATEST
+    max_catch_up: int = 100
+    #: a slot fired later than this after its time counts as missed
+    misfire_grace: float = 60.0
+    overlap: Overlap = Overlap.ALLOW
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.max_catch_up < 1:
+            raise ConfigurationError("max_catch_up must be >= 1")
+        if not math.isfinite(self.misfire_grace) or self.misfire_grace < 0:
+            raise ConfigurationError("misfire_grace must be >= 0 seconds")
+
+    def describe(self) -> str:
+        return self.rule.describe()
+
+    def key(self, slot: datetime) -> str:
+        """The unique key of the job for one slot: the same in every process."""
+        return f"schedule:{self.name}:{slot.astimezone(UTC).isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    fire: list[datetime]  # slots to turn into jobs, oldest first
+    advance_to: datetime | None  # the latest slot handled (fired or dropped)
+    next_run: datetime  # the next slot after `now`
+
+
+def plan(schedule: Schedule, anchor: datetime, last_slot: datetime | None, now: datetime) -> Plan:
+    """Which slots to fire at `now`, given the latest slot already handled."""
+    due = schedule.rule.slots(anchor, last_slot, now)
+    next_run = schedule.rule.next_after(anchor, now)
+    if not due:
+        return Plan([], None, next_run)
+    grace = timedelta(seconds=schedule.misfire_grace)
+    on_time = [slot for slot in due if now - slot <= grace]
+    missed = due[: len(due) - len(on_time)]
+    if schedule.catch_up is CatchUp.ALL:
+        fire = due[-schedule.max_catch_up :]
+    elif schedule.catch_up is CatchUp.LATEST:
+        # One run stands for all the missed slots, unless a slot on time runs anyway.
+        fire = on_time or missed[-1:]
+    else:
+        fire = on_time
+    return Plan(fire, due[-1], next_run)
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -1,0 +1,110 @@
+"""The scheduler: turns the app's schedules into jobs, slot by slot.
+
+It runs inside every worker by default and alone as `underway scheduler APP`. There is no
+leader: each process plans the same slots from the same shared state, and the store fires each
+slot only once (see `Store.fire_schedule`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from .model import Job, NewJob, ScheduleState
+from .schedule import Every, Schedule, plan
+from .tasks import Options
+
+if TYPE_CHECKING:
+    from .app import App
+
+log = logging.getLogger("underway.scheduler")
+
+#: The longest a scheduler sleeps between looks at its schedules (pauses, triggers, clock).
+MAX_SLEEP_SECONDS = 1.0
+
+
+class Scheduler:
+    """Fires the app's schedules. `tick()` does one pass; `run()` loops until stopped.
+
+    `clock` gives the current time; the default is the store's clock. Tests pass their own.
+    """
+
+    def __init__(self, app: App, clock: Callable[[], datetime] | None = None) -> None:
+        self.app = app
+        self.store = app.store
+        self.clock = clock or self.store.now
+        self.next_runs: dict[str, datetime] = {}
+        self._registered: set[str] = set()
+
+    def tick(self) -> list[Job]:
+        """Fire every slot that is due now; returns the jobs this process created."""
+        now = self.clock()
+        schedules = list(self.app.schedules.values())
+        for schedule in schedules:
+            if schedule.name not in self._registered:
+                self._register(schedule, now)
+        states = {state.name: state for state in self.store.schedule_states()}
+        fired: list[Job] = []
+        for schedule in schedules:
+            state = states.get(schedule.name)
+            if state is None:  # the row went away (a reset database): put it back
+                state = self._register(schedule, now)
+            current = plan(schedule, state.anchor, state.last_slot, now)
+            self.next_runs[schedule.name] = current.next_run
+            if state.paused:
+                continue
+            for slot in current.fire:
+                job = self.store.fire_schedule(
+                    schedule.name, slot, self._new_job(schedule, slot), schedule.overlap.value
+                )
+                if job is not None:
+                    fired.append(job)
+                    log.info("schedule %s fired job %s for slot %s", schedule.name, job.id,
+                             slot.isoformat())  # fmt: skip
+            if current.advance_to is not None and current.advance_to not in current.fire:
+                # Slots dropped by the catch-up policy still count as handled.
+                self.store.fire_schedule(schedule.name, current.advance_to, None, "allow")
+        return fired
+
+    def seconds_to_next(self) -> float:
+        """How long until the earliest next slot, capped at MAX_SLEEP_SECONDS."""
+        if not self.next_runs:
+            return MAX_SLEEP_SECONDS
+        wait = (min(self.next_runs.values()) - self.clock()).total_seconds()
+        return min(max(wait, 0.0), MAX_SLEEP_SECONDS)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick until `stop` is set. Store errors are logged and retried; they never end it."""
+        if not self.app.schedules:
+            return
+        log.info("scheduler started with %d schedules", len(self.app.schedules))
+        failures = 0
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.tick)
+                sleep = await asyncio.to_thread(self.seconds_to_next)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                sleep = min(0.5 * 2**failures, 30.0)
+                log.error("scheduler tick failed (%s); retrying in %.1f s", exc, sleep)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(sleep, 0.01))
+
+    def _register(self, schedule: Schedule, now: datetime) -> ScheduleState:
+        delay = schedule.rule.initial_delay if isinstance(schedule.rule, Every) else 0.0
+        state = self.store.register_schedule(
+            schedule.name, schedule.task, schedule.describe(), now + timedelta(seconds=delay)
+        )
+        self._registered.add(schedule.name)
+        return state
+
+    def _new_job(self, schedule: Schedule, slot: datetime) -> NewJob:
+        task = self.app.get_task(schedule.task)
+        job = task.new_job((), schedule.args, Options(key=schedule.key(slot)))
+        job.schedule = schedule.name
+        return job
