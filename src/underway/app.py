@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from types import SimpleNamespace
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
+from .context import Context
 from .errors import ConfigurationError, JobNotFound, JobTimeout, UnknownTask
 from .lifecycle import app_running
 from .model import (
@@ -39,6 +40,19 @@ from .tasks import Options, Task
 P = ParamSpec("P")
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TaskDecorator(Protocol):
+    """What `@app.task(...)` returns. A first parameter taking the Context is not part of the
+    enqueue signature: `enqueue` takes the other parameters."""
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Context, P], R], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
 UpdateCallback = Callable[[Job], None]
 
 log = logging.getLogger("underway")
@@ -113,6 +127,9 @@ class App:
     # --- registering tasks --------------------------------------------------------------------
 
     @overload
+    def task(self, fn: Callable[Concatenate[Context, P], R], /) -> Task[P, R]: ...
+
+    @overload
     def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
     @overload
@@ -130,11 +147,11 @@ class App:
         no_retry_on: Sequence[type[BaseException]] = (),
         title: str | None = None,
         deps: Mapping[str, Callable[..., Any]] | None = None,
-    ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+    ) -> TaskDecorator: ...
 
     def task(
         self,
-        fn: Callable[P, R] | None = None,
+        fn: Callable[..., Any] | None = None,
         /,
         *,
         name: str | None = None,
@@ -146,7 +163,7 @@ class App:
         no_retry_on: Sequence[type[BaseException]] = (),
         title: str | None = None,
         deps: Mapping[str, Callable[..., Any]] | None = None,
-    ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    ) -> Task[P, R] | TaskDecorator:
         """Register a sync or async function as a task.
 
         The function receives a `Context` only if its first parameter is named `ctx` or
@@ -182,7 +199,7 @@ class App:
             self.tasks[task_name] = handle
             return handle
 
-        return register(fn) if fn is not None else register
+        return register(fn) if fn is not None else register  # type: ignore[return-value]
 
     # --- schedules ----------------------------------------------------------------------------
 
@@ -200,7 +217,7 @@ class App:
         args: Mapping[str, Any] | None = None,
         schedule_name: str | None = None,
         **task_options: Any,
-    ) -> Callable[[Callable[P, R]], Task[P, R]]:
+    ) -> TaskDecorator:
         """Register a task and run it on a rule: `every=` an interval, or `cron=` an expression
         in `timezone`. It stays an ordinary task that can also be enqueued by hand.
 
@@ -224,7 +241,7 @@ class App:
             )  # fmt: skip
             return handle
 
-        return register
+        return register  # type: ignore[return-value]
 
     def schedule(
         self,

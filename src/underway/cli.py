@@ -3,6 +3,8 @@
     underway worker myproject.jobs:app --queues default,bulk --concurrency 10
     underway jobs myproject.jobs:app list --status failed
     underway jobs myproject.jobs:app retry --all-failed
+    underway queues myproject.jobs:app pause bulk
+    underway prune myproject.jobs:app --older-than 3d
     underway migrate myproject.jobs:app
     underway demo
 
@@ -17,8 +19,10 @@ import importlib
 import json
 import logging
 import os
+import re
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -33,7 +37,7 @@ except ImportError:  # pragma: no cover - the console script is useless without 
 
 from .app import App
 from .errors import JobNotFound, UnderwayError
-from .model import Job, JobError, Stats, Status, View
+from .model import Job, JobError, QueueInfo, RunStats, Stats, Status, View
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -199,14 +203,22 @@ def _configure_logging(level: str | None) -> None:
         logging.getLogger("underway").setLevel(level)
 
 
-def _stuck_task_threads() -> list[threading.Thread]:
+def _stuck_task_threads(settle: float = 1.0) -> list[threading.Thread]:
     """Sync task threads still alive after the worker stopped (see Worker.abandoned_threads):
-    a thread cannot be killed, and one that ignores `ctx.cancelled` would hang the exit."""
-    return [
+    a thread cannot be killed, and one that ignores `ctx.cancelled` would hang the exit.
+
+    Threads get up to `settle` seconds to end first: a task that noticed the stop may still be
+    returning, and the worker's idle pool threads end only once they see the pool shut down.
+    Counting those would make a clean stop look stuck."""
+    deadline = time.monotonic() + settle
+    alive = [
         t
         for t in threading.enumerate()
         if t.is_alive() and t.name.startswith("underway-task") and not t.daemon
     ]
+    for thread in alive:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in alive if t.is_alive()]
 
 
 def _exit_if_threads_stuck(code: int = 0) -> None:
@@ -445,6 +457,202 @@ def stats_command(ref: _AppRef, as_json: bool) -> None:
     console = make_console()
     for table in stats_tables(stats):
         console.print(table)
+
+
+# --- prune ----------------------------------------------------------------------------------
+
+DURATION_UNITS: dict[str, int] = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)([wdhms]?)")
+_DURATION_EXAMPLES = "for example 90s, 15m, 3h, 3d, 2w or 1h30m"
+_LONGEST = 1000 * 365 * 86_400.0  # beyond any retention, and within what the stores can count
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `text`: a number with a unit (s, m, h, d, w), several of them (`1h30m`), or
+    plain seconds (`600`). Raises ValueError naming the accepted forms."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = list(_DURATION_PART.finditer(compact))
+    if not compact or "".join(p[0] for p in parts) != compact:
+        raise ValueError(f"{text!r} is not a duration ({_DURATION_EXAMPLES})")
+    if len(parts) > 1 and not all(p[2] for p in parts):
+        raise ValueError(f"{text!r} mixes numbers with and without units ({_DURATION_EXAMPLES})")
+    seconds = sum(float(p[1]) * DURATION_UNITS[p[2] or "s"] for p in parts)
+    if seconds > _LONGEST:
+        raise ValueError(f"{text!r} is longer than 1000 years")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The largest units first: `1w`, `3d`, `1h30m`, `1m30s`, `0.5s`."""
+    out: list[str] = []
+    rest = max(seconds, 0.0)
+    for unit, size in DURATION_UNITS.items():
+        if unit == "s":
+            break
+        count = int(rest // size)
+        if count:
+            out.append(f"{count}{unit}")
+            rest -= count * size
+    if round(rest, 3) or not out:
+        out.append(f"{round(rest, 3):g}s")
+    return "".join(out)
+
+
+def _duration_option(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+@cli.command()
+@click.argument("app_path", metavar="APP", envvar="UNDERWAY_APP")
+@click.option(
+    "--older-than",
+    metavar="DURATION",
+    callback=_duration_option,
+    help="Delete jobs that finished longer ago than this: 90s, 15m, 3h, 3d, 2w, 1h30m "
+    "(default: the app's retention_seconds setting, 7d unless changed).",
+)
+@click.option("--include-failed", is_flag=True, help="Delete failed jobs (the dead letters) too.")
+def prune(app_path: str, older_than: float | None, include_failed: bool) -> None:
+    """Delete APP's finished jobs: completed and cancelled ones (and failed ones with
+    --include-failed) that finished longer ago than --older-than. Pending and running jobs
+    are never touched."""
+    app = load_app(app_path)
+    age = app.settings.retention_seconds if older_than is None else older_than
+    try:
+        deleted = app.prune(older_than=age, include_failed=include_failed)
+    finally:
+        app.close()
+    kinds = "completed, cancelled or failed" if include_failed else "completed or cancelled"
+    noun = "job" if deleted == 1 else "jobs"
+    source = "; the app's retention_seconds" if older_than is None else ""
+    click.echo(
+        f"deleted {deleted} {noun} ({kinds}, finished more than {format_duration(age)} ago{source})"
+    )
+
+
+# --- queues ---------------------------------------------------------------------------------
+
+_NO_LIMIT = ("none", "off", "unlimited")
+
+
+def _limit_argument(ctx: click.Context, param: click.Parameter, value: str) -> int | None:
+    """A concurrency limit: a whole number >= 0, or `none` to remove it."""
+    text = value.strip().lower()
+    if text in _NO_LIMIT:
+        return None
+    try:
+        limit = int(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a whole number or 'none'", ctx, param) from None
+    if limit < 0:
+        raise click.BadParameter(
+            f"{limit} is negative; give 0 or more, or 'none' for no limit", ctx, param
+        )
+    return limit
+
+
+def _queue_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("a queue name cannot be empty", ctx, param)
+    return value
+
+
+@cli.group("queues")
+@click.argument("app_path", metavar="APP", envvar="UNDERWAY_APP")
+@click.pass_context
+def queues_group(ctx: click.Context, app_path: str) -> None:
+    """List APP's queues; pause, resume and limit them (for every worker at once)."""
+    ref = _AppRef(app_path)
+    ctx.obj = ref
+    ctx.call_on_close(ref.close)
+
+
+@queues_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per queue per line.")
+@click.pass_obj
+def queues_list(ref: _AppRef, as_json: bool) -> None:
+    """Every queue that has jobs or controls: paused or not, its concurrency limit, and its
+    jobs by status."""
+    found = ref.app.queues()
+    if as_json:
+        for queue in found:
+            click.echo(json.dumps(dataclasses.asdict(queue), ensure_ascii=False))
+        return
+    console = make_console()
+    if not found:
+        console.print("no queues yet: no jobs were enqueued and no queue was paused or limited")
+        return
+    console.print(queues_table(found))
+
+
+@queues_group.command("pause")
+@click.argument("name", callback=_queue_name)
+@click.pass_obj
+def queues_pause(ref: _AppRef, name: str) -> None:
+    """Stop every worker from starting NAME's jobs (running ones finish; enqueueing goes on)."""
+    _warn_if_new(ref.app, name)
+    ref.app.pause_queue(name)
+    click.echo(f"queue {name} paused: no worker starts its jobs until it is resumed")
+
+
+@queues_group.command("resume")
+@click.argument("name", callback=_queue_name)
+@click.pass_obj
+def queues_resume(ref: _AppRef, name: str) -> None:
+    """Let workers start NAME's jobs again."""
+    _warn_if_new(ref.app, name)
+    ref.app.resume_queue(name)
+    click.echo(f"queue {name} resumed")
+
+
+@queues_group.command("limit", context_settings={"ignore_unknown_options": True})
+@click.argument("name", callback=_queue_name)
+@click.argument("limit", metavar="N|none", callback=_limit_argument)
+@click.pass_obj
+def queues_limit(ref: _AppRef, name: str, limit: int | None) -> None:
+    """Run at most N of NAME's jobs at once across all workers; `none` removes the limit.
+    Lowering it stops no running job: workers start no more until fewer than N run."""
+    _warn_if_new(ref.app, name)
+    ref.app.set_queue_concurrency(name, limit)
+    if limit is None:
+        click.echo(f"queue {name}: no concurrency limit")
+    elif limit == 0:
+        click.echo(f"queue {name}: limit 0, so no worker starts its jobs (like a pause)")
+    else:
+        noun = "job" if limit == 1 else "jobs"
+        click.echo(f"queue {name}: at most {limit} {noun} running at once across all workers")
+
+
+def _warn_if_new(app: App, name: str) -> None:
+    """A queue nobody used yet is most likely a typo: say so, and go on."""
+    known = [q.name for q in app.queues()]
+    if name not in known:
+        hint = f"; known queues: {', '.join(known)}" if known else ""
+        click.echo(f"note: queue {name!r} has no jobs and no controls yet{hint}", err=True)
+
+
+def queues_table(found: Sequence[QueueInfo]) -> Table:
+    from rich.table import Table
+
+    statuses = [s.value for s in Status]
+    table = Table(header_style="bold")
+    table.add_column("queue")
+    table.add_column("paused")
+    table.add_column("limit", justify="right")
+    for status in statuses:
+        table.add_column(status, justify="right")
+    table.add_column("total", justify="right")
+    for queue in found:
+        paused = "[bold yellow]yes[/]" if queue.paused else "no"
+        limit = "-" if queue.concurrency is None else str(queue.concurrency)
+        counts = [str(queue.counts.get(s, 0)) for s in statuses]
+        table.add_row(queue.name, paused, limit, *counts, str(sum(queue.counts.values())))
+    return table
 
 
 # --- demo -----------------------------------------------------------------------------------
@@ -708,12 +916,45 @@ def stats_tables(stats: Stats) -> list[Table]:
             row = [str(counts.get(s, 0)) for s in statuses]
             table.add_row(name, *row, str(sum(counts.values())))
         tables.append(table)
-    if stats.extra:
-        extra = Table(title="more", title_justify="left", show_header=False)
-        for key, value in stats.extra.items():
-            extra.add_row(key, json.dumps(value, default=str))
-        tables.append(extra)
+    for title, runs in (("runs per task", stats.tasks), ("runs per schedule", stats.schedules)):
+        if runs:
+            tables.append(run_stats_table(title, runs))
     return tables
+
+
+def run_stats_table(title: str, runs: dict[str, RunStats]) -> Table:
+    """How the retained runs of each task (or schedule) went: its state, how many runs and
+    failures, the latest run, and durations."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in (title.split()[-1], "state"):
+        table.add_column(column)
+    for column in ("runs", "failures", "failing streak", "last run", "last status"):
+        table.add_column(column, justify="right" if column != "last status" else "left")
+    table.add_column("last took", justify="right")
+    table.add_column("average", justify="right")
+    styles = {"running": "bold cyan", "failing": "bold red", "ok": "green", "idle": "dim"}
+    now = datetime.now(UTC)
+    for name, run in sorted(runs.items()):
+        table.add_row(
+            name,
+            f"[{styles.get(run.state, '')}]{run.state}[/]",
+            str(run.runs),
+            str(run.failures),
+            str(run.consecutive_failures),
+            relative(run.last_run, now) if run.last_run else "-",
+            _styled(run.last_status) if run.last_status else "-",
+            _took(run.last_duration),
+            _took(run.average_duration),
+        )
+    return table
+
+
+def _took(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def _styled(status: str) -> str:

@@ -355,20 +355,25 @@ class Worker:
     async def _run_sync(self, run: Running, task: Task[Any, Any], call: Callable[[], T]) -> T:
         if self._threads is None:
             self._threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="underway-task")
-        assert self._loop is not None
-        future = self._loop.run_in_executor(self._threads, call)
-        if task.timeout is None:
-            return await future
+        loop = self._loop
+        assert loop is not None
+        thread_future = self._threads.submit(call)
+        # Shielded, so that cancelling this coroutine never cancels our view of the thread.
+        waiting = asyncio.shield(asyncio.wrap_future(thread_future, loop=loop))
         try:
-            return await asyncio.wait_for(asyncio.shield(future), task.timeout)
-        except TimeoutError:
-            # A thread cannot be killed: tell the task to stop, record the failure now, and
-            # keep the slot busy until the thread really returns.
-            run.ctx._request_cancel("timeout")
-            self._slots_used += 1
-            future.add_done_callback(
-                lambda _f: self._loop and self._loop.call_soon_threadsafe(self._free_slot)
-            )
+            if task.timeout is None:
+                return await waiting
+            return await asyncio.wait_for(waiting, task.timeout)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if isinstance(exc, TimeoutError):
+                run.ctx._request_cancel("timeout")
+            if not thread_future.done():
+                # A thread cannot be killed: the outcome is recorded now, but the slot stays
+                # busy until the thread really returns, so `concurrency` always holds.
+                self._slots_used += 1
+                thread_future.add_done_callback(
+                    lambda _f: loop.call_soon_threadsafe(self._free_slot)
+                )
             raise
 
     def _stopped_outcome(self, run: Running) -> Outcome | None:

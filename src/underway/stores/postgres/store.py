@@ -117,6 +117,7 @@ class PostgresStore:
         }
         self._listener: psycopg.Connection[Any] | None = None
         self._listener_lock = threading.Lock()
+        self._closed = False
 
     # --- connections --------------------------------------------------------------------------
 
@@ -159,6 +160,7 @@ class PostgresStore:
         return text
 
     def close(self) -> None:
+        self._closed = True
         with self._listener_lock:
             if self._listener is not None:
                 self._listener.close()
@@ -419,6 +421,8 @@ class PostgresStore:
                     pass
             return got
         except psycopg.Error as exc:
+            if self._closed:
+                return False  # the store closed under a waiting thread: nothing to report
             log.warning("listening for new jobs failed (%s); reconnecting", exc)
             with self._listener_lock:
                 if self._listener is not None:
