@@ -44,7 +44,9 @@ T = TypeVar("T")
 # Why a running job is being stopped from outside.
 STOP_CANCEL = "cancel"  # someone called app.cancel
 STOP_SHUTDOWN = "shutdown"  # the worker is stopping: hand the job back
-STOP_LOST = "lost"  # our lease was taken back: another attempt owns the job now
+STOP_LOST = "lost"
+# Longest single wait for a store change; bounds how long a stopping worker waits for it.
+WAIT_SLICE = 0.25  # our lease was taken back: another attempt owns the job now
 
 
 @dataclass(eq=False)
@@ -242,21 +244,32 @@ class Worker:
             # is at its concurrency limit. Wait for a change instead of spinning on them.
             timeout = poll
         self._wake.clear()
-        # The store's change wait blocks a thread of its own; a wait still running from the
-        # last round is reused (its change would be news to us too).
-        if self._waiting is None or self._waiting.done():
-            self._waiting = self._loop.run_in_executor(
-                self._waiter, self.store.wait_for_change, timeout
-            )
+        deadline = time.monotonic() + timeout
         woken: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
-        either: set[asyncio.Future[Any]] = {self._waiting, woken}
         try:
-            await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            while not woken.done():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return True
+                # The store's change wait blocks a thread of its own, in short slices so that
+                # a stopping worker never waits long for that thread. A slice still running
+                # from the last round is reused (its change would be news to us too).
+                if self._waiting is None or self._waiting.done():
+                    self._waiting = self._loop.run_in_executor(
+                        self._waiter, self.store.wait_for_change, min(remaining, WAIT_SLICE)
+                    )
+                either: set[asyncio.Future[Any]] = {self._waiting, woken}
+                await asyncio.wait(either, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                if not self._waiting.done():
+                    continue
+                if self._waiting.exception() is not None:
+                    self.log.error("waiting for new jobs failed: %s", self._waiting.exception())
+                    await asyncio.sleep(min(remaining, 1.0))
+                    return True
+                if self._waiting.result():
+                    return True  # the store changed: look for work
         finally:
             woken.cancel()
-        if self._waiting.done() and self._waiting.exception() is not None:
-            self.log.error("waiting for new jobs failed: %s", self._waiting.exception())
-            await self._sleep(min(timeout, 1.0))
         return True
 
     def _start(self, claimed: Claimed) -> None:

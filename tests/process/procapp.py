@@ -39,7 +39,10 @@ def mark(ctx: underway.Context, event: str, detail: str = "") -> None:
         os.close(fd)
 
 
-def record(ctx: underway.Context, n: int) -> int:
+def record(ctx: underway.Context, n: int, sleep: float = 0.0) -> int:
+    """Records its run; with `sleep`, takes that long first (a job with some work in it)."""
+    if sleep:
+        time.sleep(sleep)
     mark(ctx, "done", str(n))
     return n
 

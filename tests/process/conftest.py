@@ -1,0 +1,45 @@
+"""Fixtures of the process tests.
+
+`harness` builds on the root conftest's `database_url`, so it runs once per store kind (SQLite
+always, PostgreSQL when UNDERWAY_TEST_POSTGRES_URL is set) on a database of the test's own; the
+PostgreSQL schema is dropped after the harness has stopped its workers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from process_harness import Harness  # noqa: E402
+
+# The PostgreSQL fault tests need a server. The root conftest turns a missing server into an
+# error under CI=true; elsewhere, without UNDERWAY_TEST_POSTGRES_URL, they are not collected.
+collect_ignore = [] if os.environ.get("UNDERWAY_TEST_POSTGRES_URL") else ["test_postgres_faults.py"]
+
+
+@pytest.fixture
+def harness(tmp_path: Path, database_url: str) -> Iterator[Harness]:
+    h = Harness(tmp_path, database_url)
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "restarts_postgres: restarts the PostgreSQL server; runs after every other test"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that restart PostgreSQL last, so no other test sees the restart."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_postgres") is not None)
