@@ -232,6 +232,9 @@ class App:
         the previous run is unfinished. Other keywords are task options (queue, timeout...).
         """
 
+        _rule(every, cron, timezone, initial_delay)  # a bad rule must not leave a task behind
+        _policies(catch_up, overlap)
+
         def register(func: Callable[P, R]) -> Task[P, R]:
             handle: Task[P, R] = self.task(**task_options)(func)
             self.schedule(
@@ -262,14 +265,8 @@ class App:
         `app.schedule(cleanup, every=settings.cleanup_interval)`. Calling it again for the
         same name replaces the rule."""
         handle = self.get_task(task) if isinstance(task, str) else task
-        if (every is None) == (cron is None):
-            raise ConfigurationError("give a schedule exactly one of every=... or cron=...")
-        rule: Rule
-        if every is not None:
-            rule = Every(_seconds(every), _seconds(initial_delay))
-        else:
-            assert cron is not None
-            rule = Cron(cron, timezone)
+        rule = _rule(every, cron, timezone, initial_delay)
+        catch_up, overlap = _policies(catch_up, overlap)
         if args:
             handle.new_job((), args, Options())  # refuse bad arguments now, not at the slot
         schedule = Schedule(
@@ -309,10 +306,20 @@ class App:
 
     def pause_schedule(self, name: str) -> None:
         """Stop firing this schedule in every process until resumed."""
+        self._ensure_registered(name)
         self.store.set_schedule_paused(name, True)
 
     def resume_schedule(self, name: str) -> None:
+        self._ensure_registered(name)
         self.store.set_schedule_paused(name, False)
+
+    def _ensure_registered(self, name: str) -> None:
+        """A schedule this app defines may not be in the store yet (no scheduler ran)."""
+        schedule = self.schedules.get(name)
+        if schedule is not None:
+            from .scheduler import register
+
+            register(self.store, schedule, self.store.now())
 
     def trigger_schedule(self, name: str) -> Job:
         """Run the schedule's task now, outside its slots."""
@@ -324,6 +331,7 @@ class App:
             )
         job = self.get_task(schedule.task).new_job((), schedule.args, Options())
         job.schedule = name
+        self._ensure_registered(name)
         created = self.store.trigger_schedule(name, job)
         for wake in list(self._wakeups):
             wake()
@@ -588,6 +596,30 @@ class App:
             self, queues=queues, concurrency=concurrency, burst=burst, scheduler=scheduler
         )
         asyncio.run(worker.run(handle_signals=handle_signals))
+
+
+def _rule(
+    every: timedelta | float | None,
+    cron: str | None,
+    timezone: str,
+    initial_delay: timedelta | float,
+) -> Rule:
+    if (every is None) == (cron is None):
+        raise ConfigurationError("give a schedule exactly one of every=... or cron=...")
+    if every is not None:
+        return Every(_seconds(every), _seconds(initial_delay))
+    assert cron is not None
+    return Cron(cron, timezone)
+
+
+def _policies(catch_up: CatchUp | str, overlap: Overlap | str) -> tuple[CatchUp, Overlap]:
+    try:
+        return CatchUp(catch_up), Overlap(overlap)
+    except ValueError:
+        raise ConfigurationError(
+            f"catch_up must be one of {[c.value for c in CatchUp]} and overlap one of "
+            f"{[o.value for o in Overlap]}; got catch_up={catch_up!r}, overlap={overlap!r}"
+        ) from None
 
 
 def _seconds(value: timedelta | float) -> float:

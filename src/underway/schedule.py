@@ -8,7 +8,9 @@ store fires a slot only if no other scheduler fired it yet, so any number of sch
 from __future__ import annotations
 
 import enum
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,18 +69,28 @@ class Every:
     def slots(self, anchor: datetime, after: datetime | None, until: datetime) -> list[datetime]:
         """Slots s with after < s <= until (all from the anchor when `after` is None), oldest
         first; at most the latest MAX_SLOTS."""
-        first_k = (
-            0 if after is None else math.floor((after - anchor).total_seconds() / self.seconds) + 1
-        )
-        last_k = math.floor((until - anchor).total_seconds() / self.seconds)
+        last_k = self._last_at_or_before(anchor, until)
+        if last_k < 0:
+            return []
+        first_k = 0 if after is None else self._last_at_or_before(anchor, after) + 1
         first_k = max(first_k, 0, last_k - MAX_SLOTS + 1)
-        return [anchor + timedelta(seconds=k * self.seconds) for k in range(first_k, last_k + 1)]
+        return [self._slot(anchor, k) for k in range(first_k, last_k + 1)]
 
     def next_after(self, anchor: datetime, moment: datetime) -> datetime:
-        if moment < anchor:
-            return anchor
-        k = math.floor((moment - anchor).total_seconds() / self.seconds) + 1
+        return self._slot(anchor, max(self._last_at_or_before(anchor, moment) + 1, 0))
+
+    def _slot(self, anchor: datetime, k: int) -> datetime:
         return anchor + timedelta(seconds=k * self.seconds)
+
+    def _last_at_or_before(self, anchor: datetime, moment: datetime) -> int:
+        """The largest k whose slot is <= moment (-1 when moment is before the anchor). Float
+        division only estimates it (0.3 / 0.1 is 2.999...); comparing real slots settles it."""
+        k = math.floor((moment - anchor).total_seconds() / self.seconds)
+        while self._slot(anchor, k + 1) <= moment:
+            k += 1
+        while k >= 0 and self._slot(anchor, k) > moment:
+            k -= 1
+        return max(k, -1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,27 +123,35 @@ class Cron:
         return f"cron {self.expression} ({self.timezone})"
 
     def slots(self, anchor: datetime, after: datetime | None, until: datetime) -> list[datetime]:
-        start = anchor - timedelta(microseconds=1) if after is None else max(after, anchor)
-        found: list[datetime] = []
-        moment = start
+        start = anchor - timedelta(microseconds=1)
+        if after is not None:
+            start = max(start, after)
+        # Only the latest MAX_SLOTS matter: look back a day first, and further only while that
+        # finds too few, so a long downtime of a minutely rule never walks a year of minutes.
+        window = timedelta(days=1)
         while True:
-            moment = self.next_after(anchor, moment)
-            if moment > until:
+            begin = max(start, until - window)
+            found = list(itertools.takewhile(lambda slot: slot <= until, self._after(begin)))
+            if begin == start or len(found) >= MAX_SLOTS:
                 return found[-MAX_SLOTS:]
-            found.append(moment)
-            if len(found) > 2 * MAX_SLOTS:
-                del found[:MAX_SLOTS]
+            window *= 8
 
     def next_after(self, anchor: datetime, moment: datetime) -> datetime:
         """The first slot strictly after `moment`, in UTC."""
+        return next(self._after(moment))
+
+    def _after(self, moment: datetime) -> Iterator[datetime]:
+        """Slots strictly after `moment`, in UTC, strictly increasing. The walk starts a few
+        hours early: in the hour that repeats when clocks go back, a walk started inside it
+        would see local times again that already passed."""
         from cronsim import CronSim
 
-        # cronsim yields times >= its start at minute precision; start just after `moment`.
-        local = moment.astimezone(self.zone)
-        nxt = next(CronSim(self.expression, local + timedelta(seconds=1)))
-        if nxt <= moment:  # pragma: no cover - defensive: cronsim returned the same minute
-            nxt = next(CronSim(self.expression, local + timedelta(minutes=1)))
-        return nxt.astimezone(UTC)
+        last = moment
+        for local in CronSim(self.expression, (moment - timedelta(hours=3)).astimezone(self.zone)):
+            slot = local.astimezone(UTC)
+            if slot > last:
+                last = slot
+                yield slot
 
 
 Rule = Every | Cron

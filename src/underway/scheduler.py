@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .model import Job, NewJob, ScheduleState
 from .schedule import Every, Schedule, plan
+from .stores import Store
 from .tasks import Options
 
 if TYPE_CHECKING:
@@ -25,6 +26,14 @@ log = logging.getLogger("underway.scheduler")
 
 #: The longest a scheduler sleeps between looks at its schedules (pauses, triggers, clock).
 MAX_SLEEP_SECONDS = 1.0
+
+
+def register(store: Store, schedule: Schedule, now: datetime) -> ScheduleState:
+    """Put the schedule in the store (first time: anchored at now + its initial delay)."""
+    delay = schedule.rule.initial_delay if isinstance(schedule.rule, Every) else 0.0
+    return store.register_schedule(
+        schedule.name, schedule.task, schedule.describe(), now + timedelta(seconds=delay)
+    )
 
 
 class Scheduler:
@@ -96,10 +105,7 @@ class Scheduler:
                 await asyncio.wait_for(stop.wait(), timeout=max(sleep, 0.01))
 
     def _register(self, schedule: Schedule, now: datetime) -> ScheduleState:
-        delay = schedule.rule.initial_delay if isinstance(schedule.rule, Every) else 0.0
-        state = self.store.register_schedule(
-            schedule.name, schedule.task, schedule.describe(), now + timedelta(seconds=delay)
-        )
+        state = register(self.store, schedule, now)
         self._registered.add(schedule.name)
         return state
 

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -160,15 +161,15 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *wor
 def test_help_lists_the_commands(cli: CliApp) -> None:
     result = cli.run("--help")
     assert result.returncode == 0
-    for command in ("worker", "jobs", "migrate", "demo"):
+    for command in ("worker", "jobs", "queues", "prune", "migrate", "demo"):
         assert command in result.stdout
 
 
 def test_migrate_prints_the_schema_version(cli: CliApp) -> None:
     result = cli.run("migrate", "jobsapp:app")
     assert result.returncode == 0, result.stderr
-    assert "schema version 1" in result.stdout
     assert cli.db.exists()
+    assert result.stdout.startswith(f"schema version {cli.app.migrate()} (sqlite:///")
 
 
 def test_bad_app_paths_give_a_clean_usage_error(cli: CliApp) -> None:
@@ -418,6 +419,10 @@ def test_stats(cli: CliApp) -> None:
         assert text in out
     add_row = next(line for line in out.splitlines() if " add " in line)
     assert add_row.split("│")[4].strip() == "2"  # task, pending, running, completed
+    runs = table_rows(out.split("runs per task")[1])
+    assert runs["add"][:4] == ["ok", "2", "0", "0"]  # state, runs, failures, failing streak
+    assert runs["boom"][:4] == ["failing", "1", "1", "1"]
+    assert runs["boom"][5] == "failed"  # last status
 
     data = json.loads(cli.run("jobs", "jobsapp:app", "stats", "--json").stdout)
     assert data["by_status"] == {
@@ -429,6 +434,219 @@ def test_stats(cli: CliApp) -> None:
     }
     assert data["total"] == 4
     assert data["by_queue"]["mail"]["pending"] == 1
+
+
+# --- queues ---------------------------------------------------------------------------------
+
+
+def table_rows(text: str) -> dict[str, list[str]]:
+    """The rows of a boxed rich table, by their first cell."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("│┃").split("│")]
+        if len(cells) > 1 and "┃" not in line:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+QUEUE_COLUMNS = ["paused", "limit", "pending", "running", "completed", "failed", "cancelled"]
+
+
+def queue_table(cli: CliApp) -> dict[str, dict[str, str]]:
+    result = cli.run("queues", "jobsapp:app", "list")
+    assert result.returncode == 0, result.stderr
+    header = next(line for line in result.stdout.splitlines() if "┃" in line and "queue" in line)
+    for column in ("queue", *QUEUE_COLUMNS, "total"):
+        assert column in header
+    return {
+        name: dict(zip([*QUEUE_COLUMNS, "total"], cells, strict=True))
+        for name, cells in table_rows(result.stdout).items()
+    }
+
+
+def test_queues_list_shows_controls_and_counts(cli: CliApp) -> None:
+    empty = cli.run("queues", "jobsapp:app", "list")
+    assert empty.returncode == 0 and "no queues yet" in empty.stdout
+
+    m = cli.module
+    m.add.enqueue(1, 1)
+    m.add.enqueue(2, 2)
+    m.boom.enqueue()
+    m.send.enqueue(to="ada@example.com")
+    assert cli.run("worker", "jobsapp:app", "--burst").returncode == 0
+    m.add.enqueue(3, 3)
+    cli.app.set_queue_concurrency("mail", 4)
+    cli.app.pause_queue("reports")  # a control on a queue without jobs
+
+    queues = queue_table(cli)
+    assert list(queues) == ["default", "mail", "reports"]
+    assert queues["default"] == {
+        "paused": "no",
+        "limit": "-",
+        "pending": "1",
+        "running": "0",
+        "completed": "2",
+        "failed": "1",
+        "cancelled": "0",
+        "total": "4",
+    }
+    assert (queues["mail"]["limit"], queues["mail"]["completed"]) == ("4", "1")
+    assert (queues["reports"]["paused"], queues["reports"]["total"]) == ("yes", "0")
+
+    data = json_lines(cli.run("queues", "jobsapp:app", "list", "--json").stdout)
+    assert [row["name"] for row in data] == ["default", "mail", "reports"]
+    assert data[1] == {
+        "name": "mail",
+        "paused": False,
+        "concurrency": 4,
+        "counts": {"pending": 0, "running": 0, "completed": 1, "failed": 0, "cancelled": 0},
+    }
+    assert data[2]["paused"] is True
+
+
+def test_a_paused_queue_waits_until_it_is_resumed(cli: CliApp) -> None:
+    mail = cli.module.send.enqueue(to="bob@example.com")
+    add = cli.module.add.enqueue(1, 2)
+
+    paused = cli.run("queues", "jobsapp:app", "pause", "mail")
+    assert paused.returncode == 0, paused.stderr
+    assert "queue mail paused" in paused.stdout and paused.stderr == ""
+    assert queue_table(cli)["mail"]["paused"] == "yes"
+    assert [q.paused for q in cli.app.queues() if q.name == "mail"] == [True]
+
+    # a burst worker runs everything else and ends, leaving the paused queue's job
+    assert cli.run("worker", "jobsapp:app", "--burst").returncode == 0
+    assert (job := cli.app.get_job(add.id)) is not None and job.status == "completed"
+    assert (job := cli.app.get_job(mail.id)) is not None and job.status == "pending"
+
+    resumed = cli.run("queues", "jobsapp:app", "resume", "mail")
+    assert resumed.returncode == 0 and "queue mail resumed" in resumed.stdout
+    assert queue_table(cli)["mail"]["paused"] == "no"
+    assert cli.run("worker", "jobsapp:app", "--burst").returncode == 0
+    assert (job := cli.app.get_job(mail.id)) is not None and job.status == "completed"
+
+
+def test_pausing_a_queue_nobody_used_yet_says_so(cli: CliApp) -> None:
+    cli.module.send.enqueue(to="eve@example.com")
+    typo = cli.run("queues", "jobsapp:app", "pause", "mial")
+    assert typo.returncode == 0, typo.stderr
+    assert "queue mial paused" in typo.stdout
+    assert "'mial' has no jobs and no controls yet; known queues: mail" in typo.stderr
+    again = cli.run("queues", "jobsapp:app", "resume", "mial")  # now it has a control
+    assert again.returncode == 0 and again.stderr == ""
+
+
+def test_limit_a_queue_and_remove_the_limit(cli: CliApp) -> None:
+    cli.module.add.enqueue(1, 1)
+    limited = cli.run("queues", "jobsapp:app", "limit", "default", "2")
+    assert limited.returncode == 0, limited.stderr
+    assert "queue default: at most 2 jobs running at once across all workers" in limited.stdout
+    assert queue_table(cli)["default"]["limit"] == "2"
+    assert [q.concurrency for q in cli.app.queues()] == [2]
+
+    stopped = cli.run("queues", "jobsapp:app", "limit", "default", "0")
+    assert stopped.returncode == 0 and "no worker starts its jobs" in stopped.stdout
+    assert queue_table(cli)["default"]["limit"] == "0"
+
+    for word in ("none", "None", "off"):
+        removed = cli.run("queues", "jobsapp:app", "limit", "default", word)
+        assert removed.returncode == 0, removed.stderr
+        assert "queue default: no concurrency limit" in removed.stdout
+    assert queue_table(cli)["default"]["limit"] == "-"
+    assert [q.concurrency for q in cli.app.queues()] == [None]
+
+
+def test_bad_queue_commands_are_usage_errors(cli: CliApp) -> None:
+    assert_clean_error(cli.run("queues", "jobsapp:app", "limit", "default", "-1"), 2, "negative")
+    assert_clean_error(
+        cli.run("queues", "jobsapp:app", "limit", "default", "lots"), 2, "not a whole number"
+    )
+    assert_clean_error(cli.run("queues", "jobsapp:app", "limit", "default"), 2, "Missing")
+    assert_clean_error(cli.run("queues", "jobsapp:app", "pause", ""), 2, "cannot be empty")
+    assert_clean_error(cli.run("queues", "jobsapp:app", "stop", "mail"), 2, "No such command")
+    assert_clean_error(cli.run("queues", "nosuchmodule:app", "list"), 2, "no such module")
+    assert cli.app.queues() == []
+
+
+# --- prune ----------------------------------------------------------------------------------
+
+
+def age_jobs(cli: CliApp, jobs: list[underway.Job], days: float) -> None:
+    """Move the jobs' finish time back by `days` in the app's SQLite file."""
+    with sqlite3.connect(cli.db) as conn:
+        conn.executemany(
+            "UPDATE underway_jobs SET completed_at = completed_at - ? WHERE id = ?",
+            [(days * 86_400, str(job.id)) for job in jobs],
+        )
+    conn.close()
+
+
+def test_prune_deletes_finished_jobs_older_than_the_retention(cli: CliApp) -> None:
+    m = cli.module
+    ancient = [m.add.enqueue(i, i) for i in range(2)]
+    older = m.add.enqueue(5, 5)
+    recent = m.add.enqueue(6, 6)
+    dead = m.boom.enqueue(n=1)
+    assert cli.run("worker", "jobsapp:app", "--burst").returncode == 0
+    later = m.add.options(delay=timedelta(days=30)).enqueue(7, 7)
+    age_jobs(cli, [*ancient, dead], days=10)
+    age_jobs(cli, [older], days=2)
+
+    def left() -> set[uuid.UUID]:
+        return {j.id for j in cli.app.list_jobs().jobs}
+
+    result = cli.run("prune", "jobsapp:app")  # the default retention: 7 days
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "deleted 2 jobs (completed or cancelled, finished more than 1w ago; "
+        "the app's retention_seconds)"
+    )
+    assert left() == {older.id, recent.id, dead.id, later.id}
+
+    result = cli.run("prune", "jobsapp:app", "--older-than", "1d")
+    assert result.stdout.strip() == (
+        "deleted 1 job (completed or cancelled, finished more than 1d ago)"
+    )
+    assert left() == {recent.id, dead.id, later.id}
+
+    result = cli.run("prune", "jobsapp:app", "--older-than", "3d", "--include-failed")
+    assert "deleted 1 job (completed, cancelled or failed" in result.stdout
+    assert left() == {recent.id, later.id}
+
+    result = cli.run("prune", "jobsapp:app", "--older-than", "0s", "--include-failed")
+    assert "deleted 1 job" in result.stdout
+    assert left() == {later.id}  # pending jobs are never pruned
+    nothing = cli.run("prune", "jobsapp:app", "--older-than", "0s")
+    assert "deleted 0 jobs" in nothing.stdout
+
+
+def test_prune_refuses_what_is_not_a_duration(cli: CliApp) -> None:
+    for bad in ("3x", "-1d", "", "1h30", "d", "1.5.2h", "99999999999w"):
+        assert_clean_error(cli.run("prune", "jobsapp:app", "--older-than", bad), 2, "--older-than")
+    assert not cli.db.exists()  # refused before the app was opened
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds", "shown"),
+    [
+        ("90s", 90, "1m30s"),
+        ("15m", 900, "15m"),
+        ("3h", 10_800, "3h"),
+        ("3d", 259_200, "3d"),
+        ("2w", 1_209_600, "2w"),
+        ("1h30m", 5_400, "1h30m"),
+        ("1.5h", 5_400, "1h30m"),
+        ("600", 600, "10m"),
+        ("0s", 0, "0s"),
+        (" 2D ", 172_800, "2d"),
+        ("0.5s", 0.5, "0.5s"),
+    ],
+)
+def test_durations(text: str, seconds: float, shown: str) -> None:
+    from underway.cli import format_duration, parse_duration
+
+    assert parse_duration(text) == seconds
+    assert format_duration(seconds) == shown
 
 
 # --- the demo -------------------------------------------------------------------------------
