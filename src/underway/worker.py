@@ -106,6 +106,8 @@ class Worker:
         self._stopping = False
         self._stopped_hard = False
         self._closing = False  # the writer should finish what it holds and return
+        self._unclaimable_rounds = 0
+        self._busy_threads: set[Any] = set()  # sync calls whose threads have not returned
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._flush_needed: asyncio.Event | None = None
@@ -183,9 +185,7 @@ class Worker:
     @property
     def abandoned_threads(self) -> bool:
         """True when sync tasks were still running in threads at stop (they were handed back)."""
-        return any(
-            t.name.startswith("underway-task") and t.is_alive() for t in threading.enumerate()
-        )
+        return bool(self._busy_threads)
 
     # --- the dispatch loop --------------------------------------------------------------------
 
@@ -227,6 +227,7 @@ class Worker:
     async def _wait_for_work(self, claimed_any: bool) -> bool:
         """Sleep until new work may be there. False when a burst worker should stop."""
         assert self._wake is not None and self._loop is not None
+        self._wake.clear()  # before the query: a stop or enqueue during it must still count
         try:
             due = await self._call(self.store.next_due, self.queues)
         except Exception as exc:
@@ -234,7 +235,11 @@ class Worker:
             due = None
         poll = self.settings.poll_seconds
         idle = self._slots_used == 0 and not self._finishing
-        if self.burst and idle and (due is None or due > poll):
+        # Due jobs that two claims in a row could not take are not ours to take: their queue
+        # is at its concurrency limit or another worker holds them.
+        stuck = due is not None and due <= 0 and not claimed_any
+        self._unclaimable_rounds = self._unclaimable_rounds + 1 if stuck else 0
+        if self.burst and idle and (due is None or due > poll or self._unclaimable_rounds >= 2):
             return False
         timeout = poll if due is None else min(max(due, 0.0), poll)
         if timeout <= 0:
@@ -242,8 +247,9 @@ class Worker:
                 return True
             # Due jobs that we could not claim: another worker is taking them, or their queue
             # is at its concurrency limit. Wait for a change instead of spinning on them.
+            if self._unclaimable_rounds < 2:
+                return True  # claim once more before taking them for unclaimable
             timeout = poll
-        self._wake.clear()
         deadline = time.monotonic() + timeout
         woken: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
         try:
@@ -371,6 +377,8 @@ class Worker:
         loop = self._loop
         assert loop is not None
         thread_future = self._threads.submit(call)
+        self._busy_threads.add(thread_future)
+        thread_future.add_done_callback(self._busy_threads.discard)
         # Shielded, so that cancelling this coroutine never cancels our view of the thread.
         waiting = asyncio.shield(asyncio.wrap_future(thread_future, loop=loop))
         try:

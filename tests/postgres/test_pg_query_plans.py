@@ -134,13 +134,15 @@ def explain(
             name = f"plan_{uuid.uuid4().hex[:8]}"
             types = ", ".join(PARAM_TYPES.get(n, "unknown") for n in names)
             conn.execute("SET plan_cache_mode = force_generic_plan")
-            conn.execute(f"PREPARE {name} ({types}) AS {positional}")
+            signature = f" ({types})" if names else ""
+            conn.execute(f"PREPARE {name}{signature} AS {positional}")
             values = sql.SQL(", ").join(sql.Literal(params[n]) for n in names)
-            row = conn.execute(
-                sql.SQL("EXPLAIN (FORMAT JSON) EXECUTE {} ({})").format(
-                    sql.Identifier(name), values
-                )
-            ).fetchone()
+            execute = (
+                "EXPLAIN (FORMAT JSON) EXECUTE {} ({})"
+                if names
+                else "EXPLAIN (FORMAT JSON) EXECUTE {}"
+            )
+            row = conn.execute(sql.SQL(execute).format(sql.Identifier(name), values)).fetchone()
     assert row is not None
     data = row[0] if not isinstance(row[0], str) else json.loads(row[0])
     plan: dict[str, Any] = data[0]["Plan"]

@@ -4,7 +4,7 @@ all SQL lives in the backend modules below it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -132,6 +132,46 @@ class Store(Protocol):
 
     def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
         """Run statistics per task and per schedule."""
+
+
+def build_stats(rows: Sequence[Sequence[Any]], scheduled: int, retrying: int) -> Stats:
+    """Stats from (task, queue, status, count) rows, the same for every store."""
+    by_status: dict[str, int] = {st.value: 0 for st in Status}
+    by_task: dict[str, dict[str, int]] = {}
+    by_queue: dict[str, dict[str, int]] = {}
+    for task, queue, status, count in rows:
+        by_status[status] += count
+        for table, name in ((by_task, task), (by_queue, queue)):
+            counts = table.setdefault(name, {st.value: 0 for st in Status})
+            counts[status] += count
+    return Stats(by_status, by_task, by_queue, scheduled=scheduled, retrying=retrying)
+
+
+def build_queues(
+    controls: Sequence[Sequence[Any]], by_queue: dict[str, dict[str, int]]
+) -> list[QueueInfo]:
+    """QueueInfo for every queue with jobs or controls, from (name, paused, concurrency) rows."""
+    known = {row[0]: row for row in controls}
+    return [
+        QueueInfo(
+            name,
+            paused=bool(known[name][1]) if name in known else False,
+            concurrency=known[name][2] if name in known else None,
+            counts=by_queue.get(name, {st.value: 0 for st in Status}),
+        )
+        for name in sorted(set(known) | set(by_queue))
+    ]
+
+
+def prune_in_batches(delete_batch: Callable[[], int], batch: int) -> int:
+    """Call `delete_batch` (one short transaction deleting at most `batch` rows) until a batch
+    comes back short, so writers never wait long behind a prune."""
+    deleted = 0
+    while True:
+        count = delete_batch()
+        deleted += count
+        if count < batch:
+            return deleted
 
 
 def build_run_stats(

@@ -62,12 +62,14 @@ WHERE j.id = picked.id
 RETURNING j.*;
 
 -- name: lock_limited_queue
--- Serializes the claimers of one limited queue, then says how many more jobs it may start.
-SELECT greatest(0, q.concurrency - (
-    SELECT count(*) FROM {schema}.underway_jobs WHERE status = 'running' AND queue = q.name))
-FROM {schema}.underway_queues AS q
-WHERE q.name = %(queue)s AND q.concurrency IS NOT NULL AND NOT q.paused
-FOR UPDATE OF q;
+-- Serializes the claimers of one limited queue. The running count must come from a later
+-- statement: this one's snapshot predates the wait for the lock.
+SELECT concurrency FROM {schema}.underway_queues
+WHERE name = %(queue)s AND concurrency IS NOT NULL AND NOT paused
+FOR UPDATE;
+
+-- name: count_running
+SELECT count(*) FROM {schema}.underway_jobs WHERE status = 'running' AND queue = %(queue)s;
 
 -- name: limited_queues
 SELECT name, concurrency FROM {schema}.underway_queues WHERE concurrency IS NOT NULL AND NOT paused;
@@ -179,7 +181,8 @@ SELECT extract(epoch FROM (
         (SELECT min(run_at) FROM {schema}.underway_jobs
          WHERE status = 'pending' AND NOT ready {queues} {unpaused}),
         (SELECT now() FROM {schema}.underway_jobs
-         WHERE status = 'pending' AND ready {queues} {unpaused} LIMIT 1)
+         WHERE status = 'pending' AND ready {queues} {unpaused}
+         ORDER BY priority DESC, run_at, id LIMIT 1)
     )
 ) - now());
 

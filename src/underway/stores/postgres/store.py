@@ -3,6 +3,7 @@ through unnest() arrays in one statement, and LISTEN/NOTIFY wakes idle workers."
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -20,7 +21,7 @@ from psycopg.pq import Format
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
-from ...errors import DuplicateKey, InvalidTransition, JobNotFound, StoreError
+from ...errors import ConfigurationError, DuplicateKey, InvalidTransition, JobNotFound, StoreError
 from ...model import (
     Claimed,
     Job,
@@ -38,7 +39,14 @@ from ...model import (
     View,
 )
 from ...settings import Settings
-from .. import HeartbeatResult, Lease, build_run_stats
+from .. import (
+    HeartbeatResult,
+    Lease,
+    build_queues,
+    build_run_stats,
+    build_stats,
+    prune_in_batches,
+)
 from ..sqlfile import load_migrations, load_queries
 
 log = logging.getLogger("underway.postgres")
@@ -87,7 +95,7 @@ class PostgresStore:
         self.settings = settings
         self.conninfo, schema = _split_url(url)
         self.schema = schema or settings.schema
-        self.channel = f"underway:{self.schema}"
+        self.channel = _channel(self.schema)
         quoted = sql.Identifier(self.schema).as_string()
         self.q = {name: text.replace("{schema}", quoted) for name, text in QUERIES.items()}
         self.unlimited = UNLIMITED.replace("{schema}", quoted)
@@ -244,7 +252,7 @@ class PostgresStore:
         jobs exist only if that transaction commits, and workers are woken at commit."""
         conn = connection.connection if isinstance(connection, psycopg.Cursor) else connection
         if not isinstance(conn, psycopg.Connection):
-            raise StoreError(
+            raise ConfigurationError(
                 f"enqueue(connection=...) takes a psycopg Connection or Cursor, not "
                 f"{type(connection).__name__}; in async code use enqueue_async"
             )
@@ -258,7 +266,7 @@ class PostgresStore:
         """`enqueue_on` for psycopg's AsyncConnection or AsyncCursor."""
         conn = connection.connection if isinstance(connection, psycopg.AsyncCursor) else connection
         if not isinstance(conn, psycopg.AsyncConnection):
-            raise StoreError(
+            raise ConfigurationError(
                 f"enqueue_async(connection=...) takes a psycopg AsyncConnection or AsyncCursor, "
                 f"not {type(connection).__name__}"
             )
@@ -302,7 +310,10 @@ class PostgresStore:
                 continue
             with self._tx(atomic=True) as conn:
                 row = conn.execute(self.q["lock_limited_queue"], {"queue": name}).fetchone()
-                room = min(limit - len(claimed), row[0]) if row else 0
+                if row is None:
+                    continue  # paused, or no longer limited
+                running = _one(conn.execute(self.q["count_running"], {"queue": name}))[0]
+                room = min(limit - len(claimed), row[0] - running)
                 if room > 0:
                     params = {**base, "queue": name, "limit": room}
                     text = self._sql("claim", queues="AND queue = %(queue)s", unlimited="")
@@ -491,24 +502,17 @@ class PostgresStore:
         )
 
     def stats(self) -> Stats:
-        by_status: dict[str, int] = {s.value: 0 for s in Status}
-        by_task: dict[str, dict[str, int]] = {}
-        by_queue: dict[str, dict[str, int]] = {}
         with self._tx() as conn:
             rows = conn.execute(self.q["stats"]).fetchall()
-            scheduled, retrying = conn.execute(self.q["stats_pending_views"]).fetchone()  # type: ignore[misc]
-        for task, queue, status, count in rows:
-            by_status[status] += count
-            for table, name in ((by_task, task), (by_queue, queue)):
-                counts = table.setdefault(name, {s.value: 0 for s in Status})
-                counts[status] += count
-        return Stats(by_status, by_task, by_queue, scheduled=scheduled, retrying=retrying)
+            scheduled, retrying = _one(conn.execute(self.q["stats_pending_views"]))
+        return build_stats(rows, scheduled, retrying)
 
     # --- queues and retention -----------------------------------------------------------------
 
     def set_queue_paused(self, name: str, paused: bool) -> None:
         with self._tx() as conn:
             conn.execute(self.q["set_queue_paused"], {"name": name, "paused": paused})
+        self._limited_read_at = float("-inf")  # a resumed limited queue counts at once
 
     def set_queue_concurrency(self, name: str, concurrency: int | None) -> None:
         with self._tx() as conn:
@@ -518,30 +522,18 @@ class PostgresStore:
         self._limited_read_at = float("-inf")
 
     def queues(self) -> list[QueueInfo]:
-        controls = {row[0]: row for row in self._rows("queues")}
-        counts = self.stats().by_queue
-        return [
-            QueueInfo(
-                name,
-                paused=bool(controls[name][1]) if name in controls else False,
-                concurrency=controls[name][2] if name in controls else None,
-                counts=counts.get(name, {st.value: 0 for st in Status}),
-            )
-            for name in sorted(set(controls) | set(counts))
-        ]
+        return build_queues(self._rows("queues"), self.stats().by_queue)
 
     def prune(self, older_than: float, statuses: Sequence[Status], batch: int = 1000) -> int:
         params = {"statuses": [Status(st).value for st in statuses], "age": older_than,
                   "batch": batch}  # fmt: skip
-        deleted = 0
-        while True:
-            # One short transaction per batch; SKIP LOCKED keeps two pruners out of each other's
-            # way and never waits on a row a worker holds.
+
+        def delete_batch() -> int:
+            # SKIP LOCKED keeps two pruners apart and never waits on a row a worker holds.
             with self._tx() as conn:
-                count = conn.execute(self.q["prune"], params).rowcount
-            deleted += count
-            if count < batch:
-                return deleted
+                return int(conn.execute(self.q["prune"], params).rowcount)
+
+        return prune_in_batches(delete_batch, batch)
 
     # --- schedules ----------------------------------------------------------------------------
 
@@ -719,6 +711,14 @@ def _created_jobs(jobs: Sequence[NewJob], now: datetime, existing: dict[str, Job
             )
         )
     return out
+
+
+def _channel(schema: str) -> str:
+    """The NOTIFY channel of a schema; PostgreSQL caps identifiers at 63 bytes."""
+    channel = f"underway:{schema}"
+    if len(channel.encode()) <= 63:
+        return channel
+    return "underway:" + hashlib.sha256(schema.encode()).hexdigest()[:32]
 
 
 def _run_at(job: NewJob, now: datetime) -> datetime:

@@ -32,7 +32,14 @@ from ...model import (
     View,
 )
 from ...settings import Settings
-from .. import HeartbeatResult, Lease, build_run_stats
+from .. import (
+    HeartbeatResult,
+    Lease,
+    build_queues,
+    build_run_stats,
+    build_stats,
+    prune_in_batches,
+)
 from ..sqlfile import load_migrations, load_queries
 
 Q = load_queries(__name__.rsplit(".", 1)[0])
@@ -410,16 +417,9 @@ class SqliteStore:
         )
 
     def stats(self) -> Stats:
-        by_status: dict[str, int] = {s.value: 0 for s in Status}
-        by_task: dict[str, dict[str, int]] = {}
-        by_queue: dict[str, dict[str, int]] = {}
-        for task, queue, status, count in self._read(Q["stats"]).fetchall():
-            by_status[status] += count
-            for table, name in ((by_task, task), (by_queue, queue)):
-                counts = table.setdefault(name, {s.value: 0 for s in Status})
-                counts[status] += count
+        rows = self._read(Q["stats"]).fetchall()
         scheduled, retrying = self._read(Q["stats_pending_views"], {"now": time.time()}).fetchone()
-        return Stats(by_status, by_task, by_queue, scheduled=scheduled, retrying=retrying)
+        return build_stats(rows, scheduled, retrying)
 
     # --- queues and retention -----------------------------------------------------------------
 
@@ -435,17 +435,7 @@ class SqliteStore:
             conn.execute(Q["set_queue_concurrency"], params)
 
     def queues(self) -> list[QueueInfo]:
-        controls = {row[0]: row for row in self._read(Q["queues"]).fetchall()}
-        counts = self.stats().by_queue
-        return [
-            QueueInfo(
-                name,
-                paused=bool(controls[name][1]) if name in controls else False,
-                concurrency=controls[name][2] if name in controls else None,
-                counts=counts.get(name, {st.value: 0 for st in Status}),
-            )
-            for name in sorted(set(controls) | set(counts))
-        ]
+        return build_queues(self._read(Q["queues"]).fetchall(), self.stats().by_queue)
 
     def prune(self, older_than: float, statuses: Sequence[Status], batch: int = 1000) -> int:
         params = {
@@ -453,14 +443,12 @@ class SqliteStore:
             "before": time.time() - older_than,
             "batch": batch,
         }
-        deleted = 0
-        while True:
-            # One short transaction per batch, so writers never wait long behind a prune.
+
+        def delete_batch() -> int:
             with self._write() as conn:
-                count = conn.execute(Q["prune"], params).rowcount
-            deleted += count
-            if count < batch:
-                return deleted
+                return int(conn.execute(Q["prune"], params).rowcount)
+
+        return prune_in_batches(delete_batch, batch)
 
     # --- schedules ----------------------------------------------------------------------------
 
