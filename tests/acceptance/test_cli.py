@@ -3,7 +3,6 @@ small app module written into a temporary directory, and a real SQLite file next
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -13,13 +12,12 @@ import sys
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from cli_support import CliApp, assert_clean_error, ids_in, json_lines, load_cli_app, table_rows
 
 import underway
 
@@ -71,88 +69,11 @@ APP_MODULE = textwrap.dedent(
 )
 
 
-@dataclass
-class CliApp:
-    """The app module `jobsapp` in `dir`, loaded in this process too (to enqueue and check),
-    and a way to run the command line against it."""
-
-    dir: Path
-    module: ModuleType
-
-    @property
-    def app(self) -> underway.App:
-        app: underway.App = self.module.app
-        return app
-
-    @property
-    def db(self) -> Path:
-        return self.dir / "jobs.db"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("UNDERWAY_") and k not in ("FORCE_COLOR", "COLUMNS")
-        }
-        env.update(extra)
-        return env
-
-    def run(
-        self, *args: str, timeout: float = 60, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "underway", *args],
-            cwd=self.dir,
-            env=env or self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    def popen(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "underway", *args],
-            cwd=self.dir,
-            env=self.env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-
 @pytest.fixture
 def cli(tmp_path: Path) -> Iterator[CliApp]:
-    path = tmp_path / "jobsapp.py"
-    path.write_text(APP_MODULE)
-    # A unique module name per test: each test has its own file and database.
-    spec = importlib.util.spec_from_file_location(f"jobsapp_{abs(hash(tmp_path))}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cli_app = CliApp(tmp_path, module)
+    cli_app = load_cli_app(tmp_path, "jobsapp", APP_MODULE)
     yield cli_app
     cli_app.app.close()
-
-
-def ids_in(text: str) -> set[str]:
-    found = set()
-    for word in text.split():
-        try:
-            found.add(str(uuid.UUID(word)))
-        except ValueError:
-            continue
-    return found
-
-
-def json_lines(text: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
-    assert result.returncode == code, (result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr, result.stderr
-    for word in words:
-        assert word in result.stderr, result.stderr
 
 
 # --- basics ---------------------------------------------------------------------------------
@@ -161,7 +82,8 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *wor
 def test_help_lists_the_commands(cli: CliApp) -> None:
     result = cli.run("--help")
     assert result.returncode == 0
-    for command in ("worker", "jobs", "queues", "prune", "migrate", "demo"):
+    commands = ("worker", "scheduler", "jobs", "queues", "schedules", "prune", "migrate", "demo")
+    for command in commands:
         assert command in result.stdout
 
 
@@ -437,16 +359,6 @@ def test_stats(cli: CliApp) -> None:
 
 
 # --- queues ---------------------------------------------------------------------------------
-
-
-def table_rows(text: str) -> dict[str, list[str]]:
-    """The rows of a boxed rich table, by their first cell."""
-    rows = {}
-    for line in text.splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("│┃").split("│")]
-        if len(cells) > 1 and "┃" not in line:
-            rows[cells[0]] = cells[1:]
-    return rows
 
 
 QUEUE_COLUMNS = ["paused", "limit", "pending", "running", "completed", "failed", "cancelled"]

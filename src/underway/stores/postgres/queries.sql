@@ -248,7 +248,12 @@ UPDATE {schema}.underway_schedules SET run_count = run_count + 1, updated_at = n
 WHERE name = %(name)s;
 
 -- name: set_schedule_paused
-UPDATE {schema}.underway_schedules SET paused = %(paused)s, updated_at = now()
+-- Resuming counts the slots that passed while paused as handled: they are skipped.
+UPDATE {schema}.underway_schedules
+SET paused = %(paused)s,
+    last_slot = CASE WHEN %(paused)s OR NOT paused THEN last_slot
+                     ELSE greatest(last_slot, now()) END,
+    updated_at = now()
 WHERE name = %(name)s;
 
 -- name: run_aggregates

@@ -198,7 +198,13 @@ WHERE name = :name;
 UPDATE underway_schedules SET run_count = run_count + 1, updated_at = :now WHERE name = :name;
 
 -- name: set_schedule_paused
-UPDATE underway_schedules SET paused = :paused, updated_at = :now WHERE name = :name;
+-- Resuming counts the slots that passed while paused as handled: they are skipped.
+UPDATE underway_schedules
+SET paused = :paused,
+    last_slot = CASE WHEN :paused OR NOT paused THEN last_slot
+                     ELSE max(coalesce(last_slot, 0), :now) END,
+    updated_at = :now
+WHERE name = :name;
 
 -- name: run_aggregates
 SELECT {group}, count(*), sum(status = 'failed'), max(started_at),
