@@ -8,10 +8,12 @@ from typing import Any
 
 try:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 except ImportError:  # rich is an optional extra
     Console = None  # type: ignore[assignment,misc]
     Table = None  # type: ignore[assignment,misc]
+    escape = None  # type: ignore[assignment]
 
 # A pipe or a file gets the full width instead of rich's 80 columns.
 _WIDTH = None if sys.stdout.isatty() else 200
@@ -30,7 +32,7 @@ def say(text: str) -> None:
 def progress(text: str) -> None:
     """A progress note on stderr, so stdout stays the report."""
     if _err is not None:
-        _err.print(f"[dim]{text}[/dim]")
+        _err.print(f"[dim]{escape(text)}[/dim]")
     else:
         print(text, file=sys.stderr, flush=True)
 

@@ -1,6 +1,7 @@
 """A worker process for the benchmark: `python benchmarks/worker_proc.py URL MODE [options]`.
 
-drain: open the store, then time `app.run_worker(burst=True, concurrency=C)` itself (so the
+drain: open the store, say it is ready and wait for the benchmark's go (so several worker
+       processes start together, see procs.py), then time a burst worker's run itself (the
        interpreter's start and imports are not counted) and print one JSON line.
 idle:  print a JSON "ready" line, then run a normal worker until SIGTERM.
 
@@ -12,9 +13,11 @@ for the store thread (cProfile in Python 3.11 sees only the thread that enabled 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import functools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from bench_app import make_app
+from procs import cpu_ticks, wait_for_go
+
+import underway
 
 # The store methods a worker calls from its one store thread (those the store has are wrapped;
 # a waiting call such as wait_for_change counts its sleep too).
@@ -70,22 +76,81 @@ class StoreProbe:
         return timed
 
 
+class ServerCpu:
+    """CPU time of the PostgreSQL server processes that serve this worker (the server runs on
+    this machine): its connections carry an application_name of their own, and each server
+    process's CPU time is in /proc/<pid>/stat."""
+
+    def __init__(self, url: str) -> None:
+        from yardstick_postgres import split_url
+
+        self.name = f"underway-bench-{os.getpid()}"
+        self.conninfo = split_url(url)[0]  # for our own look-ups, without the name
+        sep = "&" if "?" in url else "?"
+        self.url = f"{url}{sep}application_name={self.name}"
+        self._conn: Any = None
+        self._start: dict[int, float] = {}
+
+    def _read(self) -> dict[int, float]:
+        import psycopg
+
+        if self._conn is None:
+            self._conn = psycopg.connect(self.conninfo, autocommit=True)
+        rows = self._conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (self.name,)
+        ).fetchall()
+        out = {}
+        tick = os.sysconf("SC_CLK_TCK")
+        for (pid,) in rows:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        return out
+
+    def start(self) -> None:
+        self._start = self._read()
+
+    def seconds(self) -> float:
+        end = self._read()
+        self._conn.close()
+        return sum(v - self._start.get(pid, 0.0) for pid, v in end.items())
+
+
 def drain(url: str, concurrency: int, probe: bool, profile_dir: Path | None) -> dict[str, Any]:
-    app, _ = make_app(url)
+    server = ServerCpu(url) if url.startswith(("postgres://", "postgresql://")) else None
+    app, _ = make_app(server.url if server else url)
     app.migrate()  # open the store before the clock starts
     store_probe = StoreProbe(app.store, profile_dir is not None) if probe else None
     loop_profile = cProfile.Profile() if profile_dir is not None else None
+    worker = underway.Worker(app, concurrency=concurrency, burst=True)
+    wait_for_go()
+    if server is not None:
+        server.start()
     if loop_profile is not None:
         loop_profile.enable()
+    ticks_start = cpu_ticks()
+    started = time.time()
     start = time.perf_counter()
-    app.run_worker(burst=True, concurrency=concurrency, handle_signals=False)
+    cpu = time.process_time()
+    asyncio.run(worker.run(handle_signals=False))
+    cpu = time.process_time() - cpu
     seconds = time.perf_counter() - start
+    ended = time.time()
+    ticks_end = cpu_ticks()
+    server_cpu = server.seconds() if server is not None else None
     if loop_profile is not None:
         loop_profile.disable()
     out: dict[str, Any] = {
         "seconds": seconds,
+        "started": started,
+        "ended": ended,
+        "processed": worker.processed,
+        "cpu_seconds": cpu,  # this process, all its threads
+        "ticks": [ticks_start, ticks_end],  # the machine's, for how busy it was
+        "server_cpu_seconds": server_cpu,  # the server processes serving this worker
         "concurrency": concurrency,
-        "by_status": app.stats().by_status,
     }
     if store_probe is not None:
         out["store_calls"] = {

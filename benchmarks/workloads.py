@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import cProfile
-import json
 import queue
 import signal
 import statistics
@@ -21,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+import procs
 from bench_app import make_app
 
 import underway
@@ -119,12 +119,15 @@ def drain(
     n: int,
     concurrency: int,
     *,
+    processes: int = 1,
     probe: bool = False,
     profile_dir: Path | None = None,
 ) -> Row:
-    """Pre-fill N jobs, then one worker process runs them with `burst=True`. The worker times
-    its own run_worker call, so interpreter start and imports are not counted."""
-    url = fresh_url(f"drain-c{concurrency}{'-profile' if profile_dir else ''}")
+    """Pre-fill N jobs, then `processes` worker processes run them with `burst=True`, started
+    together. Each worker times its own run, so interpreter start and imports are not counted;
+    the drain lasts from the first worker's start to the last one's end."""
+    label = f"drain-p{processes}-c{concurrency}{'-profile' if profile_dir else ''}"
+    url = fresh_url(label)
     app, noop = make_app(url)
     app.migrate()
     for i in range(0, n, 10_000):
@@ -136,32 +139,41 @@ def drain(
         cmd.append("--probe")
     if profile_dir is not None:
         cmd += ["--profile", str(profile_dir)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=max(600, n / 10))
-    if done.returncode != 0:
-        raise RuntimeError(f"drain worker exited {done.returncode}:\n{done.stderr[-4000:]}")
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    reports = procs.run_together([cmd] * processes, timeout=max(600, n / 10))
+    seconds = procs.span(reports)
+    first = min(reports, key=lambda r: r["started"])["ticks"][0]
+    last = max(reports, key=lambda r: r["ended"])["ticks"][1]
 
-    first_start, last_end = _span(app)  # app reopens its store on first use
+    by_status = app.stats().by_status  # app reopens its store on first use
+    first_start, last_end = _span(app)
     app.close()
-    seconds = report["seconds"]
-    completed = report["by_status"]["completed"]
+    completed = by_status["completed"]
     span = (last_end - first_start).total_seconds() if first_start and last_end else None
     row: Row = {
         "key": "drain",
-        "workload": f"drain, 1 worker process, concurrency {concurrency}",
+        "workload": f"drain, {processes} worker process{'es' if processes > 1 else ''}",
+        "processes": processes,
         "concurrency": concurrency,
         "jobs": n,
         "completed": completed,
         "seconds": seconds,
         "jobs_per_s": _rate(completed, seconds),
+        "per_process": [r["processed"] for r in reports],
+        "worker_cpu_seconds": sum(r.get("cpu_seconds", 0.0) for r in reports),
+        "server_cpu_seconds": (
+            sum(r["server_cpu_seconds"] for r in reports)
+            if all(r.get("server_cpu_seconds") is not None for r in reports)
+            else None
+        ),
+        "machine_busy": procs.busy_share(first, last),
         "store_span_seconds": span,
         "store_span_jobs_per_s": _rate(completed, span) if span else None,
     }
     if completed != n:
-        row["error"] = f"only {completed} of {n} jobs completed: {report['by_status']}"
+        row["error"] = f"only {completed} of {n} jobs completed: {by_status}"
     for extra in ("store_calls", "profiles"):
-        if extra in report:
-            row[extra] = report[extra]
+        if extra in reports[0]:
+            row[extra] = reports[0][extra]
     return row
 
 
@@ -248,7 +260,7 @@ def _wait_all(
 
 @contextlib.contextmanager
 def _idle_workers(url: str, count: int, concurrency: int) -> Iterator[Callable[[], str]]:
-    procs: list[tuple[subprocess.Popen[str], IO[str]]] = []
+    workers: list[tuple[subprocess.Popen[str], IO[str]]] = []
     with contextlib.ExitStack() as files:
         try:
             for _ in range(count):
@@ -257,23 +269,23 @@ def _idle_workers(url: str, count: int, concurrency: int) -> Iterator[Callable[[
                 # stderr to a file, not a pipe: it can never fill up and block the worker
                 err: IO[str] = files.enter_context(tempfile.TemporaryFile("w+"))
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-                procs.append((proc, err))
-            for proc, err in procs:
+                workers.append((proc, err))
+            for proc, err in workers:
                 _wait_ready(proc, err, timeout=60)
 
             def errors() -> str:
                 text = []
-                for _, err in procs:
+                for _, err in workers:
                     err.seek(0)
                     text.append(err.read()[-3000:])
                 return "\n".join(text)
 
             yield errors
         finally:
-            for proc, _ in procs:
+            for proc, _ in workers:
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGTERM)
-            for proc, _ in procs:
+            for proc, _ in workers:
                 try:
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:

@@ -199,7 +199,9 @@ def _underway_claim_sql() -> str | None:
     except ImportError:
         return None
     sql = Q.get("claim")
-    return None if sql is None else sql.replace("{queues}", "")
+    if sql is None:
+        return None
+    return sql.replace("{queues}", "").replace("{claim_index}", "underway_jobs_claim")
 
 
 def explain(fresh_url: FreshUrl, pending: int) -> list[str]:
@@ -222,12 +224,14 @@ def _explain(fresh_url: FreshUrl, pending: int) -> list[str]:
     statements: list[tuple[str, str, dict[str, Any]]] = [
         (
             "claim, worker on all queues",
-            Q["claim"].replace("{queues}", ""),
+            Q["claim"].replace("{queues}", "").replace("{claim_index}", "underway_jobs_claim"),
             {"now": now, "lease": 30.0, "worker_id": "x", "limit": 10},
         ),
         (
             "claim, worker on queues=['default']",
-            Q["claim"].replace("{queues}", queue_sql),
+            Q["claim"]
+            .replace("{queues}", queue_sql)
+            .replace("{claim_index}", "underway_jobs_claim_queue"),
             {"now": now, "lease": 30.0, "worker_id": "x", "limit": 10, **queue_params},
         ),
         ("next_due, all queues", Q["next_due"].replace("{queues}", ""), {}),

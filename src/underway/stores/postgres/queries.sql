@@ -98,7 +98,8 @@ DELETE FROM {schema}.underway_jobs AS j USING doomed WHERE j.id = doomed.id;
 UPDATE {schema}.underway_jobs AS j
 SET lease_expires_at = now() + %(lease)s * interval '1 second'
 FROM unnest(%(ids)s::uuid[], %(tokens)s::text[]) AS u(id, token)
-WHERE j.id = u.id AND j.lease_token = u.token AND j.status = 'running'
+-- The ANY() lets the planner probe the primary key per id even with stale statistics.
+WHERE j.id = ANY(%(ids)s) AND j.id = u.id AND j.lease_token = u.token AND j.status = 'running'
 RETURNING j.id, j.cancel_requested;
 
 -- name: report
@@ -110,7 +111,8 @@ SET progress = u.progress,
 FROM unnest(%(ids)s::uuid[], %(tokens)s::text[], %(progress)s::float8[],
             %(status_message)s::text[], %(payload)s::jsonb[])
      AS u(id, token, progress, status_message, payload)
-WHERE j.id = u.id AND j.lease_token = u.token AND j.status = 'running';
+-- The ANY() lets the planner probe the primary key per id even with stale statistics.
+WHERE j.id = ANY(%(ids)s) AND j.id = u.id AND j.lease_token = u.token AND j.status = 'running';
 
 -- name: finish
 UPDATE {schema}.underway_jobs AS j
@@ -144,7 +146,8 @@ FROM unnest(
     %(payload)s::jsonb[]
 ) AS u(id, token, status, result, has_error, error_message, error_type, error_traceback,
        refund, retry_in, report, progress, status_message, payload)
-WHERE j.id = u.id AND j.lease_token = u.token AND j.status = 'running'
+-- The ANY() lets the planner probe the primary key per id even with stale statistics.
+WHERE j.id = ANY(%(ids)s) AND j.id = u.id AND j.lease_token = u.token AND j.status = 'running'
 RETURNING j.id;
 
 -- name: rescue

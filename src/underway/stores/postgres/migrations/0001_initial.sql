@@ -42,7 +42,7 @@ CREATE INDEX underway_jobs_ready_queue ON {schema}.underway_jobs (queue, priorit
     WHERE status = 'pending' AND ready;
 
 -- Pending jobs waiting for their time.
-CREATE INDEX underway_jobs_scheduled ON {schema}.underway_jobs (run_at)
+CREATE INDEX underway_jobs_scheduled ON {schema}.underway_jobs (run_at, id)
     WHERE status = 'pending' AND NOT ready;
 
 -- Rescuing expired leases.
