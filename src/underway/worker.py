@@ -100,6 +100,14 @@ class Worker:
         self._writing: dict[uuid.UUID, tuple[Outcome, Job]] = {}
         self._slots_used = 0
         self._io = ThreadPoolExecutor(1, thread_name_prefix="underway-store")
+        # Outcomes get a thread of their own where the store can write on two connections at
+        # once (PostgreSQL), so a claim never waits behind a batch of completions. SQLite has
+        # one writer anyway, and two of our own connections would only queue on its lock.
+        self._io_out = (
+            ThreadPoolExecutor(1, thread_name_prefix="underway-store-out")
+            if getattr(self.store, "concurrent_writes", False)
+            else self._io
+        )
         self._waiter = ThreadPoolExecutor(1, thread_name_prefix="underway-wait")
         self._waiting: asyncio.Future[bool] | None = None
         self._threads: ThreadPoolExecutor | None = None
@@ -177,6 +185,7 @@ class Worker:
             await asyncio.gather(*side, return_exceptions=True)
             await self._close_writer(writer)
             self._io.shutdown(wait=True)
+            self._io_out.shutdown(wait=True)
             self._waiter.shutdown(wait=False, cancel_futures=True)
             if self._threads is not None:
                 self._threads.shutdown(wait=False, cancel_futures=True)
@@ -506,7 +515,8 @@ class Worker:
         failures = 0
         while True:
             try:
-                landed = await self._call(self.store.finish, [o for o, _ in batch.values()])
+                outcomes = [o for o, _ in batch.values()]
+                landed = await self._loop_call(self._io_out, self.store.finish, outcomes)
                 break
             except asyncio.CancelledError:
                 self._finishing = {**batch, **self._finishing}  # keep them for a later write
@@ -685,8 +695,11 @@ class Worker:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._loop_call(self._io, fn, *args)
+
+    async def _loop_call(self, executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
         assert self._loop is not None
-        return await self._loop.run_in_executor(self._io, fn, *args)
+        return await self._loop.run_in_executor(executor, fn, *args)
 
     async def _sleep(self, seconds: float) -> None:
         assert self._wake is not None

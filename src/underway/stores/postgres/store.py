@@ -90,6 +90,9 @@ class _EncodedJsonbDumper(Dumper):
 class PostgresStore:
     """A `Store` on PostgreSQL. Thread-safe: every call borrows a pooled connection."""
 
+    #: writes on several connections proceed in parallel (row locks, not a file lock)
+    concurrent_writes = True
+
     def __init__(self, url: str, settings: Settings) -> None:
         self.url = url
         self.settings = settings
