@@ -64,13 +64,13 @@ class Context:
         with self._lock:
             self._progress = fraction
             if message is not None:
-                self._message = str(message)
+                self._message = encoding.clean_text(str(message))
             self._version += 1
 
     def report_status(self, message: str) -> None:
         """Set the job's status message (for example "downloading page 3")."""
         with self._lock:
-            self._message = str(message)
+            self._message = encoding.clean_text(str(message))
             self._version += 1
 
     def set_payload(self, value: Any) -> None:

@@ -18,6 +18,12 @@ def dumps(value: Any, what: str) -> str:
     try:
         text = _encode(value)
         text.encode()  # lone surrogates cannot be stored: find them here, not in the driver
+        if "\\u0000" in text and _find_nul(value, what):
+            # PostgreSQL cannot store NUL in JSON; refuse it on every store alike.
+            raise InvalidArguments(
+                f"{_find_nul(value, what)} holds a NUL character (\\x00), which PostgreSQL "
+                "cannot store; remove it or encode the data (e.g. base64)"
+            )
     except RecursionError:
         raise InvalidArguments(f"{what} is nested too deeply to encode as JSON") from None
     except UnicodeEncodeError:
@@ -26,6 +32,28 @@ def dumps(value: Any, what: str) -> str:
             "such as '\\ud800'); it cannot be stored as JSON text"
         ) from None
     return text
+
+
+def _find_nul(value: Any, path: str) -> str | None:
+    """Where a string holding NUL sits, or None (only on the rare path that may have one)."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return where
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                stack.append((k, f"{where} key {k!r}"))
+                stack.append((v, f"{where}[{k!r}]"))
+    return None
+
+
+def clean_text(text: str) -> str:
+    """Text safe for every store: NUL (which PostgreSQL refuses) shown as \\0."""
+    return text.replace("\x00", "\\0") if "\x00" in text else text
 
 
 def _find_bad_text(value: Any, path: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -74,8 +75,12 @@ class Task(Generic[P, R]):
         title: str | None,
         deps: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ConfigurationError(f"task {name}: max_attempts must be >= 1")
+        if not 1 <= max_attempts <= INT32_MAX:
+            raise ConfigurationError(f"task {name}: max_attempts must be between 1 and {INT32_MAX}")
+        try:
+            check_options(priority=priority, queue=queue, title=title)
+        except InvalidArguments as exc:
+            raise ConfigurationError(f"task {name}: {exc}") from None
         if timeout is not None and timeout <= 0:
             raise ConfigurationError(f"task {name}: timeout must be > 0 seconds")
         self.fn = fn
@@ -158,8 +163,12 @@ class Task(Generic[P, R]):
             delay = delay.total_seconds()
         if run_at is not None and run_at.tzinfo is None:
             raise InvalidArguments("run_at must be timezone-aware, e.g. datetime.now(timezone.utc)")
-        if max_attempts is not None and max_attempts < 1:
-            raise InvalidArguments("max_attempts must be >= 1")
+        if max_attempts is not None and not 1 <= max_attempts <= INT32_MAX:
+            raise InvalidArguments(f"max_attempts must be between 1 and {INT32_MAX}")
+        check_options(
+            priority=priority, delay=delay, queue=queue, tenant=tenant, key=key, title=title,
+            callback_url=callback_url, status_message=status_message,
+        )  # fmt: skip
         opts = Options(
             queue,
             priority,
@@ -270,6 +279,24 @@ class BoundTask(Generic[P, R]):
 
 
 _DEFAULTS = Options()
+INT32_MAX = 2**31 - 1
+#: the longest delay accepted: far enough for any schedule, short of datetime's year 9999
+MAX_DELAY_SECONDS = 100 * 365 * 86400.0
+
+
+def check_options(
+    priority: int | None = None, delay: float | None = None, **texts: str | None
+) -> None:
+    """Refuse values every store cannot hold, with a message instead of a driver error."""
+    if priority is not None and not -INT32_MAX - 1 <= priority <= INT32_MAX:
+        raise InvalidArguments(f"priority must fit in 32 bits (|priority| < 2**31), got {priority}")
+    if delay is not None and not (math.isfinite(delay) and delay <= MAX_DELAY_SECONDS):
+        raise InvalidArguments(
+            f"delay must be a finite number of seconds up to {MAX_DELAY_SECONDS:.0f}, got {delay}"
+        )
+    for name, text in texts.items():
+        if text is not None and "\x00" in text:
+            raise InvalidArguments(f"{name} holds a NUL character (\\x00); remove it")
 
 
 def _is_context_param(param: inspect.Parameter) -> bool:

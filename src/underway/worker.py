@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import encoding
 from .context import Context, job_logger
-from .errors import Cancel, InvalidArguments, PermanentError, Retry
+from .errors import Cancel, InvalidArguments, PermanentError, Retry, StoreError
 from .ids import uuid7
 from .lifecycle import app_running, close_dependencies, open_dependencies
 from .model import Claimed, Job, JobError, Outcome, Report, Status
@@ -55,6 +55,7 @@ class Running:
     ctx: Context
     handle: asyncio.Task[None] | None = None
     stop_reason: str | None = None
+    entered: bool = False  # _execute has started
     written_version: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -184,9 +185,14 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
             await self._close_writer(writer)
+            # Threads that end must not leave their store connections open behind them.
+            release = getattr(self.store, "close_thread", None)
+            for executor in {self._io, self._io_out, self._waiter}:
+                if release is not None:
+                    executor.submit(release)
             self._io.shutdown(wait=True)
             self._io_out.shutdown(wait=True)
-            self._waiter.shutdown(wait=False, cancel_futures=True)
+            self._waiter.shutdown(wait=True)  # at most one short wait slice
             if self._threads is not None:
                 self._threads.shutdown(wait=False, cancel_futures=True)
             self.log.info("worker %s stopped after %d jobs", self.id, self.processed)
@@ -237,6 +243,8 @@ class Worker:
         """Sleep until new work may be there. False when a burst worker should stop."""
         assert self._wake is not None and self._loop is not None
         self._wake.clear()  # before the query: a stop or enqueue during it must still count
+        if self._stopping:  # a stop that came before the clear
+            return True
         try:
             due = await self._call(self.store.next_due, self.queues)
         except Exception as exc:
@@ -292,12 +300,14 @@ class Worker:
         self._running[claimed.job.id] = run
         self._slots_used += 1
         run.handle = asyncio.create_task(self._execute(run))
+        run.handle.add_done_callback(lambda _t: self._settle_if_never_started(run))
         if self.app._subscribers:
             self.app._publish(claimed.job)
 
     # --- running one job ----------------------------------------------------------------------
 
     async def _execute(self, run: Running) -> None:
+        run.entered = True
         job = run.job
         task = self.app.tasks.get(job.task)
         outcome: Outcome | None
@@ -309,8 +319,13 @@ class Worker:
                     "deploy a worker that has it, then retry the job"
                 )
             outcome = await self._call_task(run, task)
-        except asyncio.CancelledError:
-            outcome = self._stopped_outcome(run)
+        except asyncio.CancelledError as exc:
+            if run.stop_reason is not None:
+                outcome = self._stopped_outcome(run)
+            else:
+                # The task's own code was cancelled (an awaited future someone else cancelled):
+                # an ordinary failure that spends an attempt, not a hand-back to loop on.
+                outcome = self._failure(run, task, exc)
         except TimeoutError as exc:
             if run.stop_reason is not None:
                 outcome = self._stopped_outcome(run)
@@ -320,13 +335,23 @@ class Worker:
             outcome = (
                 self._stopped_outcome(run) if run.stop_reason else self._failure(run, task, exc)
             )
-        self._running.pop(job.id, None)
+        self._settle(run, outcome)
+
+    def _settle(self, run: Running, outcome: Outcome | None) -> None:
+        """The job's attempt is over: queue its outcome for the writer, or free its slot."""
+        self._running.pop(run.job.id, None)
         if outcome is None:
             self._free_slot()
             return
-        self._finishing[job.id] = (self._with_reports(run, outcome), job)
+        self._finishing[run.job.id] = (self._with_reports(run, outcome), run.job)
         assert self._flush_needed is not None
         self._flush_needed.set()
+
+    def _settle_if_never_started(self, run: Running) -> None:
+        """A task cancelled before its first step never runs `_execute`'s handlers: settle
+        it here, or its slot and lease would be held for as long as the worker lives."""
+        if not run.entered:
+            self._settle(run, self._stopped_outcome(run))
 
     async def _call_task(self, run: Running, task: Task[Any, Any]) -> Outcome | None:
         job = run.job
@@ -429,7 +454,8 @@ class Worker:
         job, token = run.job, run.claimed.token
         if isinstance(exc, Cancel):
             run.ctx.logger.info("cancelled by the task: %s", exc.reason)
-            return Outcome(job.id, token, Status.CANCELLED, error=JobError(exc.reason, "Cancel"))
+            reason = encoding.clean_text(exc.reason)
+            return Outcome(job.id, token, Status.CANCELLED, error=JobError(reason, "Cancel"))
         if isinstance(exc, TimeoutError) and task is not None and task.timeout:
             error = JobError(
                 f"timed out after {task.timeout:g} s (the task's timeout)",
@@ -524,6 +550,11 @@ class Worker:
                 raise
             except Exception as exc:
                 failures += 1
+                if not isinstance(exc, StoreError) and failures >= 3:
+                    # Not an outage but the same data error again: one outcome the store
+                    # cannot take must not hold up every other job of this worker.
+                    landed = await self._write_one_by_one(batch)
+                    break
                 delay = min(0.1 * 2**failures, 10.0)
                 self.log.error(
                     "writing %d outcomes failed (%s); retrying in %.1f s", len(batch), exc, delay
@@ -540,6 +571,29 @@ class Worker:
                 )
             elif publish:
                 self.app._publish(_finished_snapshot(job, outcome))
+
+    async def _write_one_by_one(
+        self, batch: dict[uuid.UUID, tuple[Outcome, Job]]
+    ) -> set[uuid.UUID]:
+        """Write outcomes singly; one the store refuses becomes a failure that says why."""
+        landed: set[uuid.UUID] = set()
+        for outcome, job in batch.values():
+            try:
+                landed |= await self._loop_call(self._io_out, self.store.finish, [outcome])
+                continue
+            except Exception as exc:
+                error = JobError(
+                    f"the store refused this job's outcome ({outcome.status}): "
+                    f"{encoding.clean_text(str(exc))[:2000]}",
+                    "OutcomeNotStored",
+                )
+                job_logger(job, log).error("%s", error.message)
+            failed = Outcome(outcome.job_id, outcome.token, Status.FAILED, error=error)
+            try:
+                landed |= await self._loop_call(self._io_out, self.store.finish, [failed])
+            except Exception as exc:  # give up: the lease expires and the job is rescued
+                job_logger(job, log).error("could not record the failure either: %s", exc)
+        return landed
 
     async def _report_loop(self) -> None:
         while True:
@@ -591,12 +645,14 @@ class Worker:
         except Exception as exc:
             self.log.error("heartbeat for %d leases failed: %s", len(leases), exc)
             return
-        for job_id in result.cancel_requested:
-            if job_id in self._running:
-                self._running[job_id].stop(STOP_CANCEL)
-        for job_id in result.lost:
-            if job_id in self._running:
-                self._running[job_id].stop(STOP_LOST)
+        # The answer is about the leases we sent; a job may have been claimed again since
+        # (a retry due at once), and the newer attempt must not be stopped for the old one.
+        sent = {lease.job_id: lease.token for lease in leases}
+        for job_ids, reason in ((result.cancel_requested, STOP_CANCEL), (result.lost, STOP_LOST)):
+            for job_id in job_ids:
+                run = self._running.get(job_id)
+                if run is not None and run.claimed.token == sent.get(job_id):
+                    run.stop(reason)
 
     async def _rescue(self) -> None:
         try:
@@ -628,11 +684,12 @@ class Worker:
     async def _prune(self) -> None:
         s = self.settings
         try:
-            deleted = await self._call(
+            # On a thread of its own: a big first prune must not hold up heartbeats.
+            deleted = await asyncio.to_thread(
                 self.store.prune, s.retention_seconds, [Status.COMPLETED, Status.CANCELLED]
             )
             if s.failed_retention_seconds > 0:
-                deleted += await self._call(
+                deleted += await asyncio.to_thread(
                     self.store.prune, s.failed_retention_seconds, [Status.FAILED]
                 )
         except Exception as exc:
@@ -718,14 +775,14 @@ class NotRunnable(Exception):
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    text = encoding.clean_text(str(exc))
     if isinstance(exc, NotRunnable):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _format_tb(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc))[-20_000:]
+    return encoding.clean_text("".join(traceback.format_exception(exc))[-20_000:])
 
 
 def _finished_snapshot(job: Job, outcome: Outcome) -> Job:

@@ -260,10 +260,15 @@ class PostgresStore:
                 f"{type(connection).__name__}; in async code use enqueue_async"
             )
         with conn.cursor(row_factory=tuple_row) as cur:
-            cur.execute(self.q["insert_jobs"], self._insert_params(jobs))
-            now, inserted, _ = cur.fetchone()  # type: ignore[misc]
-            existing = self._existing_for(cur, jobs, set(inserted))
-            return _created_jobs(jobs, now, existing)
+            rounds = _KeyedInsert(jobs)
+            while rounds.pending:
+                cur.execute(self.q["insert_jobs"], self._insert_params(rounds.pending))
+                now, inserted, _ = cur.fetchone()  # type: ignore[misc]
+                missing = rounds.inserted(now, inserted)
+                if missing:
+                    cur.execute(self.q["get_unfinished_by_keys"], {"keys": missing})
+                    rounds.found(self._jobs(cur))
+            return rounds.result()
 
     async def enqueue_on_async(self, connection: Any, jobs: Sequence[NewJob]) -> list[Job]:
         """`enqueue_on` for psycopg's AsyncConnection or AsyncCursor."""
@@ -274,31 +279,20 @@ class PostgresStore:
                 f"not {type(connection).__name__}"
             )
         async with conn.cursor(row_factory=tuple_row) as cur:
-            await cur.execute(self.q["insert_jobs"], self._insert_params(jobs))
-            now, inserted, _ = await cur.fetchone()  # type: ignore[misc]
-            existing: dict[str, Job] = {}
-            missing = [j.key for j in jobs if j.key is not None and j.id not in set(inserted)]
-            if missing:
-                await cur.execute(self.q["get_unfinished_by_keys"], {"keys": missing})
-                names = [d.name for d in cur.description or ()]
-                for row in await cur.fetchall():
-                    job = _row_to_job(dict(zip(names, row, strict=True)))
-                    existing[job.key or ""] = job
-            return _created_jobs(jobs, now, existing)
+            rounds = _KeyedInsert(jobs)
+            while rounds.pending:
+                await cur.execute(self.q["insert_jobs"], self._insert_params(rounds.pending))
+                now, inserted, _ = await cur.fetchone()  # type: ignore[misc]
+                missing = rounds.inserted(now, inserted)
+                if missing:
+                    await cur.execute(self.q["get_unfinished_by_keys"], {"keys": missing})
+                    names = [d.name for d in cur.description or ()]
+                    rows = await cur.fetchall()
+                    rounds.found([_row_to_job(dict(zip(names, r, strict=True))) for r in rows])
+            return rounds.result()
 
     def _insert_params(self, jobs: Sequence[NewJob]) -> dict[str, Any]:
         return _insert_params(jobs, self.channel)
-
-    def _existing_for(
-        self, cur: psycopg.Cursor[Any], jobs: Sequence[NewJob], inserted: set[uuid.UUID]
-    ) -> dict[str, Job]:
-        missing = [j.key for j in jobs if j.key is not None and j.id not in inserted]
-        if not missing:
-            return {}
-        cur.execute(self.q["get_unfinished_by_keys"], {"keys": missing})
-        names = [d.name for d in cur.description or ()]
-        found = [_row_to_job(dict(zip(names, row, strict=True))) for row in cur.fetchall()]
-        return {job.key or "": job for job in found}
 
     # --- workers ------------------------------------------------------------------------------
 
@@ -714,6 +708,45 @@ def _created_jobs(jobs: Sequence[NewJob], now: datetime, existing: dict[str, Job
             )
         )
     return out
+
+
+class _KeyedInsert:
+    """Rounds of INSERT ... ON CONFLICT DO NOTHING for jobs with unique keys. A job whose key
+    was taken is answered with the unfinished job holding it; if that job finished between
+    the insert and the look-up, the key is free again and the job is inserted in a new round,
+    so a caller never gets back a job that does not exist."""
+
+    def __init__(self, jobs: Sequence[NewJob]) -> None:
+        self.jobs = list(jobs)
+        self.pending = list(jobs)
+        self.now: datetime | None = None
+        self.existing: dict[str, Job] = {}
+        self._inserted: set[uuid.UUID] = set()
+        self._rounds = 0
+
+    def inserted(self, now: datetime, ids: Sequence[uuid.UUID]) -> list[str]:
+        """Record a round; returns the keys to look up."""
+        self._rounds += 1
+        self.now = self.now or now
+        self._inserted.update(ids)
+        missing = [j.key for j in self.pending if j.key is not None and j.id not in self._inserted]
+        if not missing:
+            self.pending = []
+        return missing
+
+    def found(self, holders: Sequence[Job]) -> None:
+        self.existing.update({job.key: job for job in holders if job.key is not None})
+        self.pending = [
+            j for j in self.pending
+            if j.key is not None and j.id not in self._inserted and j.key not in self.existing
+        ]  # fmt: skip
+        if self.pending and self._rounds >= 10:
+            raise StoreError("a unique key kept changing hands while enqueueing; try again")
+
+    def result(self) -> list[Job]:
+        if self.now is None:  # nothing to insert
+            return []
+        return _created_jobs(self.jobs, self.now, self.existing)
 
 
 def _channel(schema: str) -> str:

@@ -69,9 +69,10 @@ class SqliteStore:
         self.url = url
         self.path = _path_from_url(url)
         self.settings = settings
+        # One connection per thread, held only by the thread's local storage: closing one that
+        # another thread is using can crash the interpreter, so each is closed by its own
+        # thread (close_thread), or freed with the local storage once no thread uses it.
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
 
     # --- connections --------------------------------------------------------------------------
 
@@ -81,8 +82,6 @@ class SqliteStore:
             conn = self._connect()
             self._local.conn = conn
             self._local.data_version = None
-            with self._lock:
-                self._connections.append(conn)
         return conn
 
     def _connect(self) -> sqlite3.Connection:
@@ -106,11 +105,17 @@ class SqliteStore:
             raise StoreError(f"could not switch {self.path} to WAL mode (got {mode!r})")
         return conn
 
+    def close_thread(self) -> None:
+        """Close the calling thread's connection (a worker's threads call it as they end)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            self._local.conn = None
+            conn.close()
+
     def close(self) -> None:
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
+        """Close this thread's connection and drop the others: each is closed as soon as no
+        thread uses it any more."""
+        self.close_thread()
         self._local = threading.local()
 
     @contextmanager
