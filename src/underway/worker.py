@@ -267,16 +267,22 @@ class Worker:
             if self._unclaimable_rounds < 2:
                 return True  # claim once more before taking them for unclaimable
             timeout = poll
+        await self._wait_for_change(timeout)
+        return True
+
+    async def _wait_for_change(self, timeout: float) -> None:
+        """Return when the store changed, something in this process woke us, or `timeout`
+        passed. The store's change wait blocks a thread of its own, in short slices so that a
+        stopping worker never waits long for that thread; a slice still running from the last
+        round is reused (its change would be news to us too)."""
+        assert self._wake is not None and self._loop is not None
         deadline = time.monotonic() + timeout
         woken: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
         try:
             while not woken.done():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return True
-                # The store's change wait blocks a thread of its own, in short slices so that
-                # a stopping worker never waits long for that thread. A slice still running
-                # from the last round is reused (its change would be news to us too).
+                    return
                 if self._waiting is None or self._waiting.done():
                     self._waiting = self._loop.run_in_executor(
                         self._waiter, self.store.wait_for_change, min(remaining, WAIT_SLICE)
@@ -288,12 +294,11 @@ class Worker:
                 if self._waiting.exception() is not None:
                     self.log.error("waiting for new jobs failed: %s", self._waiting.exception())
                     await asyncio.sleep(min(remaining, 1.0))
-                    return True
+                    return
                 if self._waiting.result():
-                    return True  # the store changed: look for work
+                    return  # the store changed: look for work
         finally:
             woken.cancel()
-        return True
 
     def _start(self, claimed: Claimed) -> None:
         run = Running(claimed, Context(claimed.job))
