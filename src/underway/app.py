@@ -333,8 +333,7 @@ class App:
         job.schedule = name
         self._ensure_registered(name)
         created = self.store.trigger_schedule(name, job)
-        for wake in list(self._wakeups):
-            wake()
+        self._wake_workers()
         return created
 
     def run_scheduler(self) -> None:
@@ -390,8 +389,7 @@ class App:
             created: list[Job] = self._enqueue_on(connection).enqueue_on(connection, jobs)
         else:
             created = self.store.enqueue(jobs)
-        for wake in list(self._wakeups):
-            wake()
+        self._wake_workers()
         if self._subscribers:
             for job in created:
                 self._publish(job)
@@ -457,8 +455,7 @@ class App:
     def retry(self, job_id: uuid.UUID | str) -> Job:
         """Run a failed or cancelled job again: same id, attempts reset."""
         job = self.store.retry(_as_uuid(job_id))
-        for wake in list(self._wakeups):
-            wake()
+        self._wake_workers()
         self._publish(job)
         return job
 
@@ -494,8 +491,7 @@ class App:
 
     def resume_queue(self, name: str) -> None:
         self.store.set_queue_paused(name, False)
-        for wake in list(self._wakeups):
-            wake()
+        self._wake_workers()
 
     def set_queue_concurrency(self, name: str, concurrency: int | None) -> None:
         """Run at most `concurrency` jobs of this queue at once across all workers
@@ -572,6 +568,11 @@ class App:
                 callback(job)
             except Exception:
                 log.exception("on_update callback %r failed for job %s", callback, job.id)
+
+    def _wake_workers(self) -> None:
+        """Tell this process's workers that there may be new work (a hint, never required)."""
+        for wake in list(self._wakeups):
+            wake()
 
     def _add_wakeup(self, wake: Callable[[], None]) -> Callable[[], None]:
         self._wakeups.add(wake)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from .errors import InvalidArguments
@@ -18,29 +19,32 @@ def dumps(value: Any, what: str) -> str:
     try:
         text = _encode(value)
         text.encode()  # lone surrogates cannot be stored: find them here, not in the driver
-        if "\\u0000" in text and _find_nul(value, what):
+        culprit = "\\u0000" in text and _find_string(value, what, _has_nul)
+        if culprit:
             # PostgreSQL cannot store NUL in JSON; refuse it on every store alike.
             raise InvalidArguments(
-                f"{_find_nul(value, what)} holds a NUL character (\\x00), which PostgreSQL "
+                f"{culprit} holds a NUL character (\\x00), which PostgreSQL "
                 "cannot store; remove it or encode the data (e.g. base64)"
             )
     except RecursionError:
         raise InvalidArguments(f"{what} is nested too deeply to encode as JSON") from None
     except UnicodeEncodeError:
+        culprit = _find_string(value, what, _not_utf8) or what
         raise InvalidArguments(
-            f"{_find_bad_text(value, what)} is not valid Unicode (it holds a lone surrogate, "
-            "such as '\\ud800'); it cannot be stored as JSON text"
+            f"{culprit} is not valid Unicode (it holds a lone surrogate, such as '\\ud800'); "
+            "it cannot be stored as JSON text"
         ) from None
     return text
 
 
-def _find_nul(value: Any, path: str) -> str | None:
-    """Where a string holding NUL sits, or None (only on the rare path that may have one)."""
+def _find_string(value: Any, path: str, bad: Callable[[str], bool]) -> str | None:
+    """Where the first string (value or key) for which `bad` is true sits, or None. Only
+    used on error paths, to name the culprit."""
     stack: list[tuple[Any, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
+            if bad(item):
                 return where
         elif isinstance(item, list):
             stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
@@ -51,28 +55,21 @@ def _find_nul(value: Any, path: str) -> str | None:
     return None
 
 
+def _has_nul(text: str) -> bool:
+    return "\x00" in text
+
+
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def clean_text(text: str) -> str:
     """Text safe for every store: NUL (which PostgreSQL refuses) shown as \\0."""
     return text.replace("\x00", "\\0") if "\x00" in text else text
-
-
-def _find_bad_text(value: Any, path: str) -> str:
-    """Where the string that cannot be encoded as UTF-8 sits (only on the error path)."""
-    stack: list[tuple[Any, str]] = [(value, path)]
-    while stack:
-        item, where = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode()
-            except UnicodeEncodeError:
-                return where
-        elif isinstance(item, list):
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
-        elif isinstance(item, dict):
-            for k, v in item.items():
-                stack.append((k, f"{where} key {k!r}"))
-                stack.append((v, f"{where}[{k!r}]"))
-    return path
 
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode

@@ -21,7 +21,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -57,7 +57,6 @@ class Running:
     stop_reason: str | None = None
     entered: bool = False  # _execute has started
     written_version: int = 0
-    started: float = field(default_factory=time.monotonic)
 
     @property
     def job(self) -> Job:
@@ -116,7 +115,6 @@ class Worker:
         self._stopped_hard = False
         self._closing = False  # the writer should finish what it holds and return
         self._unclaimable_rounds = 0
-        self._busy_threads: set[Any] = set()  # sync calls whose threads have not returned
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._flush_needed: asyncio.Event | None = None
@@ -196,11 +194,6 @@ class Worker:
             if self._threads is not None:
                 self._threads.shutdown(wait=False, cancel_futures=True)
             self.log.info("worker %s stopped after %d jobs", self.id, self.processed)
-
-    @property
-    def abandoned_threads(self) -> bool:
-        """True when sync tasks were still running in threads at stop (they were handed back)."""
-        return bool(self._busy_threads)
 
     # --- the dispatch loop --------------------------------------------------------------------
 
@@ -416,8 +409,6 @@ class Worker:
         loop = self._loop
         assert loop is not None
         thread_future = self._threads.submit(call)
-        self._busy_threads.add(thread_future)
-        thread_future.add_done_callback(self._busy_threads.discard)
         # Shielded, so that cancelling this coroutine never cancels our view of the thread.
         waiting = asyncio.shield(asyncio.wrap_future(thread_future, loop=loop))
         try:

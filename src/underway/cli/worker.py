@@ -119,7 +119,7 @@ def configure_logging(verbose: bool, log_level: str | None) -> None:
 
 
 def _stuck_task_threads(settle: float = 1.0) -> list[threading.Thread]:
-    """Sync task threads still alive after the worker stopped (see Worker.abandoned_threads):
+    """Sync task threads still alive after the worker stopped:
     a thread cannot be killed, and one that ignores `ctx.cancelled` would hang the exit.
 
     Threads get up to `settle` seconds to end first: a task that noticed the stop may still be

@@ -335,12 +335,7 @@ class PostgresStore:
 
     @staticmethod
     def _claimed(cur: psycopg.Cursor[Any]) -> list[Claimed]:
-        names = [d.name for d in cur.description or ()]
-        out = []
-        for row in cur.fetchall():
-            record = dict(zip(names, row, strict=True))
-            out.append(Claimed(_row_to_job(record), record["lease_token"]))
-        return out
+        return [Claimed(_row_to_job(r), r["lease_token"]) for r in _records(cur)]
 
     def heartbeat(self, worker_id: str, leases: Sequence[Lease]) -> HeartbeatResult:
         if not leases:
@@ -537,22 +532,18 @@ class PostgresStore:
     def register_schedule(self, name: str, task: str, rule: str, anchor: datetime) -> ScheduleState:
         params = {"name": name, "task": task, "rule": rule, "anchor": anchor}
         with self._tx() as conn:
-            return _schedule_state(
-                self._records(conn.execute(self.q["register_schedule"], params))[0]
-            )
+            return _schedule_state(_records(conn.execute(self.q["register_schedule"], params))[0])
 
     def schedule_states(self) -> list[ScheduleState]:
         with self._tx() as conn:
-            return [
-                _schedule_state(r) for r in self._records(conn.execute(self.q["schedule_states"]))
-            ]
+            return [_schedule_state(r) for r in _records(conn.execute(self.q["schedule_states"]))]
 
     def fire_schedule(
         self, name: str, slot: datetime, job: NewJob | None, overlap: str
     ) -> Job | None:
         with self._tx(atomic=True) as conn:
             # The row lock makes concurrent schedulers take turns on this schedule.
-            states = self._records(conn.execute(self.q["lock_schedule"], {"name": name}))
+            states = _records(conn.execute(self.q["lock_schedule"], {"name": name}))
             if not states or states[0]["paused"]:
                 return None
             last = states[0]["last_slot"]
@@ -594,11 +585,6 @@ class PostgresStore:
                 out.append(build_run_stats(*parts))
         return out[0], out[1]
 
-    @staticmethod
-    def _records(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
-        names = [d.name for d in cur.description or ()]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-
     # --- rows ---------------------------------------------------------------------------------
 
     def _require(self, job_id: uuid.UUID) -> Job:
@@ -609,8 +595,12 @@ class PostgresStore:
 
     @staticmethod
     def _jobs(cur: psycopg.Cursor[Any]) -> list[Job]:
-        names = [d.name for d in cur.description or ()]
-        return [_row_to_job(dict(zip(names, row, strict=True))) for row in cur.fetchall()]
+        return [_row_to_job(record) for record in _records(cur)]
+
+
+def _records(cur: psycopg.Cursor[Any]) -> list[dict[str, Any]]:
+    names = [d.name for d in cur.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def _one(cur: psycopg.Cursor[Any]) -> Any:

@@ -202,7 +202,7 @@ class SqliteStore:
                     out.append(self._new_job(job, row, datetime.fromtimestamp(now, UTC)))
                 else:
                     cursor = conn.execute(Q["get_unfinished_by_key"], (row["key"],))
-                    out.append(self._job_from(cursor, cursor.fetchone()))
+                    out.append(_row_to_job(cursor.fetchone()))
         return out
 
     def _insert_one(self, conn: sqlite3.Connection, job: NewJob, now: float) -> Job:
@@ -275,11 +275,11 @@ class SqliteStore:
                     {**params, "queue": name, "concurrency": concurrency,
                      "limit": limit - len(claimed)},
                 )  # fmt: skip
-                claimed += [self._claimed_from(cursor, row) for row in cursor.fetchall()]
+                claimed += [_claimed(row) for row in cursor.fetchall()]
             if len(claimed) < limit:
                 params["limit"] = limit - len(claimed)
                 cursor = conn.execute(sql, params)
-                claimed += [self._claimed_from(cursor, row) for row in cursor.fetchall()]
+                claimed += [_claimed(row) for row in cursor.fetchall()]
         claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
         return claimed
 
@@ -342,7 +342,7 @@ class SqliteStore:
     def rescue(self, max_rescues: int) -> list[Job]:
         with self._write() as conn:
             cursor = conn.execute(Q["rescue"], {"now": time.time(), "max_rescues": max_rescues})
-            return [self._job_from(cursor, row) for row in cursor.fetchall()]
+            return [_row_to_job(row) for row in cursor.fetchall()]
 
     def next_due(self, queues: Sequence[str] | None) -> float | None:
         queue_sql, params = _queue_filter(queues)
@@ -373,7 +373,7 @@ class SqliteStore:
     def get(self, job_id: uuid.UUID) -> Job | None:
         cursor = self._read(Q["get"], (str(job_id),))
         row = cursor.fetchone()
-        return None if row is None else self._job_from(cursor, row)
+        return None if row is None else _row_to_job(row)
 
     def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> Page:
         clauses, params = _filter_sql(where, time.time())
@@ -387,7 +387,7 @@ class SqliteStore:
         params.append(limit + 1)
         cur = self._read(sql, params)
         rows = cur.fetchall()
-        jobs = [self._job_from(cur, row) for row in rows[:limit]]
+        jobs = [_row_to_job(row) for row in rows[:limit]]
         next_cursor = str(jobs[-1].id) if len(rows) > limit and jobs else None
         return Page(jobs, next_cursor)
 
@@ -398,7 +398,7 @@ class SqliteStore:
                 cursor = conn.execute(Q[name], params)
                 row = cursor.fetchone()
                 if row is not None:
-                    return self._job_from(cursor, row)
+                    return _row_to_job(row)
         job = self._require(job_id)
         if job.status is Status.CANCELLED:
             return job
@@ -415,7 +415,7 @@ class SqliteStore:
                 f"job {job_id} cannot be retried: another unfinished job holds its key {job.key!r}"
             ) from None
         if row is not None:
-            return self._job_from(cursor, row)
+            return _row_to_job(row)
         job = self._require(job_id)
         raise InvalidTransition(
             f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried"
@@ -526,11 +526,9 @@ class SqliteStore:
             raise JobNotFound(f"no job with id {job_id}")
         return job
 
-    def _job_from(self, cursor: sqlite3.Cursor, row: sqlite3.Row) -> Job:
-        return _row_to_job(row)
 
-    def _claimed_from(self, cursor: sqlite3.Cursor, row: sqlite3.Row) -> Claimed:
-        return Claimed(_row_to_job(row), row["lease_token"])
+def _claimed(row: sqlite3.Row) -> Claimed:
+    return Claimed(_row_to_job(row), row["lease_token"])
 
 
 def _schedule_state(r: sqlite3.Row) -> ScheduleState:
