@@ -33,7 +33,8 @@ from bench_app import make_app
 from report import progress
 from yardstick_postgres import claim_statements, explain_lines, split_url, table_of
 
-from underway.model import Outcome, Status
+from underway.model import Status
+from underway.stores.messages import Outcome
 
 # Bytes a finished job takes on disk with its index entries (measured: 320 MB per million),
 # with room for WAL and the index builds.

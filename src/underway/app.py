@@ -19,22 +19,12 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 from .context import Context
 from .errors import ConfigurationError, JobNotFound, JobTimeout, UnknownTask
 from .lifecycle import app_running
-from .model import (
-    Job,
-    JobFilter,
-    NewJob,
-    Page,
-    QueueInfo,
-    RunStats,
-    ScheduleInfo,
-    Stats,
-    Status,
-    View,
-)
+from .model import Job, Page, QueueInfo, RunStats, ScheduleInfo, Stats, Status, View
 from .retry import Backoff
 from .schedule import CatchUp, Cron, Every, Overlap, Rule, Schedule, plan
 from .settings import Settings
 from .stores import Store, open_store
+from .stores.messages import JobFilter, NewJob
 from .tasks import Options, Task
 
 P = ParamSpec("P")

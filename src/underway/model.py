@@ -91,77 +91,6 @@ class Job:
         return self.status in FINISHED
 
 
-@dataclass(slots=True)  # not frozen: it is internal, and frozen __init__ costs bulk enqueue
-class NewJob:
-    """An enqueue request, validated and encoded, ready for the store."""
-
-    id: uuid.UUID
-    task: str
-    title: str
-    args: dict[str, JSON]
-    args_json: str
-    queue: str
-    priority: int
-    max_attempts: int
-    delay: float  # seconds from the store's now; ignored when run_at is given
-    run_at: datetime | None
-    tenant: str | None
-    callback_url: str | None
-    key: str | None
-    status_message: str | None
-    schedule: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A job a worker holds a lease on; `token` must match for any outcome to land."""
-
-    job: Job
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How one attempt ended, as the worker reports it to the store.
-
-    `status` is completed, failed, cancelled or pending (retry later / hand back).
-    Progress, status message and payload carry the task's last reports, so they land
-    together with the outcome even if the periodic flush never ran.
-    """
-
-    job_id: uuid.UUID
-    token: str
-    status: Status
-    result_json: str | None = None
-    error: JobError | None = None
-    retry_in: float | None = None  # pending: seconds until the next attempt
-    spend_attempt: bool = True  # False for a graceful hand-back
-    progress: float | None = None
-    status_message: str | None = None
-    payload_json: str | None = None
-    report_dirty: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """A coalesced progress/status/payload write for a running job."""
-
-    job_id: uuid.UUID
-    token: str
-    progress: float | None
-    status_message: str | None
-    payload_json: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class JobFilter:
-    status: Status | None = None
-    view: View | None = None
-    task: str | None = None
-    queue: str | None = None
-    tenant: str | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class Page:
     """One page of jobs, newest first; pass `next_cursor` back to get the next page."""
@@ -219,20 +148,6 @@ class QueueInfo:
     paused: bool = False
     concurrency: int | None = None  # most jobs running at once across all workers
     counts: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ScheduleState:
-    """What the store keeps about a schedule, shared by every scheduler."""
-
-    name: str
-    task: str
-    rule: str
-    anchor: datetime
-    last_slot: datetime | None
-    next_run: datetime | None
-    paused: bool
-    run_count: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from .model import Job, NewJob, ScheduleState
+from .model import Job
 from .schedule import Every, Schedule, plan
 from .stores import Store
+from .stores.messages import NewJob, ScheduleState
 from .tasks import Options
 
 if TYPE_CHECKING:

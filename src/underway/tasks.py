@@ -17,8 +17,9 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 from . import encoding
 from .errors import ConfigurationError, InvalidArguments
 from .ids import uuid7
-from .model import Job, NewJob
+from .model import Job
 from .retry import Backoff
+from .stores.messages import NewJob
 
 P = ParamSpec("P")
 R = TypeVar("R")

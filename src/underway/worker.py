@@ -30,9 +30,9 @@ from .context import Context, job_logger
 from .errors import Cancel, InvalidArguments, PermanentError, Retry, StoreError
 from .ids import uuid7
 from .lifecycle import app_running, close_dependencies, open_dependencies
-from .model import Claimed, Job, JobError, Outcome, Report, Status
+from .model import Job, JobError, Status
 from .scheduler import Scheduler
-from .stores import Lease
+from .stores.messages import Claimed, Lease, Outcome, Report
 
 if TYPE_CHECKING:
     from .app import App
@@ -373,7 +373,7 @@ class Worker:
             raise NotRunnable(
                 f"task {task.name} returned a value that is not JSON: {exc}"
             ) from None
-        return Outcome(job.id, run.claimed.token, Status.COMPLETED, result_json=result_json)
+        return Outcome.completed(job.id, run.claimed.token, result_json)
 
     async def _invoke(
         self, run: Running, task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -431,27 +431,24 @@ class Worker:
         job, token = run.job, run.claimed.token
         if run.stop_reason == STOP_CANCEL:
             run.ctx.logger.info("cancelled")
-            return Outcome(
-                job.id,
-                token,
-                Status.CANCELLED,
-                error=JobError("cancelled while running", "Cancelled"),
+            return Outcome.cancelled(
+                job.id, token, JobError("cancelled while running", "Cancelled")
             )
         if run.stop_reason == STOP_SHUTDOWN:
             run.ctx.logger.info("handed back: the worker is shutting down")
-            return Outcome(job.id, token, Status.PENDING, spend_attempt=False, retry_in=0.0)
+            return Outcome.handed_back(job.id, token)
         if run.stop_reason == STOP_LOST:
             run.ctx.logger.warning("stopped: its lease was taken back by another worker")
             return None
         # Cancelled without a reason we set: the loop itself is going away.
-        return Outcome(job.id, token, Status.PENDING, spend_attempt=False, retry_in=0.0)
+        return Outcome.handed_back(job.id, token)
 
     def _failure(self, run: Running, task: Task[Any, Any] | None, exc: BaseException) -> Outcome:
         job, token = run.job, run.claimed.token
         if isinstance(exc, Cancel):
             run.ctx.logger.info("cancelled by the task: %s", exc.reason)
             reason = encoding.clean_text(exc.reason)
-            return Outcome(job.id, token, Status.CANCELLED, error=JobError(reason, "Cancel"))
+            return Outcome.cancelled(job.id, token, JobError(reason, "Cancel"))
         if isinstance(exc, TimeoutError) and task is not None and task.timeout:
             error = JobError(
                 f"timed out after {task.timeout:g} s (the task's timeout)",
@@ -478,22 +475,16 @@ class Worker:
                 delay,
                 error.message,
             )
-            return Outcome(job.id, token, Status.PENDING, error=error, retry_in=delay)
+            return Outcome.retry_later(job.id, token, error, delay)
         why = "not retryable" if permanent else f"attempt {job.attempt} of {job.max_attempts}"
         run.ctx.logger.error("failed (%s): %s", why, error.message)
-        return Outcome(job.id, token, Status.FAILED, error=error)
+        return Outcome.failed(job.id, token, error)
 
     def _with_reports(self, run: Running, outcome: Outcome) -> Outcome:
         version, progress, message, payload = run.ctx._snapshot()
         if version == run.written_version:
             return outcome
-        return dataclasses.replace(
-            outcome,
-            report_dirty=True,
-            progress=progress,
-            status_message=message,
-            payload_json=payload,
-        )
+        return outcome.with_reports(progress, message, payload)
 
     def _free_slot(self) -> None:
         self._slots_used -= 1
@@ -584,7 +575,7 @@ class Worker:
                     "OutcomeNotStored",
                 )
                 job_logger(job, log).error("%s", error.message)
-            failed = Outcome(outcome.job_id, outcome.token, Status.FAILED, error=error)
+            failed = Outcome.failed(outcome.job_id, outcome.token, error)
             try:
                 landed |= await self._loop_call(self._io_out, self.store.finish, [failed])
             except Exception as exc:  # give up: the lease expires and the job is rescued

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from underway.ids import uuid7
-from underway.model import Claimed, Job, JobError, NewJob, Outcome, Status
+from underway.model import Job, JobError, Status
 from underway.stores import Store
+from underway.stores.messages import Claimed, NewJob, Outcome
 
 #: A lease short enough to wait out in a test; heartbeat must stay below it.
 SHORT_LEASE = {"lease_seconds": 0.2, "heartbeat_seconds": 0.05}

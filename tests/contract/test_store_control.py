@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from underway import DuplicateKey, InvalidTransition, JobNotFound
-from underway.model import Claimed, Job, JobFilter, NewJob, Status
-from underway.stores import Lease, Store
+from underway.model import Job, Status
+from underway.stores import Store
+from underway.stores.messages import Claimed, JobFilter, Lease, NewJob
 
 Put = Callable[..., Job]
 ClaimOne = Callable[..., Claimed]

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from datetime import UTC, timedelta
 from typing import Any
 
-from underway.model import Claimed, Job, NewJob, Status
+from underway.model import Job, Status
 from underway.stores import Store
+from underway.stores.messages import Claimed, NewJob
 
 Put = Callable[..., Job]
 

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from underway.model import Claimed, Job, JobError, Outcome, Report, Status
-from underway.stores import Lease, Store
+from underway.model import Job, JobError, Status
+from underway.stores import Store
+from underway.stores.messages import Claimed, Lease, Outcome, Report
 
 Put = Callable[..., Job]
 ClaimOne = Callable[..., Claimed]

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from underway.model import Claimed, Job, JobError, JobFilter, NewJob, Outcome, Status, View
+from underway.model import Job, JobError, Status, View
 from underway.stores import Store
+from underway.stores.messages import Claimed, JobFilter, NewJob, Outcome
 
 Put = Callable[..., Job]
 ClaimOne = Callable[..., Claimed]

@@ -15,8 +15,9 @@ import pytest
 
 import underway
 from underway import App
-from underway.model import Claimed, Job, NewJob, Outcome, Status
+from underway.model import Job, Status
 from underway.stores import Store
+from underway.stores.messages import Claimed, NewJob, Outcome
 
 Put = Callable[..., Job]
 MakeStore = Callable[..., Store]

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from underway import App, Worker
-from underway.model import Claimed, Job, NewJob, Outcome, Status
+from underway.model import Job, Status
 from underway.stores import Store
+from underway.stores.messages import Claimed, NewJob, Outcome
 
 Put = Callable[..., Job]
 ClaimOne = Callable[..., Claimed]

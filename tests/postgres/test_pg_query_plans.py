@@ -24,8 +24,9 @@ import pytest
 from psycopg import sql
 
 from underway import Settings
-from underway.model import Outcome, Status
+from underway.model import Status
 from underway.stores import open_store
+from underway.stores.messages import Outcome
 from underway.stores.postgres.store import PostgresStore, _queue_filter
 
 FINISHED = 50_000

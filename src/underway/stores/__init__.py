@@ -5,38 +5,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
-from ..model import (
+from ..model import Job, Page, QueueInfo, RunStats, Stats, Status
+from ..settings import Settings
+from .messages import (
     Claimed,
-    Job,
+    HeartbeatResult,
     JobFilter,
+    Lease,
     NewJob,
     Outcome,
-    Page,
-    QueueInfo,
     Report,
-    RunStats,
     ScheduleState,
-    Stats,
-    Status,
 )
-from ..settings import Settings
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    job_id: uuid.UUID
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class HeartbeatResult:
-    cancel_requested: frozenset[uuid.UUID]  # leases still held whose job someone cancelled
-    lost: frozenset[uuid.UUID]  # leases taken back (expired and rescued, or job deleted)
 
 
 class Store(Protocol):
@@ -44,6 +28,13 @@ class Store(Protocol):
     async callers offload them to a thread (see docs/decisions/0002-sync-store.md)."""
 
     url: str
+    #: writes on several connections proceed in parallel (row locks, not one file lock), so a
+    #: worker gives outcomes a store thread of their own
+    concurrent_writes: bool
+
+    def close_thread(self) -> None:
+        """Release the calling thread's connection, if the store keeps one per thread; the
+        worker calls it on each of its store threads as they end."""
 
     def migrate(self) -> int:
         """Apply pending schema migrations; returns the schema version now in place."""
@@ -132,6 +123,18 @@ class Store(Protocol):
 
     def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
         """Run statistics per task and per schedule."""
+
+
+@runtime_checkable
+class TransactionalEnqueue(Protocol):
+    """A store that can insert jobs on the caller's own database connection, inside the
+    caller's transaction: the jobs exist only if that transaction commits."""
+
+    def enqueue_on(self, connection: Any, jobs: Sequence[NewJob]) -> list[Job]:
+        """Insert on the caller's sync connection (or cursor)."""
+
+    async def enqueue_on_async(self, connection: Any, jobs: Sequence[NewJob]) -> list[Job]:
+        """Insert on the caller's async connection (or cursor)."""
 
 
 def build_stats(rows: Sequence[Sequence[Any]], scheduled: int, retrying: int) -> Stats:

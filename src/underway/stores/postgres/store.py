@@ -22,30 +22,23 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
 from ...errors import ConfigurationError, DuplicateKey, InvalidTransition, JobNotFound, StoreError
-from ...model import (
-    Claimed,
-    Job,
-    JobError,
-    JobFilter,
-    NewJob,
-    Outcome,
-    Page,
-    QueueInfo,
-    Report,
-    RunStats,
-    ScheduleState,
-    Stats,
-    Status,
-    View,
-)
+from ...model import Job, JobError, Page, QueueInfo, RunStats, Stats, Status, View
 from ...settings import Settings
 from .. import (
-    HeartbeatResult,
-    Lease,
     build_queues,
     build_run_stats,
     build_stats,
     prune_in_batches,
+)
+from ..messages import (
+    Claimed,
+    HeartbeatResult,
+    JobFilter,
+    Lease,
+    NewJob,
+    Outcome,
+    Report,
+    ScheduleState,
 )
 from ..sqlfile import load_migrations, load_queries
 
@@ -169,6 +162,9 @@ class PostgresStore:
         for key, value in fmt.items():
             text = text.replace("{" + key + "}", value)
         return text
+
+    def close_thread(self) -> None:
+        """Nothing to do: connections belong to the pool, not to threads."""
 
     def close(self) -> None:
         self._closed = True

@@ -15,30 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DuplicateKey, InvalidTransition, JobNotFound, StoreError
-from ...model import (
-    Claimed,
-    Job,
-    JobError,
-    JobFilter,
-    NewJob,
-    Outcome,
-    Page,
-    QueueInfo,
-    Report,
-    RunStats,
-    ScheduleState,
-    Stats,
-    Status,
-    View,
-)
+from ...model import Job, JobError, Page, QueueInfo, RunStats, Stats, Status, View
 from ...settings import Settings
 from .. import (
-    HeartbeatResult,
-    Lease,
     build_queues,
     build_run_stats,
     build_stats,
     prune_in_batches,
+)
+from ..messages import (
+    Claimed,
+    HeartbeatResult,
+    JobFilter,
+    Lease,
+    NewJob,
+    Outcome,
+    Report,
+    ScheduleState,
 )
 from ..sqlfile import load_migrations, load_queries
 
@@ -59,6 +52,9 @@ def _queue_filter(queues: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
 
 class SqliteStore:
     """A `Store` on one SQLite file. Each thread gets its own connection."""
+
+    #: one writer at a time anyway: a second connection of ours would only queue on the lock
+    concurrent_writes = False
 
     def __init__(self, url: str, settings: Settings) -> None:
         if sqlite3.sqlite_version_info < MIN_SQLITE:

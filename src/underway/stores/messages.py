@@ -1,0 +1,178 @@
+"""Every message that crosses the Store protocol, in one place: what producers, workers and
+schedulers hand to a store, and what it hands back besides public `Job` records."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from ..model import JSON, Job, JobError, Status, View
+
+
+@dataclass(slots=True)  # not frozen: it is internal, and frozen __init__ costs bulk enqueue
+class NewJob:
+    """An enqueue request, validated and encoded, ready for the store."""
+
+    id: uuid.UUID
+    task: str
+    title: str
+    args: dict[str, JSON]
+    args_json: str
+    queue: str
+    priority: int
+    max_attempts: int
+    delay: float  # seconds from the store's now; ignored when run_at is given
+    run_at: datetime | None
+    tenant: str | None
+    callback_url: str | None
+    key: str | None
+    status_message: str | None
+    schedule: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A job a worker holds a lease on; `token` must match for any outcome to land."""
+
+    job: Job
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    job_id: uuid.UUID
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatResult:
+    cancel_requested: frozenset[uuid.UUID]  # leases still held whose job someone cancelled
+    lost: frozenset[uuid.UUID]  # leases taken back (expired and rescued, or job deleted)
+
+
+class Ending(enum.StrEnum):
+    """The five ways an attempt can end."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"  # final: the dead letters
+    CANCELLED = "cancelled"
+    RETRY = "retry"  # pending again after a delay; the attempt counts
+    HANDED_BACK = "handed_back"  # pending again at once; the attempt does not count
+
+
+_STATUS = {
+    Ending.COMPLETED: Status.COMPLETED,
+    Ending.FAILED: Status.FAILED,
+    Ending.CANCELLED: Status.CANCELLED,
+    Ending.RETRY: Status.PENDING,
+    Ending.HANDED_BACK: Status.PENDING,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, as the worker reports it to the store. Build one with the named
+    constructors (`Outcome.completed(...)`, `.failed`, `.retry_later`, `.handed_back`,
+    `.cancelled`); the fields they leave out cannot be set for that ending.
+
+    Progress, status message and payload carry the task's last reports (`with_reports`), so
+    they land together with the outcome even if the periodic flush never ran.
+    """
+
+    job_id: uuid.UUID
+    token: str
+    ending: Ending
+    result_json: str | None = None
+    error: JobError | None = None
+    retry_in: float = 0.0  # RETRY: seconds until the next attempt
+    progress: float | None = None
+    status_message: str | None = None
+    payload_json: str | None = None
+    report_dirty: bool = False
+
+    def __post_init__(self) -> None:
+        if self.result_json is not None and self.ending is not Ending.COMPLETED:
+            raise ValueError(f"a {self.ending} outcome carries no result")
+        if self.error is None and self.ending in (Ending.FAILED, Ending.RETRY):
+            raise ValueError(f"a {self.ending} outcome needs the error that caused it")
+        if self.retry_in and self.ending is not Ending.RETRY:
+            raise ValueError(f"only a retry waits; a {self.ending} outcome has no retry_in")
+        if self.retry_in < 0:
+            raise ValueError("retry_in must be >= 0 seconds")
+
+    @classmethod
+    def completed(cls, job_id: uuid.UUID, token: str, result_json: str) -> Outcome:
+        return cls(job_id, token, Ending.COMPLETED, result_json=result_json)
+
+    @classmethod
+    def failed(cls, job_id: uuid.UUID, token: str, error: JobError) -> Outcome:
+        return cls(job_id, token, Ending.FAILED, error=error)
+
+    @classmethod
+    def retry_later(cls, job_id: uuid.UUID, token: str, error: JobError, delay: float) -> Outcome:
+        return cls(job_id, token, Ending.RETRY, error=error, retry_in=max(float(delay), 0.0))
+
+    @classmethod
+    def handed_back(cls, job_id: uuid.UUID, token: str) -> Outcome:
+        return cls(job_id, token, Ending.HANDED_BACK)
+
+    @classmethod
+    def cancelled(cls, job_id: uuid.UUID, token: str, error: JobError) -> Outcome:
+        return cls(job_id, token, Ending.CANCELLED, error=error)
+
+    def with_reports(
+        self, progress: float | None, status_message: str | None, payload_json: str | None
+    ) -> Outcome:
+        """The same outcome, also writing the task's latest reports."""
+        return replace(
+            self,
+            progress=progress,
+            status_message=status_message,
+            payload_json=payload_json,
+            report_dirty=True,
+        )
+
+    @property
+    def status(self) -> Status:
+        """The status the job takes (a cancel requested meanwhile turns pending to cancelled)."""
+        return _STATUS[self.ending]
+
+    @property
+    def spend_attempt(self) -> bool:
+        return self.ending is not Ending.HANDED_BACK
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A coalesced progress/status/payload write for a running job."""
+
+    job_id: uuid.UUID
+    token: str
+    progress: float | None
+    status_message: str | None
+    payload_json: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    status: Status | None = None
+    view: View | None = None
+    task: str | None = None
+    queue: str | None = None
+    tenant: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What the store keeps about a schedule, shared by every scheduler."""
+
+    name: str
+    task: str
+    rule: str
+    anchor: datetime
+    last_slot: datetime | None
+    next_run: datetime | None
+    paused: bool
+    run_count: int
