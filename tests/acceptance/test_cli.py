@@ -583,13 +583,13 @@ def test_demo_runs_by_itself_and_leaves_jobs_to_inspect(tmp_path: Path) -> None:
         "cancelled mid-run:",
         "failed twice, then succeeded on attempt 3",
         "the same job",
-        "underway jobs underway.demo:app list",
+        "underway jobs underway.cli.tour:app list",
         f"UNDERWAY_DATABASE_URL=sqlite:///{db}",
     ):
         assert text in out, out
 
     listed = subprocess.run(
-        [sys.executable, "-m", "underway", "jobs", "underway.demo:app", "list", "--json"],
+        [sys.executable, "-m", "underway", "jobs", "underway.cli.tour:app", "list", "--json"],
         cwd=tmp_path,
         env={**env_base, "UNDERWAY_DATABASE_URL": f"sqlite:///{db}"},
         capture_output=True,

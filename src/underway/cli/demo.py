@@ -1,4 +1,7 @@
-"""`underway demo`: the built-in tour (underway/demo.py) from the command line."""
+"""`underway demo`: the built-in tour (tour.py, next to this file) from the command line.
+
+The tour is imported only when the command runs: loading it builds its app, which reads
+UNDERWAY_DATABASE_URL, and no other command should depend on that."""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from .worker import exit_if_threads_stuck
 def demo(db: str, seconds: float, plain: bool) -> None:
     """A tour of underway on a SQLite file: progress, retries, the dead-letter queue,
     cancellation, schedules, priorities and unique keys, live."""
-    from ..demo import run_demo
+    from .tour import run_demo
 
     code = run_demo(db, seconds=seconds, plain=plain)
     exit_if_threads_stuck(code)

@@ -4,10 +4,13 @@ look at the jobs afterwards.
 
 The module-level `app` lets the job commands read the tour's database afterwards:
 
-    underway jobs underway.demo:app list                 # ./underway-demo.db
-    UNDERWAY_DATABASE_URL=sqlite:////tmp/t.db underway jobs underway.demo:app list
+    underway jobs underway.cli.tour:app list                 # ./underway-demo.db
+    UNDERWAY_DATABASE_URL=sqlite:////tmp/t.db underway jobs underway.cli.tour:app list
 
-rich is imported only when the tour runs, so importing this module needs nothing but underway.
+The tour is written against underway's public API only (the names `import underway` gives, and
+`App`'s and `Worker`'s public methods), as any application would be: no store internals, no
+SQL. rich is imported only when the tour runs; importing this module needs underway's command
+line (click), as the commands that load it do.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import logging
 import os
 import queue
 import shlex
-import sqlite3
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -28,15 +32,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .app import App
-from .context import Context
-from .errors import ConfigurationError
-from .model import Job, Status
-from .retry import Backoff
-from .worker import Worker
+from underway import (
+    App,
+    Backoff,
+    ConfigurationError,
+    Context,
+    Job,
+    Status,
+    UnderwayError,
+    Worker,
+)
+
+from .render import STATUS_STYLES, make_console, progress_text, status_text
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+    from rich.table import Table
     from rich.text import Text
 
 DEFAULT_DB = "underway-demo.db"
@@ -51,6 +62,9 @@ DEMO_SETTINGS: dict[str, Any] = {
     "progress_flush_seconds": 0.1,
     "shutdown_grace_seconds": 1.0,
 }
+# A tour's database is well under a megabyte: a bigger file at --db is something else, and is
+# not even copied to be looked at.
+EARLIER_TOUR_MAX_BYTES = 64 * 1024 * 1024
 
 
 # --- the tasks ------------------------------------------------------------------------------
@@ -155,6 +169,7 @@ def build_app(url: str | None = None, pace: float = 1.0) -> App:
 
 
 app = build_app()
+TASK_NAMES = frozenset(app.tasks)
 
 
 # --- the tour -------------------------------------------------------------------------------
@@ -371,9 +386,7 @@ def run_demo(
     db: str | os.PathLike[str] = DEFAULT_DB, seconds: float = 10.0, plain: bool = False
 ) -> int:
     """Run the tour on the SQLite file `db` (recreated), in about `seconds` seconds.
-    Returns the exit code: 0, or 130 when interrupted with Ctrl-C."""
-    from .cli import make_console
-
+    Returns the exit code: 0, 1 when the worker failed, or 130 when interrupted with Ctrl-C."""
     path = Path(db).resolve()
     _reset_database(path)
     pace = seconds / PACE_SECONDS
@@ -383,8 +396,22 @@ def run_demo(
     live = console.is_terminal and not plain
     tour = Tour(demo, pace, path)
     tour.events = EventLog(tour.started, progress=not live)
-    unsubscribe = demo.on_update(tour.events.on_update)
-    worker = Worker(demo, concurrency=CONCURRENCY)
+    try:
+        interrupted, failures = _show_with_worker(tour, tour.events, console, seconds, live)
+        tour.jobs = sorted(demo.list_jobs(limit=200).jobs, key=lambda j: j.id)
+        _print_summary(tour, console, interrupted, failures)
+    finally:
+        demo.close()
+    return 130 if interrupted else 1 if failures else 0
+
+
+def _show_with_worker(
+    tour: Tour, events: EventLog, console: Console, seconds: float, live: bool
+) -> tuple[bool, list[BaseException]]:
+    """Enqueue and show the tour while a worker runs it on a thread of its own. Returns whether
+    Ctrl-C interrupted it, and what stopped the worker with an error."""
+    unsubscribe = tour.app.on_update(events.on_update)
+    worker = Worker(tour.app, concurrency=CONCURRENCY)
     failures: list[BaseException] = []
     thread = threading.Thread(
         target=_run_worker, args=(worker, failures), name="underway-demo-worker", daemon=True
@@ -395,21 +422,16 @@ def run_demo(
         tour.enqueue_first_wave()
         thread.start()
         if live:
-            _run_live(tour, console, seconds)
+            _run_live(tour, events, console, seconds)
         else:
-            _run_plain(tour, console, seconds)
+            _run_plain(tour, events, console, seconds)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         worker.stop(now=True)
         thread.join(timeout=10)
         unsubscribe()
-    try:
-        tour.jobs = sorted(demo.list_jobs(limit=200).jobs, key=lambda j: j.id)
-        _print_summary(tour, console, interrupted, failures)
-    finally:
-        demo.close()
-    return 130 if interrupted else 1 if failures else 0
+    return interrupted, failures
 
 
 def _run_worker(worker: Worker, failures: list[BaseException]) -> None:
@@ -424,15 +446,14 @@ def _limit(seconds: float) -> float:
     return seconds * 3 + 10
 
 
-def _run_live(tour: Tour, console: Console, seconds: float) -> None:
+def _run_live(tour: Tour, events: EventLog, console: Console, seconds: float) -> None:
     from rich.live import Live
 
     finished_at: float | None = None
     with Live(_render(tour, console), console=console, refresh_per_second=8) as live:
         while tour.going(seconds):
             done = tour.step()
-            assert tour.events is not None
-            tour.events.drain()
+            events.drain()
             live.update(_render(tour, console))
             if done:
                 finished_at = finished_at or tour.elapsed
@@ -441,29 +462,36 @@ def _run_live(tour: Tour, console: Console, seconds: float) -> None:
             time.sleep(TICK)
 
 
-def _run_plain(tour: Tour, console: Console, seconds: float) -> None:
-    assert tour.events is not None
+def _run_plain(tour: Tour, events: EventLog, console: Console, seconds: float) -> None:
     console.print(
         f"underway demo: a worker with {CONCURRENCY} slots on {tour.path} "
         "(not a terminal, so plain lines instead of a live table)"
     )
     while tour.going(seconds):
         done = tour.step()
-        for line in tour.events.drain():
+        for line in events.drain():
             console.print(line, markup=False)
         if done:
             break
         time.sleep(TICK)
 
 
+# --- the live table -------------------------------------------------------------------------
+
+
 def _render(tour: Tour, console: Console) -> RenderableType:
-    from rich import box
     from rich.console import Group
     from rich.panel import Panel
-    from rich.table import Table
     from rich.text import Text
 
-    from .cli import progress_text, status_text
+    events = tour.events.recent if tour.events else ()
+    panel = Panel(Text("\n".join(events) or "starting..."), title="events", title_align="left")
+    return Group(_job_table(tour, console), panel)
+
+
+def _job_table(tour: Tour, console: Console) -> Table:
+    from rich import box
+    from rich.table import Table
 
     now = datetime.now(UTC)
     unicode = console.encoding.lower().startswith("utf")
@@ -475,23 +503,7 @@ def _render(tour: Tour, console: Console) -> RenderableType:
         title_justify="left",
         header_style="bold",
     )
-    # Fixed widths: rich squeezes no_wrap columns unpredictably (even to nothing) when a long
-    # message does not fit, so the message gets exactly the room that is left.
-    fixed = {"job": 30 if wide else 22, "status": 9, "att": 3, "progress": 16 if wide else 10}
-    if wide:
-        fixed |= {"queue": 7, "prio": 4}
-    columns = len(fixed) + 1
-    # each cell is padded by one space each side; the box adds a divider between columns and
-    # an edge at both ends
-    room = console.width - sum(fixed.values()) - 2 * columns - (columns - 1) - 2
-    table.add_column("job", no_wrap=True, overflow="ellipsis", width=fixed["job"])
-    if wide:
-        table.add_column("queue", no_wrap=True, overflow="ellipsis", width=fixed["queue"])
-        table.add_column("prio", justify="right", no_wrap=True, width=fixed["prio"])
-    table.add_column("status", no_wrap=True, width=fixed["status"])
-    table.add_column("att", justify="right", no_wrap=True, width=fixed["att"])
-    table.add_column("progress", no_wrap=True, width=fixed["progress"])
-    table.add_column("message", overflow="ellipsis", no_wrap=True, max_width=max(room, 10))
+    _add_columns(table, console.width, wide)
     for job in tour.jobs:
         cells: list[RenderableType] = [job.title]
         if wide:
@@ -503,9 +515,27 @@ def _render(tour: Tour, console: Console) -> RenderableType:
             _message(job, now),
         ]
         table.add_row(*cells)
-    events = tour.events.recent if tour.events else ()
-    panel = Panel(Text("\n".join(events) or "starting..."), title="events", title_align="left")
-    return Group(table, panel)
+    return table
+
+
+def _add_columns(table: Table, width: int, wide: bool) -> None:
+    # Fixed widths: rich squeezes no_wrap columns unpredictably (even to nothing) when a long
+    # message does not fit, so the message gets exactly the room that is left.
+    fixed = {"job": 30 if wide else 22, "status": 9, "att": 3, "progress": 16 if wide else 10}
+    if wide:
+        fixed |= {"queue": 7, "prio": 4}
+    columns = len(fixed) + 1
+    # each cell is padded by one space each side; the box adds a divider between columns and
+    # an edge at both ends
+    room = width - sum(fixed.values()) - 2 * columns - (columns - 1) - 2
+    table.add_column("job", no_wrap=True, overflow="ellipsis", width=fixed["job"])
+    if wide:
+        table.add_column("queue", no_wrap=True, overflow="ellipsis", width=fixed["queue"])
+        table.add_column("prio", justify="right", no_wrap=True, width=fixed["prio"])
+    table.add_column("status", no_wrap=True, width=fixed["status"])
+    table.add_column("att", justify="right", no_wrap=True, width=fixed["att"])
+    table.add_column("progress", no_wrap=True, width=fixed["progress"])
+    table.add_column("message", overflow="ellipsis", no_wrap=True, max_width=max(room, 10))
 
 
 def _message(job: Job, now: datetime) -> Text:
@@ -525,12 +555,13 @@ def _message(job: Job, now: datetime) -> Text:
     return Text(job.status_message or "")
 
 
+# --- the summary ----------------------------------------------------------------------------
+
+
 def _print_summary(
     tour: Tour, console: Console, interrupted: bool, failures: list[BaseException]
 ) -> None:
     from rich.table import Table
-
-    from .cli import STATUS_STYLES
 
     stats = tour.app.stats()
     console.print()
@@ -599,7 +630,7 @@ def _story(tour: Tour) -> list[str]:
 
 
 def _print_commands(tour: Tour, console: Console) -> None:
-    prefix = "underway jobs underway.demo:app"
+    prefix = "underway jobs underway.cli.tour:app"
     console.print()
     console.print(f"The jobs are in {tour.path}. Look at them with:", markup=False)
     if tour.path != Path(DEFAULT_DB).resolve():
@@ -623,30 +654,39 @@ def _print_commands(tour: Tour, console: Console) -> None:
 def _reset_database(path: Path) -> None:
     """Delete the tour's previous database, refusing to touch a file that is not one."""
     if path.exists():
-        if path.is_dir() or not _is_underway_database(path):
+        if path.is_dir() or not _holds_an_earlier_tour(path):
             raise ConfigurationError(
-                f"{path} exists and is not an underway database; the demo recreates its "
-                "file on every run, so pass --db with a new path"
+                f"{path} exists and is not an underway database from an earlier tour; the "
+                "demo recreates its file on every run, so pass --db with a new path"
             )
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _is_underway_database(path: Path) -> bool:
-    if path.stat().st_size == 0:
+def _holds_an_earlier_tour(path: Path) -> bool:
+    """Whether the file at `path` is empty, or an underway database holding only the tour's
+    jobs. underway itself reads it (`App.stats()`), on a throwaway copy: opening a database
+    sets up underway's schema in it, and a file that turns out to be something else must be
+    left exactly as it was."""
+    size = path.stat().st_size
+    if size == 0:
         return True
-    try:
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
-        try:
-            row = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'underway_jobs'"
-            ).fetchone()
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError:
+    if size > EARLIER_TOUR_MAX_BYTES:
         return False
-    return row is not None
+    with tempfile.TemporaryDirectory(prefix="underway-demo-") as tmp:
+        copy = Path(tmp) / path.name
+        for suffix in ("", "-wal"):  # the log holds what was not yet written into the file
+            if Path(f"{path}{suffix}").is_file():
+                shutil.copyfile(f"{path}{suffix}", f"{copy}{suffix}")
+        probe = App(f"sqlite:///{copy}")
+        try:
+            stats = probe.stats()
+        except UnderwayError:  # not a database, or not one underway can read
+            return False
+        finally:
+            probe.close()
+    return stats.total > 0 and set(stats.by_task) <= TASK_NAMES
 
 
 def _quiet_library_logs() -> None:
