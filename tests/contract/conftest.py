@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from underway.ids import uuid7
-from underway.model import Job, JobError, Status
+from underway.model import Job, JobError
 from underway.stores import Store
 from underway.stores.messages import Claimed, NewJob, Outcome
 
@@ -69,17 +69,13 @@ def claim_one(store: Store, queues: list[str] | None = None, worker: str = "work
     return claimed[0]
 
 
-def outcome(claimed: Claimed, status: Status, **fields: Any) -> Outcome:
-    return Outcome(claimed.job.id, claimed.token, status, **fields)
-
-
 def complete(store: Store, claimed: Claimed, result: Any = None) -> set[uuid.UUID]:
-    return store.finish([outcome(claimed, Status.COMPLETED, result_json=json.dumps(result))])
+    return store.finish([Outcome.completed(claimed.job.id, claimed.token, json.dumps(result))])
 
 
 def fail(store: Store, claimed: Claimed, message: str = "boom") -> set[uuid.UUID]:
     error = JobError(message, "ValueError", "Traceback ...")
-    return store.finish([outcome(claimed, Status.FAILED, error=error)])
+    return store.finish([Outcome.failed(claimed.job.id, claimed.token, error)])
 
 
 def get(store: Store, job_id: uuid.UUID) -> Job:
@@ -104,12 +100,6 @@ def put_fixture() -> Callable[..., Job]:
 def claim_one_fixture() -> Callable[..., Claimed]:
     """`claim_one(store, queues=None, worker=...)` -> the one job claimed (asserts one)."""
     return claim_one
-
-
-@pytest.fixture(name="outcome")
-def outcome_fixture() -> Callable[..., Outcome]:
-    """`outcome(claimed, status, **outcome_fields)` -> an Outcome carrying the claim's token."""
-    return outcome
 
 
 @pytest.fixture(name="complete")

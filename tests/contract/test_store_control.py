@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from underway import DuplicateKey, InvalidTransition, JobNotFound
-from underway.model import Job, Status
+from underway.model import Job, JobError, Status
 from underway.stores import Store
-from underway.stores.messages import Claimed, JobFilter, Lease, NewJob
+from underway.stores.messages import Claimed, JobFilter, Lease, NewJob, Outcome
 
 Put = Callable[..., Job]
 ClaimOne = Callable[..., Claimed]
@@ -229,7 +229,6 @@ def test_a_cancel_request_is_not_undone_by_a_retry_or_hand_back(
     store: Store,
     put: Put,
     claim_one: ClaimOne,
-    outcome: Callable[..., Any],
     spend_attempt: bool,
 ) -> None:
     # The request came in after the worker's last heartbeat, while the task was failing (or
@@ -237,7 +236,11 @@ def test_a_cancel_request_is_not_undone_by_a_retry_or_hand_back(
     job = put(store, max_attempts=5)
     claimed = claim_one(store)
     store.cancel(job.id)
-    back = outcome(claimed, Status.PENDING, spend_attempt=spend_attempt, retry_in=0.0)
+    held = (claimed.job.id, claimed.token)
+    if spend_attempt:
+        back = Outcome.retry_later(*held, JobError("flaky"), 0.0)
+    else:
+        back = Outcome.handed_back(*held)
     assert store.finish([back]) == {job.id}
     final = store.get(job.id)
     assert final is not None and final.status is Status.CANCELLED

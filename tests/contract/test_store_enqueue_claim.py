@@ -6,11 +6,10 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, timedelta
-from typing import Any
 
 from underway.model import Job, Status
 from underway.stores import Store
-from underway.stores.messages import Claimed, NewJob
+from underway.stores.messages import Claimed, NewJob, Outcome
 
 Put = Callable[..., Job]
 
@@ -84,11 +83,11 @@ def test_claim_marks_the_job_running_with_a_lease(store: Store, put: Put) -> Non
 
 
 def test_each_claim_gets_a_new_token(
-    store: Store, put: Put, claim_one: Callable[..., Claimed], outcome: Callable[..., Any]
+    store: Store, put: Put, claim_one: Callable[..., Claimed]
 ) -> None:
     put(store)
     first = claim_one(store)
-    store.finish([outcome(first, Status.PENDING, retry_in=0.0, spend_attempt=False)])
+    store.finish([Outcome.handed_back(first.job.id, first.token)])
     second = claim_one(store)
     assert second.token != first.token
 

@@ -14,7 +14,6 @@ from underway.stores.messages import Claimed, Lease, Outcome, Report
 
 Put = Callable[..., Job]
 ClaimOne = Callable[..., Claimed]
-MakeOutcome = Callable[..., Outcome]
 RescueUntil = Callable[..., dict[uuid.UUID, Job]]
 
 
@@ -83,11 +82,11 @@ def test_heartbeat_with_a_good_token_keeps_the_job_and_nothing_else(
 
 
 def test_complete_lands_with_the_matching_token(
-    store: Store, put: Put, claim_one: ClaimOne, outcome: MakeOutcome
+    store: Store, put: Put, claim_one: ClaimOne
 ) -> None:
     job = put(store)
     claimed = claim_one(store)
-    landed = store.finish([outcome(claimed, Status.COMPLETED, result_json='{"n": 3}')])
+    landed = store.finish([Outcome.completed(claimed.job.id, claimed.token, '{"n": 3}')])
     assert landed == {job.id}
 
     done = store.get(job.id)
@@ -100,17 +99,17 @@ def test_complete_lands_with_the_matching_token(
     assert done.finished
     # The lease is gone: the token cannot be used again.
     assert store.heartbeat("worker-1", [lease(claimed)]).lost == {job.id}
-    assert store.finish([outcome(claimed, Status.FAILED, error=JobError("late"))]) == set()
+    assert store.finish([Outcome.failed(claimed.job.id, claimed.token, JobError("late"))]) == set()
     assert store.get(job.id) == done
 
 
 def test_finish_with_a_wrong_token_is_refused(store: Store, put: Put, claim_one: ClaimOne) -> None:
     job = put(store)
     claimed = claim_one(store)
-    forged = Outcome(job.id, "0" * 16, Status.COMPLETED, result_json="1")
+    forged = Outcome.completed(job.id, "0" * 16, "1")
     assert store.finish([forged]) == set()
     assert store.get(job.id) == claimed.job
-    unknown = Outcome(uuid.uuid4(), claimed.token, Status.COMPLETED, result_json="1")
+    unknown = Outcome.completed(uuid.uuid4(), claimed.token, "1")
     assert store.finish([unknown]) == set()
 
 
@@ -118,7 +117,6 @@ def test_a_stale_token_cannot_overwrite_the_newer_attempt(
     short_store: Store,
     put: Put,
     claim_one: ClaimOne,
-    outcome: MakeOutcome,
     rescue_until: RescueUntil,
 ) -> None:
     job = put(short_store)
@@ -129,26 +127,26 @@ def test_a_stale_token_cannot_overwrite_the_newer_attempt(
     assert second.token != first.token
 
     # The first worker wakes up and reports: refused, the newer attempt is untouched.
-    late = outcome(first, Status.COMPLETED, result_json='"stale"')
+    late = Outcome.completed(first.job.id, first.token, '"stale"')
     assert short_store.finish([late]) == set()
     assert short_store.get(job.id) == second.job
     assert short_store.heartbeat("slow-worker", [lease(first)]).lost == {job.id}
 
-    landed = short_store.finish([outcome(second, Status.COMPLETED, result_json='"fresh"')])
+    landed = short_store.finish([Outcome.completed(second.job.id, second.token, '"fresh"')])
     assert landed == {job.id}
     final = short_store.get(job.id)
     assert final is not None and final.status is Status.COMPLETED and final.result == "fresh"
 
 
 def test_a_batch_lands_only_the_outcomes_whose_token_matches(
-    store: Store, put: Put, claim_one: ClaimOne, outcome: MakeOutcome
+    store: Store, put: Put, claim_one: ClaimOne
 ) -> None:
     jobs = [put(store) for _ in range(3)]
     claims = [claim_one(store) for _ in jobs]
     batch = [
-        outcome(claims[0], Status.COMPLETED, result_json="0"),
-        Outcome(claims[1].job.id, "bad-token", Status.COMPLETED, result_json="1"),
-        outcome(claims[2], Status.COMPLETED, result_json="2"),
+        Outcome.completed(claims[0].job.id, claims[0].token, "0"),
+        Outcome.completed(claims[1].job.id, "bad-token", "1"),
+        Outcome.completed(claims[2].job.id, claims[2].token, "2"),
     ]
     assert store.finish(batch) == {claims[0].job.id, claims[2].job.id}
     statuses = [store.get(c.job.id).status for c in claims]  # type: ignore[union-attr]
@@ -157,12 +155,12 @@ def test_a_batch_lands_only_the_outcomes_whose_token_matches(
 
 
 def test_fail_records_the_error_and_ends_the_job(
-    store: Store, put: Put, claim_one: ClaimOne, outcome: MakeOutcome
+    store: Store, put: Put, claim_one: ClaimOne
 ) -> None:
     job = put(store)
     claimed = claim_one(store)
     error = JobError("division by zero", "ZeroDivisionError", "Traceback (most recent call last)")
-    assert store.finish([outcome(claimed, Status.FAILED, error=error)]) == {job.id}
+    assert store.finish([Outcome.failed(claimed.job.id, claimed.token, error)]) == {job.id}
     failed = store.get(job.id)
     assert failed is not None
     assert failed.status is Status.FAILED
@@ -173,13 +171,13 @@ def test_fail_records_the_error_and_ends_the_job(
 
 
 def test_cancelled_outcome_ends_the_job_cancelled(
-    store: Store, put: Put, claim_one: ClaimOne, outcome: MakeOutcome
+    store: Store, put: Put, claim_one: ClaimOne
 ) -> None:
     job = put(store)
     claimed = claim_one(store)
     store.cancel(job.id)
     error = JobError("cancelled while running", "Cancelled")
-    assert store.finish([outcome(claimed, Status.CANCELLED, error=error)]) == {job.id}
+    assert store.finish([Outcome.cancelled(claimed.job.id, claimed.token, error)]) == {job.id}
     cancelled = store.get(job.id)
     assert cancelled is not None
     assert cancelled.status is Status.CANCELLED
@@ -189,12 +187,12 @@ def test_cancelled_outcome_ends_the_job_cancelled(
 
 
 def test_retry_later_is_pending_with_a_future_run_at_and_keeps_the_attempt(
-    store: Store, put: Put, claim_one: ClaimOne, outcome: MakeOutcome
+    store: Store, put: Put, claim_one: ClaimOne
 ) -> None:
     job = put(store, max_attempts=3)
     claimed = claim_one(store)
     error = JobError("rate limited", "Retry")
-    retry = outcome(claimed, Status.PENDING, error=error, retry_in=600.0)
+    retry = Outcome.retry_later(claimed.job.id, claimed.token, error, 600.0)
     assert store.finish([retry]) == {job.id}
 
     waiting = store.get(job.id)
@@ -210,22 +208,20 @@ def test_retry_later_is_pending_with_a_future_run_at_and_keeps_the_attempt(
 
 
 def test_retry_later_with_no_wait_is_claimed_again_as_the_next_attempt(
-    store: Store, put: Put, claim_one: ClaimOne, outcome: MakeOutcome
+    store: Store, put: Put, claim_one: ClaimOne
 ) -> None:
     job = put(store)
     first = claim_one(store)
-    store.finish([outcome(first, Status.PENDING, error=JobError("flaky"), retry_in=0.0)])
+    store.finish([Outcome.retry_later(first.job.id, first.token, JobError("flaky"), 0.0)])
     second = claim_one(store)
     assert second.job.id == job.id
     assert second.job.attempt == 2
 
 
-def test_hand_back_refunds_the_attempt(
-    store: Store, put: Put, claim_one: ClaimOne, outcome: MakeOutcome
-) -> None:
+def test_hand_back_refunds_the_attempt(store: Store, put: Put, claim_one: ClaimOne) -> None:
     job = put(store)
     claimed = claim_one(store)
-    hand_back = outcome(claimed, Status.PENDING, spend_attempt=False, retry_in=0.0)
+    hand_back = Outcome.handed_back(claimed.job.id, claimed.token)
     assert store.finish([hand_back]) == {job.id}
 
     back = store.get(job.id)
@@ -237,19 +233,11 @@ def test_hand_back_refunds_the_attempt(
     assert again.job.id == job.id and again.job.attempt == 1
 
 
-def test_outcome_carries_the_last_reports(
-    store: Store, put: Put, claim_one: ClaimOne, outcome: MakeOutcome
-) -> None:
+def test_outcome_carries_the_last_reports(store: Store, put: Put, claim_one: ClaimOne) -> None:
     job = put(store)
     claimed = claim_one(store)
-    done = outcome(
-        claimed,
-        Status.COMPLETED,
-        result_json="true",
-        report_dirty=True,
-        progress=1.0,
-        status_message="all done",
-        payload_json='{"rows": 10}',
+    done = Outcome.completed(claimed.job.id, claimed.token, "true").with_reports(
+        progress=1.0, status_message="all done", payload_json='{"rows": 10}'
     )
     store.finish([done])
     final = store.get(job.id)

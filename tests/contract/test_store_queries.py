@@ -107,21 +107,16 @@ def make_one_job_of_each_kind(store: Store, put: Put, claim_one: ClaimOne) -> di
         "running": put(store, queue="running"),
         "failed": put(store, queue="failed"),
     }
-    for name, retry_in, spend, status in [
-        ("retry_wait", 3600.0, True, Status.PENDING),
-        ("retry_now", 0.0, True, Status.PENDING),
-        ("handed_back", 0.0, False, Status.PENDING),
-        ("failed", None, True, Status.FAILED),
-    ]:
+    error = JobError("boom", "ValueError")
+    endings: dict[str, Callable[[uuid.UUID, str], Outcome]] = {
+        "retry_wait": lambda i, t: Outcome.retry_later(i, t, error, 3600.0),
+        "retry_now": lambda i, t: Outcome.retry_later(i, t, error, 0.0),
+        "handed_back": Outcome.handed_back,
+        "failed": lambda i, t: Outcome.failed(i, t, error),
+    }
+    for name, ending in endings.items():
         claimed = claim_one(store, queues=[name])
-        outcome = Outcome(
-            claimed.job.id,
-            claimed.token,
-            status,
-            error=JobError("boom", "ValueError"),
-            retry_in=retry_in,
-            spend_attempt=spend,
-        )
+        outcome = ending(claimed.job.id, claimed.token)
         assert store.finish([outcome]) == {claimed.job.id}
     claim_one(store, queues=["running"])
     return jobs

@@ -28,7 +28,7 @@ def ids(claimed: list[Claimed]) -> set[uuid.UUID]:
 
 
 def done(claimed: Claimed) -> Outcome:
-    return Outcome(claimed.job.id, claimed.token, Status.COMPLETED, result_json="null")
+    return Outcome.completed(claimed.job.id, claimed.token, "null")
 
 
 def running_in(store: Store, queue: str) -> int:

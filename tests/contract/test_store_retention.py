@@ -139,9 +139,7 @@ def test_prune_works_in_batches_and_deletes_them_all(
 ) -> None:
     jobs = store.enqueue([new_job(args={"i": i}) for i in range(count)])
     claimed = store.claim("worker-1", None, count)
-    landed = store.finish(
-        [Outcome(c.job.id, c.token, Status.COMPLETED, result_json="null") for c in claimed]
-    )
+    landed = store.finish([Outcome.completed(c.job.id, c.token, "null") for c in claimed])
     assert len(landed) == count
     keep = store.enqueue([new_job(args={"keep": True})])
     age_jobs(database_url, (j.id for j in jobs), 2 * DAY)
@@ -159,7 +157,7 @@ def test_two_pruners_at_once_delete_each_job_once(
     for job in jobs[::2]:
         first.cancel(job.id)
     claimed = first.claim("worker-1", None, 200)
-    first.finish([Outcome(c.job.id, c.token, Status.COMPLETED, result_json="1") for c in claimed])
+    first.finish([Outcome.completed(c.job.id, c.token, "1") for c in claimed])
     age_jobs(database_url, (j.id for j in jobs), DAY)
 
     counts: list[int] = []

@@ -24,7 +24,6 @@ import pytest
 from psycopg import sql
 
 from underway import Settings
-from underway.model import Status
 from underway.stores import open_store
 from underway.stores.messages import Outcome
 from underway.stores.postgres.store import PostgresStore, _queue_filter
@@ -288,9 +287,7 @@ def check_claim_and_finish(store: PostgresStore) -> None:
     assert [c.job.priority for c in claimed] == sorted(
         (c.job.priority for c in claimed), reverse=True
     )
-    landed = store.finish(
-        [Outcome(c.job.id, c.token, Status.COMPLETED, result_json="null") for c in claimed]
-    )
+    landed = store.finish([Outcome.completed(c.job.id, c.token, "null") for c in claimed])
     assert landed == {c.job.id for c in claimed}
 
     mail_running = store.stats().by_queue["mail"]["running"]
