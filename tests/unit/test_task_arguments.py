@@ -214,17 +214,17 @@ def test_enum_members_of_str_and_int_are_stored_as_their_values(
     assert stored is not None and stored.args == {"value": {"color": "red", "size": 3}}
 
 
-def test_lone_surrogates_are_refused_or_kept_never_a_raw_error(
-    app: App, keep: Task[..., None]
-) -> None:
-    # "\ud800" is a valid Python str but not valid Unicode text; JSON can escape it.
-    try:
-        job = keep.enqueue("a\ud800b")
-    except InvalidArguments as exc:
-        assert "['value']" in str(exc)
-        return
-    stored = app.get_job(job.id)
-    assert stored is not None and stored.args == {"value": "a\ud800b"}
+def test_lone_surrogates_are_refused_with_the_place_named(app: App, keep: Task[..., None]) -> None:
+    # "\ud800" is a valid Python str but not valid Unicode text: UTF-8 cannot encode it, so no
+    # store can keep it as JSON text. underway refuses it at enqueue (encoding.dumps), in a
+    # value or in a key, and names where it is (the property test below: anywhere).
+    with pytest.raises(InvalidArguments, match=r"\['value'\] is not valid Unicode"):
+        keep.enqueue("a\ud800b")
+    with pytest.raises(InvalidArguments, match=r"\['value'\]\['note'\] is not valid Unicode"):
+        keep.enqueue({"note": "a\udfffb"})
+    with pytest.raises(InvalidArguments, match=r"\['value'\] key '\\ud800' is not valid Unicode"):
+        keep.enqueue({"\ud800": None})
+    assert stored_count(app) == 0
 
 
 def test_deep_nesting_is_refused_or_kept_never_a_recursion_error(
@@ -356,24 +356,77 @@ def test_a_ctx_that_is_not_first_is_an_ordinary_argument(app: App) -> None:
 
 # --- any JSON value round-trips ----------------------------------------------------------------
 
-# Text without NUL: PostgreSQL cannot store it, so underway refuses it on every store (below).
-storable_text = st.text(alphabet=st.characters(blacklist_characters="\x00"))
+# Valid Unicode text: no surrogate code points (category Cs; a lone one is refused, below), and
+# no NUL (PostgreSQL cannot store it, so underway refuses it on every store, below).
+valid_characters = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+valid_text = st.text(alphabet=valid_characters)
+valid_keys = st.text(alphabet=valid_characters, max_size=10)
 json_values = st.recursive(
     st.none()
     | st.booleans()
     | st.integers()
     | st.floats(allow_nan=False, allow_infinity=False)
-    | storable_text,
+    | valid_text,
     lambda children: (
-        st.lists(children, max_size=5)
-        | st.dictionaries(
-            st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=10),
-            children,
-            max_size=5,
-        )
+        st.lists(children, max_size=5) | st.dictionaries(valid_keys, children, max_size=5)
     ),
     max_leaves=25,
 )
+
+# Valid text with one lone surrogate (U+D800..U+DFFF) somewhere in it.
+text_with_a_lone_surrogate = st.builds(
+    lambda before, surrogate, after: before + surrogate + after,
+    valid_text,
+    st.characters(categories=("Cs",)),
+    valid_text,
+)
+
+
+def _in_a_list(items: tuple[list[Any], Any, list[Any]]) -> list[Any]:
+    before, bad, after = items
+    return [*before, bad, *after]
+
+
+def _as_a_value(items: tuple[dict[str, Any], str, Any]) -> dict[str, Any]:
+    others, key, bad = items
+    return {**others, key: bad}
+
+
+def _as_a_key(items: tuple[dict[str, Any], str, Any]) -> dict[str, Any]:
+    others, bad_key, value = items
+    return {**others, bad_key: value}
+
+
+# JSON values with a lone surrogate somewhere: the string itself, or nested at any depth in a
+# list item, a dict value or a dict key, among valid values. Every level keeps the bad string
+# (a bad key cannot collide with the valid ones), so every example holds one.
+json_values_with_a_lone_surrogate = st.recursive(
+    text_with_a_lone_surrogate,
+    lambda bad: (
+        st.tuples(st.lists(json_values, max_size=3), bad, st.lists(json_values, max_size=3)).map(
+            _in_a_list
+        )
+        | st.tuples(st.dictionaries(valid_keys, json_values, max_size=3), valid_keys, bad).map(
+            _as_a_value
+        )
+        | st.tuples(
+            st.dictionaries(valid_keys, json_values, max_size=3),
+            text_with_a_lone_surrogate,
+            json_values,
+        ).map(_as_a_key)
+    ),
+    max_leaves=8,
+)
+
+
+def holds_a_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, list):
+        return any(holds_a_lone_surrogate(v) for v in value)
+    if isinstance(value, dict):
+        return any(holds_a_lone_surrogate(k) or holds_a_lone_surrogate(v) for k, v in value.items())
+    return False
 
 
 def same_json(a: Any, b: Any) -> bool:
@@ -396,6 +449,7 @@ def same_json(a: Any, b: Any) -> bool:
 def test_any_json_value_round_trips_through_enqueue(
     app: App, keep: Task[..., None], value: Any
 ) -> None:
+    assert not holds_a_lone_surrogate(value)
     expected = json.loads(json.dumps(value))  # what JSON itself gives back
     assert same_json(expected, value)
     job = keep.enqueue(value=value)
@@ -403,6 +457,23 @@ def test_any_json_value_round_trips_through_enqueue(
     stored = app.get_job(job.id)
     assert stored is not None
     assert same_json(stored.args, {"value": value})
+
+
+@settings(
+    max_examples=75,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(value=json_values_with_a_lone_surrogate)
+def test_any_json_value_holding_a_lone_surrogate_is_refused_and_nothing_stored(
+    app: App, keep: Task[..., None], value: Any
+) -> None:
+    assert holds_a_lone_surrogate(value)
+    with pytest.raises(InvalidArguments, match=r"\['value'\].* is not valid Unicode"):
+        keep.enqueue(value=value)
+    with pytest.raises(InvalidArguments, match="is not valid Unicode"):
+        keep.enqueue_many([{"value": "fine"}, {"value": value}])  # the whole batch
+    assert stored_count(app) == 0
 
 
 def test_nul_characters_are_refused_with_the_place_named(app: App, keep: Task[..., None]) -> None:
