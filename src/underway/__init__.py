@@ -10,6 +10,7 @@
 
 from .app import App
 from .context import Context
+from .dependencies import DependencyError
 from .errors import (
     Cancel,
     ConfigurationError,
@@ -20,6 +21,7 @@ from .errors import (
     JobTimeout,
     PermanentError,
     Retry,
+    ScheduleNotFound,
     StoreError,
     UnderwayError,
     UnknownTask,
@@ -37,6 +39,7 @@ __all__ = [
     "Cancel",
     "ConfigurationError",
     "Context",
+    "DependencyError",
     "DuplicateKey",
     "InvalidArguments",
     "InvalidTransition",
@@ -47,6 +50,7 @@ __all__ = [
     "Page",
     "PermanentError",
     "Retry",
+    "ScheduleNotFound",
     "Settings",
     "Stats",
     "Status",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import signal
 import threading
 import time
@@ -17,15 +16,21 @@ from types import SimpleNamespace
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from .context import Context
-from .errors import ConfigurationError, JobNotFound, JobTimeout, UnknownTask
-from .lifecycle import app_running
+from .errors import ConfigurationError, InvalidArguments, JobNotFound, JobTimeout
+from .events import Events, UpdateCallback
+from .hooks import app_running
 from .model import Job, Page, QueueInfo, RunStats, ScheduleInfo, Stats, Status, View
+from .producer import Producer
+from .registry import Registry
 from .retry import Backoff
 from .schedule import CatchUp, Cron, Every, Overlap, Rule, Schedule, plan
+from .scheduler import Scheduler, register
 from .settings import Settings
 from .stores import Store, open_store
-from .stores.messages import JobFilter, NewJob
+from .stores.messages import JobFilter
 from .tasks import Options, Task
+from .twins import twin
+from .worker import Worker
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -43,9 +48,11 @@ class TaskDecorator(Protocol):
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
-UpdateCallback = Callable[[Job], None]
-
-log = logging.getLogger("underway")
+#: the options `@app.task(...)` takes; anything else is refused with their names
+TASK_OPTIONS = frozenset(
+    {"name", "queue", "priority", "max_attempts", "timeout", "retry", "no_retry_on", "title",
+     "deps"}
+)  # fmt: skip
 
 
 class App:
@@ -66,24 +73,28 @@ class App:
 
     def __init__(self, url: str | None = None, **settings: Any) -> None:
         self.settings = Settings.load(database_url=url, **settings)
-        self.tasks: dict[str, Task[Any, Any]] = {}
+        #: the tasks, schedules and hooks this app declares
+        self.registry = Registry()
+        #: job snapshots and worker wake-ups within this process
+        self.events = Events()
+        self.producer = Producer(lambda: self.store, self.events, self.settings.max_args_bytes)
         self._store: Store | None = None
         self._store_lock = threading.Lock()
-        self._subscribers: list[UpdateCallback] = []
-        self._wakeups: set[Callable[[], None]] = set()
-        self.schedules: dict[str, Schedule] = {}
         #: a place for resources opened at startup (`app.state.http = ...`)
         self.state = SimpleNamespace()
-        self._on_startup: list[Callable[..., Any]] = []
-        self._on_shutdown: list[Callable[..., Any]] = []
-        self._lifespans: list[Callable[[App], AbstractAsyncContextManager[Any]]] = []
 
     def __repr__(self) -> str:
         return f"<underway.App {self.settings.database_url} tasks={len(self.tasks)}>"
 
     @property
-    def max_args_bytes(self) -> int:
-        return self.settings.max_args_bytes
+    def tasks(self) -> dict[str, Task[Any, Any]]:
+        """Registered tasks by name."""
+        return self.registry.tasks
+
+    @property
+    def schedules(self) -> dict[str, Schedule]:
+        """Declared schedules by name."""
+        return self.registry.schedules
 
     # --- the store ----------------------------------------------------------------------------
 
@@ -140,19 +151,7 @@ class App:
     ) -> TaskDecorator: ...
 
     def task(
-        self,
-        fn: Callable[..., Any] | None = None,
-        /,
-        *,
-        name: str | None = None,
-        queue: str = "default",
-        priority: int = 0,
-        max_attempts: int = 4,
-        timeout: float | None = None,
-        retry: Backoff | None = None,
-        no_retry_on: Sequence[type[BaseException]] = (),
-        title: str | None = None,
-        deps: Mapping[str, Callable[..., Any]] | None = None,
+        self, fn: Callable[..., Any] | None = None, /, **options: Any
     ) -> Task[P, R] | TaskDecorator:
         """Register a sync or async function as a task.
 
@@ -166,27 +165,28 @@ class App:
         `ctx.deps.name`.
         """
 
+        unknown = sorted(set(options) - TASK_OPTIONS)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown task option(s) {', '.join(unknown)}; a task takes "
+                f"{', '.join(sorted(TASK_OPTIONS))}"
+            )
+
         def register(func: Callable[P, R]) -> Task[P, R]:
-            task_name = name or f"{func.__module__}.{func.__qualname__}"
-            if task_name in self.tasks:
-                raise ConfigurationError(
-                    f"a task named {task_name!r} is already registered; pass name=... to tell "
-                    "them apart"
-                )
             handle: Task[P, R] = Task(
                 func,
-                app=self,
-                name=task_name,
-                queue=queue,
-                priority=priority,
-                max_attempts=max_attempts,
-                timeout=timeout,
-                retry=retry or Backoff(),
-                no_retry_on=tuple(no_retry_on),
-                title=title,
-                deps=deps,
+                app=self.producer,
+                name=options.get("name") or _default_name(func),
+                queue=options.get("queue", "default"),
+                priority=options.get("priority", 0),
+                max_attempts=options.get("max_attempts", 4),
+                timeout=options.get("timeout"),
+                retry=options.get("retry") or Backoff(),
+                no_retry_on=tuple(options.get("no_retry_on", ())),
+                title=options.get("title"),
+                deps=options.get("deps"),
             )
-            self.tasks[task_name] = handle
+            self.registry.add_task(handle)
             return handle
 
         return register(fn) if fn is not None else register  # type: ignore[return-value]
@@ -264,7 +264,7 @@ class App:
             max_catch_up=max_catch_up, misfire_grace=_seconds(misfire_grace),
             overlap=Overlap(overlap), args=dict(args or {}),
         )  # fmt: skip
-        self.schedules[schedule.name] = schedule
+        self.registry.add_schedule(schedule)
         return schedule
 
     def list_schedules(self) -> list[ScheduleInfo]:
@@ -307,36 +307,35 @@ class App:
         """A schedule this app defines may not be in the store yet (no scheduler ran)."""
         schedule = self.schedules.get(name)
         if schedule is not None:
-            from .scheduler import register
-
             register(self.store, schedule, self.store.now())
 
     def trigger_schedule(self, name: str) -> Job:
         """Run the schedule's task now, outside its slots."""
-        schedule = self.schedules.get(name)
-        if schedule is None:
-            raise UnknownTask(
-                f"no schedule named {name!r} in this app; schedules: "
-                f"{', '.join(sorted(self.schedules)) or 'none'}"
-            )
+        schedule = self.registry.schedule(name)
         job = self.get_task(schedule.task).new_job((), schedule.args, Options())
         job.schedule = name
         self._ensure_registered(name)
         created = self.store.trigger_schedule(name, job)
-        self._wake_workers()
+        self.events.wake_workers()
+        self.events.publish(created)
         return created
+
+    def scheduler(self, clock: Callable[[], Any] | None = None) -> Scheduler:
+        """A scheduler for this app's schedules (`clock`: a callable returning an aware
+        datetime; default the store's clock). `run_worker` and `run_scheduler` make their
+        own; tests use this with `underway.testing.Clock`."""
+        return Scheduler(self.registry, self.store, self.events, clock=clock)
 
     def run_scheduler(self) -> None:
         """Run only the scheduler, in this thread, until SIGTERM/SIGINT."""
-        from .scheduler import Scheduler
 
         async def main() -> None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            async with app_running(self):
-                await Scheduler(self).run(stop)
+            async with app_running(self.registry, self):
+                await self.scheduler().run(stop)
 
         asyncio.run(main())
 
@@ -345,12 +344,12 @@ class App:
     def on_startup(self, fn: F) -> F:
         """Run `fn()` (or `fn(app)`; sync or async) when a worker or scheduler starts, before it
         takes any job: open pools and clients here and keep them on `app.state`."""
-        self._on_startup.append(fn)
+        self.registry.on_startup.append(fn)
         return fn
 
     def on_shutdown(self, fn: F) -> F:
         """Run `fn()` (or `fn(app)`) when a worker or scheduler stops, after its last job."""
-        self._on_shutdown.append(fn)
+        self.registry.on_shutdown.append(fn)
         return fn
 
     def lifespan(
@@ -358,53 +357,12 @@ class App:
     ) -> Callable[[App], AbstractAsyncContextManager[Any]]:
         """Register an async context manager factory `fn(app)` entered at worker start and
         exited at stop (`@app.lifespan` over an `@asynccontextmanager` function)."""
-        self._lifespans.append(fn)
+        self.registry.lifespans.append(fn)
         return fn
 
     def get_task(self, name: str) -> Task[Any, Any]:
-        try:
-            return self.tasks[name]
-        except KeyError:
-            raise UnknownTask(
-                f"no task named {name!r} is registered in this app; registered: "
-                f"{', '.join(sorted(self.tasks)) or 'none'}"
-            ) from None
-
-    # --- enqueueing (called by task handles) --------------------------------------------------
-
-    def _insert(self, jobs: list[NewJob], connection: Any = None) -> list[Job]:
-        if not jobs:
-            return []
-        if connection is not None:
-            created: list[Job] = self._enqueue_on(connection).enqueue_on(connection, jobs)
-        else:
-            created = self.store.enqueue(jobs)
-        self._wake_workers()
-        if self._subscribers:
-            for job in created:
-                self._publish(job)
-        return created
-
-    async def _insert_async(self, jobs: list[NewJob], connection: Any = None) -> list[Job]:
-        if connection is None or not jobs:
-            return await asyncio.to_thread(self._insert, jobs, connection)
-        store = self._enqueue_on(connection)
-        if not hasattr(store, "enqueue_on_async"):
-            return await asyncio.to_thread(self._insert, jobs, connection)
-        created: list[Job] = await store.enqueue_on_async(connection, jobs)
-        if self._subscribers:
-            for job in created:
-                self._publish(job)
-        return created
-
-    def _enqueue_on(self, connection: Any) -> Any:
-        store = self.store
-        if not hasattr(store, "enqueue_on"):
-            raise ConfigurationError(
-                "enqueue(connection=...) writes the job in your own transaction; that needs the "
-                "PostgreSQL store (this app uses " + type(store).__name__ + ")"
-            )
-        return store
+        """The task registered as `name` (`UnknownTask` names the registered ones)."""
+        return self.registry.task(name)
 
     # --- inspecting and controlling jobs ------------------------------------------------------
 
@@ -432,21 +390,21 @@ class App:
             tenant=tenant,
         )
         if not 1 <= limit <= 10_000:
-            raise ValueError("limit must be between 1 and 10000")
+            raise InvalidArguments(f"limit must be between 1 and 10000, got {limit}")
         return self.store.list_jobs(where, limit, cursor)
 
     def cancel(self, job_id: uuid.UUID | str) -> Job:
         """Cancel a job: a pending one never runs; a running one is stopped by its worker
         (async tasks are cancelled, sync tasks see `ctx.cancelled`) and ends `cancelled`."""
         job = self.store.cancel(_as_uuid(job_id))
-        self._publish(job)
+        self.events.publish(job)
         return job
 
     def retry(self, job_id: uuid.UUID | str) -> Job:
         """Run a failed or cancelled job again: same id, attempts reset."""
         job = self.store.retry(_as_uuid(job_id))
-        self._wake_workers()
-        self._publish(job)
+        self.events.wake_workers()
+        self.events.publish(job)
         return job
 
     def wait(
@@ -481,13 +439,13 @@ class App:
 
     def resume_queue(self, name: str) -> None:
         self.store.set_queue_paused(name, False)
-        self._wake_workers()
+        self.events.wake_workers()
 
     def set_queue_concurrency(self, name: str, concurrency: int | None) -> None:
         """Run at most `concurrency` jobs of this queue at once across all workers
         (None removes the limit)."""
         if concurrency is not None and concurrency < 0:
-            raise ValueError("concurrency must be >= 0 or None")
+            raise InvalidArguments(f"concurrency must be >= 0 or None, got {concurrency}")
         self.store.set_queue_concurrency(name, concurrency)
 
     def queues(self) -> list[QueueInfo]:
@@ -509,25 +467,29 @@ class App:
             statuses.append(Status.FAILED)
         return self.store.prune(float(age), statuses)
 
-    # async twins: the same calls, without blocking the event loop
-    async def get_job_async(self, job_id: uuid.UUID | str) -> Job | None:
-        return await asyncio.to_thread(self.get_job, job_id)
+    # --- async twins: the same calls, without blocking the event loop ----------------------
 
-    async def list_jobs_async(self, **filters: Any) -> Page:
-        return await asyncio.to_thread(lambda: self.list_jobs(**filters))
-
-    async def cancel_async(self, job_id: uuid.UUID | str) -> Job:
-        return await asyncio.to_thread(self.cancel, job_id)
-
-    async def retry_async(self, job_id: uuid.UUID | str) -> Job:
-        return await asyncio.to_thread(self.retry, job_id)
-
-    async def stats_async(self) -> Stats:
-        return await asyncio.to_thread(self.stats)
+    migrate_async = twin(migrate)
+    close_async = twin(close)
+    get_job_async = twin(get_job)
+    list_jobs_async = twin(list_jobs)
+    cancel_async = twin(cancel)
+    retry_async = twin(retry)
+    stats_async = twin(stats)
+    queues_async = twin(queues)
+    pause_queue_async = twin(pause_queue)
+    resume_queue_async = twin(resume_queue)
+    set_queue_concurrency_async = twin(set_queue_concurrency)
+    prune_async = twin(prune)
+    list_schedules_async = twin(list_schedules)
+    pause_schedule_async = twin(pause_schedule)
+    resume_schedule_async = twin(resume_schedule)
+    trigger_schedule_async = twin(trigger_schedule)
 
     async def wait_async(
         self, job_id: uuid.UUID | str, timeout: float | None = None, poll: float = 0.05
     ) -> Job:
+        """`wait` for async code: polls without blocking the event loop."""
         ident = _as_uuid(job_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -549,24 +511,7 @@ class App:
         Callbacks run on the thread that made the change and must be quick; an exception in
         one is logged and does not affect the job.
         """
-        self._subscribers.append(callback)
-        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
-
-    def _publish(self, job: Job) -> None:
-        for callback in list(self._subscribers):
-            try:
-                callback(job)
-            except Exception:
-                log.exception("on_update callback %r failed for job %s", callback, job.id)
-
-    def _wake_workers(self) -> None:
-        """Tell this process's workers that there may be new work (a hint, never required)."""
-        for wake in list(self._wakeups):
-            wake()
-
-    def _add_wakeup(self, wake: Callable[[], None]) -> Callable[[], None]:
-        self._wakeups.add(wake)
-        return lambda: self._wakeups.discard(wake)
+        return self.events.subscribe(callback)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -581,7 +526,6 @@ class App:
         """Run a worker in this thread until stopped (SIGTERM/SIGINT) or, with `burst=True`,
         until no job is due. It also fires the app's schedules unless `scheduler=False`
         (default: on, except in burst mode)."""
-        from .worker import Worker
 
         worker = Worker(
             self, queues=queues, concurrency=concurrency, burst=burst, scheduler=scheduler
@@ -611,6 +555,16 @@ def _policies(catch_up: CatchUp | str, overlap: Overlap | str) -> tuple[CatchUp,
             f"catch_up must be one of {[c.value for c in CatchUp]} and overlap one of "
             f"{[o.value for o in Overlap]}; got catch_up={catch_up!r}, overlap={overlap!r}"
         ) from None
+
+
+def _default_name(func: Callable[..., Any]) -> str:
+    qualname = getattr(func, "__qualname__", None)
+    if qualname is None:
+        raise ConfigurationError(
+            f"cannot name the task {func!r}: it has no __qualname__ (a callable object?); "
+            "pass name=... to @app.task"
+        )
+    return f"{func.__module__}.{qualname}"
 
 
 def _seconds(value: timedelta | float) -> float:

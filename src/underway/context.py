@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from . import encoding
+from .errors import InvalidArguments
 from .model import Job
 
 logger = logging.getLogger("underway.task")
@@ -41,16 +43,13 @@ class Context:
     `progress_flush_seconds`; the last one always lands with the job's outcome.
     """
 
-    def __init__(self, job: Job) -> None:
+    def __init__(
+        self, job: Job, reports: Reports | None = None, cancellation: Cancellation | None = None
+    ) -> None:
         self.job = job
         self.logger = job_logger(job)
-        self._cancel = threading.Event()
-        self.cancel_reason: str | None = None
-        self._lock = threading.Lock()
-        self._progress = job.progress
-        self._message = job.status_message
-        self._payload_json: str | None = None
-        self._version = 0  # bumped by every report; the worker remembers what it wrote
+        self._reports = reports or Reports(job)
+        self._cancellation = cancellation or Cancellation()
         #: the job's dependencies, as declared with `@app.task(deps={...})`
         self.deps: Any = {}
 
@@ -60,25 +59,16 @@ class Context:
         """Record progress between 0.0 and 1.0, with an optional status message."""
         fraction = float(fraction)
         if not math.isfinite(fraction) or not 0.0 <= fraction <= 1.0:
-            raise ValueError(f"progress must be between 0.0 and 1.0, got {fraction}")
-        with self._lock:
-            self._progress = fraction
-            if message is not None:
-                self._message = encoding.clean_text(str(message))
-            self._version += 1
+            raise InvalidArguments(f"progress must be between 0.0 and 1.0, got {fraction}")
+        self._reports.progress(fraction, None if message is None else str(message))
 
     def report_status(self, message: str) -> None:
         """Set the job's status message (for example "downloading page 3")."""
-        with self._lock:
-            self._message = encoding.clean_text(str(message))
-            self._version += 1
+        self._reports.status(str(message))
 
     def set_payload(self, value: Any) -> None:
         """Attach any JSON value to the job for clients to read while it runs."""
-        payload_json = encoding.dumps(value, "payload")
-        with self._lock:
-            self._payload_json = payload_json
-            self._version += 1
+        self._reports.payload(encoding.dumps(value, "payload"))
 
     # --- cancellation -------------------------------------------------------------------------
 
@@ -86,19 +76,71 @@ class Context:
     def cancelled(self) -> bool:
         """True once someone asked to cancel this job, or the worker is stopping it.
         Sync tasks should check it between steps and return early."""
-        return self._cancel.is_set()
+        return self._cancellation.is_set()
+
+    @property
+    def cancel_reason(self) -> str | None:
+        """Why the job is being stopped ("cancel", "shutdown", "timeout", "lost"), once it is."""
+        return self._cancellation.reason
 
     def wait_cancelled(self, timeout: float | None = None) -> bool:
         """Sleep up to `timeout` seconds, waking early on cancellation; returns `cancelled`."""
-        return self._cancel.wait(timeout)
+        return self._cancellation.wait(timeout)
 
-    def _request_cancel(self, reason: str) -> None:
-        if not self._cancel.is_set():
-            self.cancel_reason = reason
-            self._cancel.set()
 
-    # --- for the worker -----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The latest reports of a running job; `version` grows with every report."""
 
-    def _snapshot(self) -> tuple[int, float | None, str | None, str | None]:
+    version: int
+    progress: float | None
+    status_message: str | None
+    payload_json: str | None
+
+
+class Reports:
+    """A running job's latest progress, status message and payload, written by the task (any
+    thread) and read by the worker, which writes them to the store coalesced."""
+
+    def __init__(self, job: Job) -> None:
+        self._lock = threading.Lock()
+        self._snapshot = Snapshot(0, job.progress, job.status_message, None)
+
+    def progress(self, fraction: float, message: str | None) -> None:
         with self._lock:
-            return self._version, self._progress, self._message, self._payload_json
+            s = self._snapshot
+            text = s.status_message if message is None else encoding.clean_text(message)
+            self._snapshot = Snapshot(s.version + 1, fraction, text, s.payload_json)
+
+    def status(self, message: str) -> None:
+        with self._lock:
+            s = self._snapshot
+            text = encoding.clean_text(message)
+            self._snapshot = Snapshot(s.version + 1, s.progress, text, s.payload_json)
+
+    def payload(self, payload_json: str) -> None:
+        with self._lock:
+            s = self._snapshot
+            self._snapshot = Snapshot(s.version + 1, s.progress, s.status_message, payload_json)
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot  # frozen, replaced whole: no lock needed to read
+
+
+class Cancellation:
+    """A running job's stop request: set once, with the first reason, from any thread."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None) -> bool:
+        return self._event.wait(timeout)

@@ -9,16 +9,18 @@ class UnderwayError(Exception):
     """Root of every error underway raises on purpose."""
 
 
-class ConfigurationError(UnderwayError):
-    """A setting, URL or app path is wrong; the message says which and how to fix it."""
+class ConfigurationError(UnderwayError, ValueError):
+    """A setting, URL, option or app path is wrong; the message says which and how to fix it.
+    (A ValueError too, so code written against plain Python errors still catches it.)"""
 
 
 class StoreError(UnderwayError):
     """The store cannot be used: unreachable, corrupt, foreign or from a newer version."""
 
 
-class InvalidArguments(UnderwayError):
-    """Arguments given to `enqueue` do not fit the task or are not JSON."""
+class InvalidArguments(UnderwayError, ValueError):
+    """Arguments given to `enqueue` or another call do not fit (wrong names, not JSON, out of
+    range). A ValueError too, so code written against plain Python errors still catches it."""
 
 
 class UnknownTask(UnderwayError):
@@ -27,6 +29,11 @@ class UnknownTask(UnderwayError):
 
 class JobNotFound(UnderwayError):
     """No job has the given id."""
+
+
+class ScheduleNotFound(UnknownTask, JobNotFound):
+    """No schedule has the given name, in this app or in the store. (Caught as UnknownTask or
+    JobNotFound too, which older code used for it.)"""
 
 
 class InvalidTransition(UnderwayError):

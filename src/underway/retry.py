@@ -6,6 +6,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from .errors import ConfigurationError
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -26,9 +28,9 @@ class Backoff:
     def __post_init__(self) -> None:
         values = (self.base, self.factor, self.max)
         if not all(math.isfinite(v) for v in values):
-            raise ValueError(f"Backoff needs finite numbers, got {values}")
+            raise ConfigurationError(f"Backoff needs finite numbers, got {values}")
         if self.base < 0 or self.factor < 1 or self.max < 0:
-            raise ValueError("Backoff needs base >= 0, factor >= 1 and max >= 0")
+            raise ConfigurationError("Backoff needs base >= 0, factor >= 1 and max >= 0")
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""

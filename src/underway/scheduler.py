@@ -12,16 +12,15 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
+from .events import Events
 from .model import Job
-from .schedule import Every, Schedule, plan
+from .registry import Registry
+from .schedule import Every, Overlap, Schedule, plan
 from .stores import Store
 from .stores.messages import NewJob, ScheduleState
 from .tasks import Options
-
-if TYPE_CHECKING:
-    from .app import App
+from .threads import StoreThreads
 
 log = logging.getLogger("underway.scheduler")
 
@@ -38,14 +37,22 @@ def register(store: Store, schedule: Schedule, now: datetime) -> ScheduleState:
 
 
 class Scheduler:
-    """Fires the app's schedules. `tick()` does one pass; `run()` loops until stopped.
+    """Fires the registry's schedules. `tick()` does one pass; `run()` loops until stopped.
 
-    `clock` gives the current time; the default is the store's clock. Tests pass their own.
+    `clock` gives the current time; the default is the store's clock. Tests pass their own
+    (`underway.testing.Clock`). Every job it fires is published to `events` as `pending`.
     """
 
-    def __init__(self, app: App, clock: Callable[[], datetime] | None = None) -> None:
-        self.app = app
-        self.store = app.store
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        events: Events,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.events = events
         self.clock = clock or self.store.now
         self.next_runs: dict[str, datetime] = {}
         self._registered: set[str] = set()
@@ -53,7 +60,7 @@ class Scheduler:
     def tick(self) -> list[Job]:
         """Fire every slot that is due now; returns the jobs this process created."""
         now = self.clock()
-        schedules = list(self.app.schedules.values())
+        schedules = list(self.registry.schedules.values())
         for schedule in schedules:
             if schedule.name not in self._registered:
                 self._register(schedule, now)
@@ -69,15 +76,18 @@ class Scheduler:
                 continue
             for slot in current.fire:
                 job = self.store.fire_schedule(
-                    schedule.name, slot, self._new_job(schedule, slot), schedule.overlap.value
+                    schedule.name, slot, self._new_job(schedule, slot), schedule.overlap
                 )
                 if job is not None:
                     fired.append(job)
+                    self.events.publish(job)
                     log.info("schedule %s fired job %s for slot %s", schedule.name, job.id,
                              slot.isoformat())  # fmt: skip
             if current.advance_to is not None and current.advance_to not in current.fire:
                 # Slots dropped by the catch-up policy still count as handled.
-                self.store.fire_schedule(schedule.name, current.advance_to, None, "allow")
+                self.store.fire_schedule(schedule.name, current.advance_to, None, Overlap.ALLOW)
+        if fired:
+            self.events.wake_workers()
         return fired
 
     def seconds_to_next(self) -> float:
@@ -87,16 +97,23 @@ class Scheduler:
         wait = (min(self.next_runs.values()) - self.clock()).total_seconds()
         return min(max(wait, 0.0), MAX_SLEEP_SECONDS)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Tick until `stop` is set. Store errors are logged and retried; they never end it."""
-        if not self.app.schedules:
+    async def run(self, stop: asyncio.Event, threads: StoreThreads | None = None) -> None:
+        """Tick until `stop` is set, on `threads.schedules` (a worker's), or on threads of its
+        own. Store errors are logged and retried; they never end it."""
+        if not self.registry.schedules:
             return
-        log.info("scheduler started with %d schedules", len(self.app.schedules))
+        if threads is None:
+            own = StoreThreads(self.store)
+            try:
+                return await self.run(stop, own)
+            finally:
+                own.close()
+        log.info("scheduler started with %d schedules", len(self.registry.schedules))
         failures = 0
         while not stop.is_set():
             try:
-                await asyncio.to_thread(self.tick)
-                sleep = await asyncio.to_thread(self.seconds_to_next)
+                await threads.on(threads.schedules, self.tick)
+                sleep = await threads.on(threads.schedules, self.seconds_to_next)
                 failures = 0
             except Exception as exc:
                 failures += 1
@@ -111,7 +128,7 @@ class Scheduler:
         return state
 
     def _new_job(self, schedule: Schedule, slot: datetime) -> NewJob:
-        task = self.app.get_task(schedule.task)
+        task = self.registry.task(schedule.task)
         job = task.new_job((), schedule.args, Options(key=schedule.key(slot)))
         job.schedule = schedule.name
         return job

@@ -26,14 +26,14 @@ R = TypeVar("R")
 
 
 class Enqueuer(Protocol):
-    """What a task handle needs from its app."""
+    """What a task handle needs to store its jobs (the app's `Producer`)."""
 
     @property
     def max_args_bytes(self) -> int: ...
 
-    def _insert(self, jobs: list[NewJob], connection: Any = None) -> list[Job]: ...
+    def insert(self, jobs: list[NewJob], connection: Any = None) -> list[Job]: ...
 
-    async def _insert_async(self, jobs: list[NewJob], connection: Any = None) -> list[Job]: ...
+    async def insert_async(self, jobs: list[NewJob], connection: Any = None) -> list[Job]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,10 @@ class Task(Generic[P, R]):
         self.no_retry_on = no_retry_on
         self.title = title or name
         self.deps = dict(deps or {})
-        self.is_async = inspect.iscoroutinefunction(fn)
+        # An object whose __call__ is `async def` is an async task too.
+        self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - the method itself, not callable()
+        )
         signature = inspect.signature(fn)
         params = list(signature.parameters.values())
         self.wants_context = bool(params) and _is_context_param(params[0])
@@ -128,21 +131,21 @@ class Task(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Store a job that runs this task with these arguments; returns it as `pending`."""
-        return self.app._insert([self.new_job(args, kwargs, _DEFAULTS)])[0]
+        return self.app.insert([self.new_job(args, kwargs, _DEFAULTS)])[0]
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """`enqueue` for async code: the store call does not block the event loop."""
-        return (await self.app._insert_async([self.new_job(args, kwargs, _DEFAULTS)]))[0]
+        return (await self.app.insert_async([self.new_job(args, kwargs, _DEFAULTS)]))[0]
 
     def enqueue_many(self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[Job]:
         """Store many jobs in one transaction. Each item is a dict of keyword arguments
         or a tuple of positional ones."""
-        return self.app._insert(self.new_jobs(calls, _DEFAULTS))
+        return self.app.insert(self.new_jobs(calls, _DEFAULTS))
 
     async def enqueue_many_async(
         self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]
     ) -> list[Job]:
-        return await self.app._insert_async(self.new_jobs(calls, _DEFAULTS))
+        return await self.app.insert_async(self.new_jobs(calls, _DEFAULTS))
 
     def options(
         self,
@@ -262,16 +265,16 @@ class BoundTask(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         job = self.task.new_job(args, kwargs, self.opts)
-        return self.task.app._insert([job], self.opts.connection)[0]
+        return self.task.app.insert([job], self.opts.connection)[0]
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         job = self.task.new_job(args, kwargs, self.opts)
-        return (await self.task.app._insert_async([job], self.opts.connection))[0]
+        return (await self.task.app.insert_async([job], self.opts.connection))[0]
 
     def enqueue_many(self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[Job]:
         if self.opts.key is not None:
             raise InvalidArguments("a unique key names one job; it cannot apply to enqueue_many")
-        return self.task.app._insert(self.task.new_jobs(calls, self.opts), self.opts.connection)
+        return self.task.app.insert(self.task.new_jobs(calls, self.opts), self.opts.connection)
 
     def options(self, **changes: Any) -> BoundTask[P, R]:
         if isinstance(changes.get("delay"), timedelta):

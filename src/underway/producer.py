@@ -1,0 +1,56 @@
+"""Putting jobs into the store: what a task handle's `enqueue` calls. It picks the store or
+the caller's own connection (transactional enqueue), and tells this process about the jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from .errors import ConfigurationError
+from .events import Events
+from .model import Job
+from .stores import Store, TransactionalEnqueue
+from .stores.messages import NewJob
+
+
+class Producer:
+    """Inserts validated jobs, wakes this process's workers and publishes the new jobs.
+    `store()` opens the store on first use."""
+
+    def __init__(self, store: Callable[[], Store], events: Events, max_args_bytes: int) -> None:
+        self._store = store
+        self.events = events
+        #: the largest JSON arguments a job may carry, in bytes (setting max_args_bytes)
+        self.max_args_bytes = max_args_bytes
+
+    def insert(self, jobs: list[NewJob], connection: Any = None) -> list[Job]:
+        """Insert `jobs` in one transaction: the store's own, or the caller's `connection`."""
+        if not jobs:
+            return []
+        if connection is not None:
+            created = self._transactional(connection).enqueue_on(connection, jobs)
+        else:
+            created = self._store().enqueue(jobs)
+        self.events.wake_workers()
+        self.events.publish_all(created)
+        return created
+
+    async def insert_async(self, jobs: list[NewJob], connection: Any = None) -> list[Job]:
+        """`insert` for async code: an async `connection` is used as it is; otherwise the
+        store call runs on a thread."""
+        if connection is None or not jobs:
+            return await asyncio.to_thread(self.insert, jobs, connection)
+        created = await self._transactional(connection).enqueue_on_async(connection, jobs)
+        # Workers of this process learn of them at commit, through the store's notification.
+        self.events.publish_all(created)
+        return created
+
+    def _transactional(self, connection: Any) -> TransactionalEnqueue:
+        store = self._store()
+        if not isinstance(store, TransactionalEnqueue):
+            raise ConfigurationError(
+                "enqueue(connection=...) writes the job in your own transaction; that needs "
+                f"the PostgreSQL store (this app uses {type(store).__name__})"
+            )
+        return store

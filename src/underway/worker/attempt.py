@@ -1,0 +1,223 @@
+"""One attempt of one job: the task run in its own world (async tasks on the event loop, sync
+tasks on a thread), with its dependencies and timeout, ending in an `Outcome`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..context import Cancellation, Context, Reports
+from ..dependencies import close_dependencies, dependencies_in_thread, open_dependencies
+from ..model import Job, Status
+from ..registry import Registry
+from ..stores.messages import Claimed, Ending, Outcome, Report
+from ..tasks import Task
+from . import outcomes
+from .outcomes import NotRunnable, StopReason
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class Attempt:
+    """A claimed job while its attempt runs: what the worker holds to stop it and to read its
+    reports."""
+
+    claimed: Claimed
+    ctx: Context
+    reports: Reports
+    cancellation: Cancellation
+    handle: asyncio.Task[None] | None = None
+    stop_reason: StopReason | None = None
+    entered: bool = False  # Runner.run has started
+    written_version: int = 0  # the reports version the store has
+
+    @classmethod
+    def of(cls, claimed: Claimed) -> Attempt:
+        reports, cancellation = Reports(claimed.job), Cancellation()
+        return cls(claimed, Context(claimed.job, reports, cancellation), reports, cancellation)
+
+    @property
+    def job(self) -> Job:
+        return self.claimed.job
+
+    def stop(self, reason: StopReason) -> None:
+        """Stop the attempt from outside: async tasks are cancelled, sync ones see
+        `ctx.cancelled`. The first reason wins."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self.cancellation.request(reason.value)
+        if self.handle is not None and not self.handle.done():
+            self.handle.cancel()
+
+    def unwritten_report(self) -> tuple[int, Report] | None:
+        """The reports the store does not have yet, with their version."""
+        snap = self.reports.snapshot()
+        if snap.version == self.written_version:
+            return None
+        report = Report(
+            self.job.id, self.claimed.token, snap.progress, snap.status_message, snap.payload_json
+        )
+        return snap.version, report
+
+    def with_reports(self, outcome: Outcome) -> Outcome:
+        """`outcome`, carrying the reports the store does not have yet."""
+        snap = self.reports.snapshot()
+        if snap.version == self.written_version:
+            return outcome
+        return outcome.with_reports(snap.progress, snap.status_message, snap.payload_json)
+
+
+class Runner:
+    """Runs attempts of the registry's tasks and decides their outcomes.
+
+    `hold_slot(future)` is called when a sync task's thread outlives its attempt (a timeout or
+    a cancel: threads cannot be killed), so the worker counts the slot busy until it returns.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        concurrency: int,
+        hold_slot: Callable[[Future[Any]], None],
+    ) -> None:
+        self.registry = registry
+        self.concurrency = concurrency
+        self.hold_slot = hold_slot
+        self.threads: ThreadPoolExecutor | None = None  # made on the first sync task
+
+    async def run(self, attempt: Attempt) -> Outcome | None:
+        """The attempt's outcome (None: nothing to write, the lease was lost). The task's own
+        errors, whatever they are, become outcomes; this never raises them."""
+        attempt.entered = True
+        task = self.registry.tasks.get(attempt.job.task)
+        try:
+            if task is None:
+                raise NotRunnable(
+                    f"task {attempt.job.task!r} is not registered in this worker's app "
+                    f"(registered: {', '.join(sorted(self.registry.tasks)) or 'none'}); "
+                    "deploy a worker that has it, then retry the job"
+                )
+            result = await self._call(attempt, task)
+            if attempt.stop_reason is None:
+                return logged(attempt, outcomes.completed(attempt.claimed, task, result))
+        except BaseException as exc:  # the task's own error, whatever it is
+            if attempt.stop_reason is None:
+                # A CancelledError without a stop of ours is the task's own (an awaited future
+                # someone else cancelled): an ordinary failure, not a hand-back to loop on.
+                return logged(attempt, outcomes.failure(attempt.claimed, task, exc), exc)
+        return logged(attempt, outcomes.stopped(attempt.claimed, attempt.stop_reason))
+
+    def close(self) -> None:
+        if self.threads is not None:
+            self.threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(self, attempt: Attempt, task: Task[Any, Any]) -> Any:
+        try:
+            args, kwargs = task.bind_stored(attempt.job.args)
+        except TypeError as exc:
+            raise NotRunnable(
+                f"stored arguments no longer fit {task.name}{task.signature}: {exc}"
+            ) from None
+        if task.wants_context:
+            args = (attempt.ctx, *args)
+        if not task.is_async:
+            loop = asyncio.get_running_loop()
+            call = functools.partial(_call_in_thread, attempt.ctx, task, args, kwargs, loop)
+            return await self._run_sync(attempt, task, call)
+        if not task.deps:
+            return await _with_timeout(task.fn(*args, **kwargs), task.timeout)
+        stack = contextlib.AsyncExitStack()
+        try:
+            attempt.ctx.deps = await open_dependencies(task.deps, attempt.ctx, stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        error: BaseException | None = None
+        try:
+            return await _with_timeout(task.fn(*args, **kwargs), task.timeout)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await close_dependencies(stack, error)
+
+    async def _run_sync(self, attempt: Attempt, task: Task[Any, Any], call: Callable[[], T]) -> T:
+        if self.threads is None:
+            self.threads = ThreadPoolExecutor(self.concurrency, thread_name_prefix="underway-task")
+        thread_future = self.threads.submit(call)
+        inner = asyncio.wrap_future(thread_future)
+        # A thread that ends after we stopped waiting for it (timeout, cancel, shutdown) may
+        # still raise, rightly: its error is read here, so asyncio never logs it as lost.
+        inner.add_done_callback(_consume)
+        # Shielded, so that cancelling this coroutine never cancels our view of the thread.
+        waiting = asyncio.shield(inner)
+        try:
+            if task.timeout is None:
+                return await waiting
+            return await asyncio.wait_for(waiting, task.timeout)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if isinstance(exc, TimeoutError):
+                attempt.cancellation.request(StopReason.TIMEOUT.value)
+            if not thread_future.done():
+                # The outcome is recorded now, but the slot stays busy until the thread
+                # really returns, so `concurrency` always holds.
+                self.hold_slot(thread_future)
+            raise
+
+
+def _call_in_thread(
+    ctx: Context,
+    task: Task[Any, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    loop: asyncio.AbstractEventLoop,
+) -> Any:
+    """A sync task on its own thread, its dependencies opened and closed on that thread."""
+    if not task.deps:
+        return task.fn(*args, **kwargs)
+    with dependencies_in_thread(task.deps, ctx, loop) as deps:
+        ctx.deps = deps
+        return task.fn(*args, **kwargs)
+
+
+async def _with_timeout(coro: Any, timeout: float | None) -> Any:
+    return await (asyncio.wait_for(coro, timeout) if timeout else coro)
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def logged(
+    attempt: Attempt, outcome: Outcome | None, exc: BaseException | None = None
+) -> Outcome | None:
+    """Say on the job's log line how its attempt ended; returns `outcome`."""
+    log, job = attempt.ctx.logger, attempt.job
+    if outcome is None:
+        log.warning("stopped: its lease was taken back by another worker")
+    elif outcome.ending is Ending.HANDED_BACK:
+        log.info("handed back: the worker is shutting down")
+    elif outcome.ending is Ending.CANCELLED:
+        if exc is None:
+            log.info("cancelled")
+        else:
+            log.info("cancelled by the task: %s", outcome.error.message if outcome.error else "")
+    elif outcome.ending is Ending.RETRY:
+        message = outcome.error.message if outcome.error else ""
+        log.warning(
+            "attempt %d of %d failed, retrying in %.2f s: %s",
+            job.attempt, job.max_attempts, outcome.retry_in, message,
+        )  # fmt: skip
+    elif outcome.status is Status.FAILED:
+        why = "not retryable" if job.attempt < job.max_attempts else (
+            f"attempt {job.attempt} of {job.max_attempts}"
+        )  # fmt: skip
+        log.error("failed (%s): %s", why, outcome.error.message if outcome.error else "")
+    return outcome

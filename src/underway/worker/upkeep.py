@@ -1,0 +1,165 @@
+"""A worker's upkeep: heartbeats that keep its leases (and learn of cancels and lost leases),
+rescue of other workers' expired leases, coalesced progress reports, and pruning of old jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import uuid
+from collections.abc import Callable, Mapping
+
+from .. import encoding
+from ..context import job_logger
+from ..events import Events
+from ..model import Status
+from ..settings import Settings
+from ..stores import Store
+from ..stores.messages import Lease, Report
+from ..threads import StoreThreads
+from .attempt import Attempt
+from .outcomes import StopReason
+from .writer import OutcomeWriter
+
+log = logging.getLogger("underway.worker")
+
+
+class Upkeep:
+    """The periodic duties of one worker, each a loop `Worker` runs beside its dispatch.
+
+    `running` is the worker's live view of its attempts; `on_rescued` is called when jobs came
+    back from expired leases (there may be work to claim)."""
+
+    def __init__(
+        self,
+        worker_id: str,
+        store: Store,
+        threads: StoreThreads,
+        settings: Settings,
+        events: Events,
+        running: Mapping[uuid.UUID, Attempt],
+        writer: OutcomeWriter,
+        on_rescued: Callable[[], None],
+    ) -> None:
+        self.worker_id = worker_id
+        self.store = store
+        self.threads = threads
+        self.settings = settings
+        self.events = events
+        self.running = running
+        self.writer = writer
+        self.on_rescued = on_rescued
+        self.log = logging.LoggerAdapter(log, {"worker_id": worker_id})
+
+    # --- leases -------------------------------------------------------------------------------
+
+    async def heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            await self.heartbeat()
+            await self.rescue()
+
+    async def heartbeat(self) -> None:
+        leases = [Lease(a.job.id, a.claimed.token) for a in self.running.values()]
+        leases += self.writer.leases()
+        if not leases:
+            return
+        try:
+            result = await self.threads.call(self.store.heartbeat, self.worker_id, leases)
+        except Exception as exc:
+            self.log.error("heartbeat for %d leases failed: %s", len(leases), exc)
+            return
+        # The answer is about the leases we sent; a job may have been claimed again since
+        # (a retry due at once), and the newer attempt must not be stopped for the old one.
+        sent = {lease.job_id: lease.token for lease in leases}
+        for job_ids, reason in (
+            (result.cancel_requested, StopReason.CANCEL),
+            (result.lost, StopReason.LOST),
+        ):
+            for job_id in job_ids:
+                attempt = self.running.get(job_id)
+                if attempt is not None and attempt.claimed.token == sent.get(job_id):
+                    attempt.stop(reason)
+
+    async def rescue(self) -> None:
+        try:
+            rescued = await self.threads.call(self.store.rescue, self.settings.max_rescues)
+        except Exception as exc:
+            self.log.error("rescuing expired leases failed: %s", exc)
+            return
+        for job in rescued:
+            job_logger(job, log).warning(
+                "taken back from a worker that stopped heartbeating: now %s", job.status
+            )
+        self.events.publish_all(rescued)
+        if rescued:
+            self.on_rescued()
+
+    # --- reports ------------------------------------------------------------------------------
+
+    async def reports(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.progress_flush_seconds)
+            await self.flush_reports()
+
+    async def flush_reports(self) -> None:
+        """Write the reports of every running job that has new ones, in one call."""
+        dirty: list[tuple[Attempt, int, Report]] = []
+        for attempt in list(self.running.values()):
+            unwritten = attempt.unwritten_report()
+            if unwritten is not None:
+                dirty.append((attempt, *unwritten))
+        if not dirty:
+            return
+        try:
+            await self.threads.call(self.store.report, [report for _, _, report in dirty])
+        except Exception as exc:
+            self.log.error("writing progress of %d jobs failed: %s", len(dirty), exc)
+            return
+        for attempt, version, report in dirty:
+            attempt.written_version = max(attempt.written_version, version)
+            # An attempt that ended while its report was written publishes its final state
+            # with its outcome; a running snapshot now would arrive after that one.
+            if self.running.get(attempt.job.id) is attempt and self.events.watched:
+                self.events.publish(
+                    dataclasses.replace(
+                        attempt.job,
+                        progress=report.progress,
+                        status_message=report.status_message,
+                        payload=encoding.loads(report.payload_json),
+                    )
+                )
+
+    # --- retention ----------------------------------------------------------------------------
+
+    async def pruning(self) -> None:
+        interval = self.settings.prune_interval_seconds
+        if interval <= 0:
+            return
+        # Spread workers that started together over the interval.
+        await asyncio.sleep(random.uniform(interval / 10, interval))
+        while True:
+            await self.prune()
+            await asyncio.sleep(interval)
+
+    async def prune(self) -> None:
+        s = self.settings
+        try:
+            # On a thread of its own: a big first prune must not hold up heartbeats.
+            deleted = await self.threads.on(
+                self.threads.upkeep,
+                self.store.prune,
+                s.retention_seconds,
+                [Status.COMPLETED, Status.CANCELLED],
+            )
+            if s.failed_retention_seconds > 0:
+                deleted += await self.threads.on(
+                    self.threads.upkeep, self.store.prune, s.failed_retention_seconds,
+                    [Status.FAILED],
+                )  # fmt: skip
+        except Exception as exc:
+            self.log.error("pruning old jobs failed: %s", exc)
+            return
+        if deleted:
+            self.log.info("pruned %d finished jobs", deleted)
