@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from .events import Events
-from .model import Job
+from .model import Job, RunStats, ScheduleInfo
 from .registry import Registry
 from .schedule import Every, Overlap, Schedule, plan
 from .stores import Store
@@ -34,6 +34,37 @@ def register(store: Store, schedule: Schedule, now: datetime) -> ScheduleState:
     return store.register_schedule(
         schedule.name, schedule.task, schedule.describe(), now + timedelta(seconds=delay)
     )
+
+
+def schedule_infos(
+    registry: Registry,
+    states: list[ScheduleState],
+    runs: dict[str, RunStats],
+    now: datetime,
+) -> list[ScheduleInfo]:
+    """Every schedule the registry declares or the store knows, as `app.list_schedules()`
+    shows it."""
+    known = {state.name: state for state in states}
+    out = []
+    for name in sorted(set(known) | set(registry.schedules)):
+        state, schedule = known.get(name), registry.schedules.get(name)
+        next_run = None
+        if schedule is not None and state is not None:
+            next_run = plan(schedule, state.anchor, state.last_slot, now).next_run
+        out.append(
+            ScheduleInfo(
+                name=name,
+                task=schedule.task if schedule else state.task if state else "",
+                rule=schedule.describe() if schedule else state.rule if state else "",
+                paused=bool(state and state.paused),
+                next_run=next_run,
+                last_run=state.last_slot if state else None,
+                run_count=state.run_count if state else 0,
+                stats=runs.get(name, RunStats()),
+                registered=schedule is not None,
+            )
+        )
+    return out
 
 
 class Scheduler:

@@ -76,14 +76,7 @@ class Task(Generic[P, R]):
         title: str | None,
         deps: Mapping[str, Callable[..., Any]] | None = None,
     ) -> None:
-        if not 1 <= max_attempts <= INT32_MAX:
-            raise ConfigurationError(f"task {name}: max_attempts must be between 1 and {INT32_MAX}")
-        try:
-            check_options(priority=priority, queue=queue, title=title)
-        except InvalidArguments as exc:
-            raise ConfigurationError(f"task {name}: {exc}") from None
-        if timeout is not None and timeout <= 0:
-            raise ConfigurationError(f"task {name}: timeout must be > 0 seconds")
+        _check_task_options(name, max_attempts, priority, queue, title, timeout)
         self.fn = fn
         self.app = app
         self.name = name
@@ -99,7 +92,11 @@ class Task(Generic[P, R]):
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
             getattr(fn, "__call__", None)  # noqa: B004 - the method itself, not callable()
         )
-        signature = inspect.signature(fn)
+        self._analyse(inspect.signature(fn))
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+
+    def _analyse(self, signature: inspect.Signature) -> None:
         params = list(signature.parameters.values())
         self.wants_context = bool(params) and _is_context_param(params[0])
         # The signature that callers' arguments are bound to: without the Context.
@@ -117,8 +114,6 @@ class Task(Generic[P, R]):
             if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         )
         self._var_positional = next((p.name for p in own if p.kind is p.VAR_POSITIONAL), None)
-        self.__doc__ = fn.__doc__
-        self.__name__ = getattr(fn, "__name__", name)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         result: R = self.fn(*args, **kwargs)
@@ -301,6 +296,20 @@ def check_options(
     for name, text in texts.items():
         if text is not None and "\x00" in text:
             raise InvalidArguments(f"{name} holds a NUL character (\\x00); remove it")
+
+
+def _check_task_options(
+    name: str, max_attempts: int, priority: int, queue: str, title: str | None,
+    timeout: float | None,
+) -> None:  # fmt: skip
+    if not 1 <= max_attempts <= INT32_MAX:
+        raise ConfigurationError(f"task {name}: max_attempts must be between 1 and {INT32_MAX}")
+    try:
+        check_options(priority=priority, queue=queue, title=title)
+    except InvalidArguments as exc:
+        raise ConfigurationError(f"task {name}: {exc}") from None
+    if timeout is not None and timeout <= 0:
+        raise ConfigurationError(f"task {name}: timeout must be > 0 seconds")
 
 
 def _is_context_param(param: inspect.Parameter) -> bool:

@@ -1,0 +1,249 @@
+"""Declaring what an app runs: tasks (`@app.task`), schedules (`@app.periodic`,
+`app.schedule`) and lifecycle hooks. Pure: it fills the app's `Registry` and does no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+
+from .context import Context
+from .errors import ConfigurationError
+from .producer import Producer
+from .registry import Lifespan, Registry
+from .retry import Backoff
+from .schedule import CatchUp, Cron, Every, Overlap, Rule, Schedule
+from .tasks import Options, Task
+
+P = ParamSpec("P")
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+L = TypeVar("L", bound=Lifespan)
+
+
+class TaskDecorator(Protocol):
+    """What `@app.task(...)` returns. A first parameter taking the Context is not part of the
+    enqueue signature: `enqueue` takes the other parameters."""
+
+    @overload
+    def __call__(self, fn: Callable[Concatenate[Context, P], R], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+#: the options `@app.task(...)` takes; anything else is refused with their names
+TASK_OPTIONS = frozenset(
+    {"name", "queue", "priority", "max_attempts", "timeout", "retry", "no_retry_on", "title",
+     "deps"}
+)  # fmt: skip
+
+
+class Declarations:
+    """The declaring half of `App`: everything here only fills `registry`."""
+
+    registry: Registry
+    producer: Producer
+
+    # --- registering tasks --------------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[Concatenate[Context, P], R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        max_attempts: int = 4,
+        timeout: float | None = None,
+        retry: Backoff | None = None,
+        no_retry_on: Sequence[type[BaseException]] = (),
+        title: str | None = None,
+        deps: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> TaskDecorator: ...
+
+    def task(
+        self, fn: Callable[..., Any] | None = None, /, **options: Any
+    ) -> Task[P, R] | TaskDecorator:
+        """Register a sync or async function as a task.
+
+        The function receives a `Context` only if its first parameter is named `ctx` or
+        annotated `Context`; otherwise it stays a plain function you can also call directly.
+        `name` defaults to `module.qualname`. Errors of the `no_retry_on` types (and of
+        `underway.PermanentError`) fail the job at once.
+
+        `deps` maps names to factories opened for each job and closed after it (a value, a
+        context manager, or a generator that yields the value); the task reaches them as
+        `ctx.deps.name`.
+        """
+
+        unknown = sorted(set(options) - TASK_OPTIONS)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown task option(s) {', '.join(unknown)}; a task takes "
+                f"{', '.join(sorted(TASK_OPTIONS))}"
+            )
+
+        def register(func: Callable[P, R]) -> Task[P, R]:
+            handle: Task[P, R] = Task(
+                func,
+                app=self.producer,
+                name=options.get("name") or _default_name(func),
+                queue=options.get("queue", "default"),
+                priority=options.get("priority", 0),
+                max_attempts=options.get("max_attempts", 4),
+                timeout=options.get("timeout"),
+                retry=options.get("retry") or Backoff(),
+                no_retry_on=tuple(options.get("no_retry_on", ())),
+                title=options.get("title"),
+                deps=options.get("deps"),
+            )
+            self.registry.add_task(handle)
+            return handle
+
+        return register(fn) if fn is not None else register  # type: ignore[return-value]
+
+    # --- schedules ----------------------------------------------------------------------------
+
+    def periodic(
+        self,
+        *,
+        every: timedelta | float | None = None,
+        cron: str | None = None,
+        timezone: str = "UTC",
+        initial_delay: timedelta | float = 0.0,
+        catch_up: CatchUp | str = CatchUp.LATEST,
+        max_catch_up: int = 100,
+        misfire_grace: timedelta | float = 60.0,
+        overlap: Overlap | str = Overlap.ALLOW,
+        args: Mapping[str, Any] | None = None,
+        schedule_name: str | None = None,
+        **task_options: Any,
+    ) -> TaskDecorator:
+        """Register a task and run it on a rule: `every=` an interval, or `cron=` an expression
+        in `timezone`. It stays an ordinary task that can also be enqueued by hand.
+
+        >>> @app.periodic(every=timedelta(minutes=5), initial_delay=timedelta(seconds=30))
+        ... async def monitor_campaigns(ctx): ...
+        >>> @app.periodic(cron="0 3 * * *", timezone="Europe/Berlin", catch_up="skip")
+        ... def nightly_report(): ...
+
+        `catch_up` says what happens to slots missed while nothing ran ("latest": run once;
+        "all": run each, at most `max_catch_up`; "skip": none); a slot is missed once it is
+        `misfire_grace` late. `overlap` ("allow", "skip", "wait") says what a slot does while
+        the previous run is unfinished. Other keywords are task options (queue, timeout...).
+        """
+
+        _rule(every, cron, timezone, initial_delay)  # a bad rule must not leave a task behind
+        _policies(catch_up, overlap)
+
+        def register(func: Callable[P, R]) -> Task[P, R]:
+            handle: Task[P, R] = self.task(**task_options)(func)
+            self.schedule(
+                handle, every=every, cron=cron, timezone=timezone, initial_delay=initial_delay,
+                catch_up=catch_up, max_catch_up=max_catch_up, misfire_grace=misfire_grace,
+                overlap=overlap, args=args, name=schedule_name,
+            )  # fmt: skip
+            return handle
+
+        return register  # type: ignore[return-value]
+
+    def schedule(
+        self,
+        task: Task[Any, Any] | str,
+        *,
+        every: timedelta | float | None = None,
+        cron: str | None = None,
+        timezone: str = "UTC",
+        initial_delay: timedelta | float = 0.0,
+        catch_up: CatchUp | str = CatchUp.LATEST,
+        max_catch_up: int = 100,
+        misfire_grace: timedelta | float = 60.0,
+        overlap: Overlap | str = Overlap.ALLOW,
+        args: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Schedule:
+        """Run an existing task on a rule, for rules that come from settings at run time:
+        `app.schedule(cleanup, every=settings.cleanup_interval)`. Calling it again for the
+        same name replaces the rule."""
+        handle = self.get_task(task) if isinstance(task, str) else task
+        rule = _rule(every, cron, timezone, initial_delay)
+        catch_up, overlap = _policies(catch_up, overlap)
+        if args:
+            handle.new_job((), args, Options())  # refuse bad arguments now, not at the slot
+        schedule = Schedule(
+            name=name or handle.name, task=handle.name, rule=rule, catch_up=CatchUp(catch_up),
+            max_catch_up=max_catch_up, misfire_grace=_seconds(misfire_grace),
+            overlap=Overlap(overlap), args=dict(args or {}),
+        )  # fmt: skip
+        self.registry.add_schedule(schedule)
+        return schedule
+
+    # --- application lifecycle ----------------------------------------------------------------
+
+    def on_startup(self, fn: F) -> F:
+        """Run `fn()` (or `fn(app)`; sync or async) when a worker or scheduler starts, before it
+        takes any job: open pools and clients here and keep them on `app.state`."""
+        self.registry.on_startup.append(fn)
+        return fn
+
+    def on_shutdown(self, fn: F) -> F:
+        """Run `fn()` (or `fn(app)`) when a worker or scheduler stops, after its last job."""
+        self.registry.on_shutdown.append(fn)
+        return fn
+
+    def lifespan(self, fn: L) -> L:
+        """Register an async context manager factory `fn(app)` entered at worker start and
+        exited at stop (`@app.lifespan` over an `@asynccontextmanager` function)."""
+        self.registry.lifespans.append(fn)
+        return fn
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        """The task registered as `name` (`UnknownTask` names the registered ones)."""
+        return self.registry.task(name)
+
+
+def _rule(
+    every: timedelta | float | None,
+    cron: str | None,
+    timezone: str,
+    initial_delay: timedelta | float,
+) -> Rule:
+    if (every is None) == (cron is None):
+        raise ConfigurationError("give a schedule exactly one of every=... or cron=...")
+    if every is not None:
+        return Every(_seconds(every), _seconds(initial_delay))
+    assert cron is not None
+    return Cron(cron, timezone)
+
+
+def _policies(catch_up: CatchUp | str, overlap: Overlap | str) -> tuple[CatchUp, Overlap]:
+    try:
+        return CatchUp(catch_up), Overlap(overlap)
+    except ValueError:
+        raise ConfigurationError(
+            f"catch_up must be one of {[c.value for c in CatchUp]} and overlap one of "
+            f"{[o.value for o in Overlap]}; got catch_up={catch_up!r}, overlap={overlap!r}"
+        ) from None
+
+
+def _default_name(func: Callable[..., Any]) -> str:
+    qualname = getattr(func, "__qualname__", None)
+    if qualname is None:
+        raise ConfigurationError(
+            f"cannot name the task {func!r}: it has no __qualname__ (a callable object?); "
+            "pass name=... to @app.task"
+        )
+    return f"{func.__module__}.{qualname}"
+
+
+def _seconds(value: timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
