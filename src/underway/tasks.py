@@ -267,9 +267,17 @@ class BoundTask(Generic[P, R]):
         return (await self.task.app.insert_async([job], self.opts.connection))[0]
 
     def enqueue_many(self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[Job]:
+        return self.task.app.insert(self._many(calls), self.opts.connection)
+
+    async def enqueue_many_async(
+        self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]
+    ) -> list[Job]:
+        return await self.task.app.insert_async(self._many(calls), self.opts.connection)
+
+    def _many(self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[NewJob]:
         if self.opts.key is not None:
             raise InvalidArguments("a unique key names one job; it cannot apply to enqueue_many")
-        return self.task.app.insert(self.task.new_jobs(calls, self.opts), self.opts.connection)
+        return self.task.new_jobs(calls, self.opts)
 
     def options(self, **changes: Any) -> BoundTask[P, R]:
         if isinstance(changes.get("delay"), timedelta):
