@@ -9,14 +9,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from worker_support import WorkerThread
-
 import underway
 from underway import App, Backoff, Status
+from underway.testing import RunningWorker
 
 MakeApp = Callable[..., App]
 Drain = Callable[..., int]
-StartWorker = Callable[..., WorkerThread]
+StartWorker = Callable[..., RunningWorker]
 WaitFor = Callable[..., object]
 
 

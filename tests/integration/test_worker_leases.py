@@ -11,13 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from worker_support import WorkerThread
 
 import underway
 from underway import App, Status
+from underway.testing import RunningWorker
 
 MakeApp = Callable[..., App]
-StartWorker = Callable[..., WorkerThread]
+StartWorker = Callable[..., RunningWorker]
 WaitFor = Callable[..., object]
 
 SHORT_LEASE = {"lease_seconds": 0.5, "heartbeat_seconds": 0.1}

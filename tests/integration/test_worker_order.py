@@ -8,14 +8,13 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from worker_support import WorkerThread
-
 import underway
 from underway import App, Status
+from underway.testing import RunningWorker
 
 MakeApp = Callable[..., App]
 Drain = Callable[..., int]
-StartWorker = Callable[..., WorkerThread]
+StartWorker = Callable[..., RunningWorker]
 WaitFor = Callable[..., object]
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from worker_support import WorkerThread
-
 import underway
 from underway import App, Job, Status
+from underway.testing import RunningWorker
 
 MakeApp = Callable[..., App]
 Drain = Callable[..., int]
-StartWorker = Callable[..., WorkerThread]
+StartWorker = Callable[..., RunningWorker]
 WaitFor = Callable[..., object]
 
 CALLS = 100_000

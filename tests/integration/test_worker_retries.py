@@ -8,14 +8,13 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from worker_support import WorkerThread
-
 import underway
 from underway import App, Backoff, Status
+from underway.testing import RunningWorker
 
 MakeApp = Callable[..., App]
 Drain = Callable[..., int]
-StartWorker = Callable[..., WorkerThread]
+StartWorker = Callable[..., RunningWorker]
 WaitFor = Callable[..., object]
 
 NO_WAIT = Backoff(base=0.0, jitter=False)

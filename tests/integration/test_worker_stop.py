@@ -11,14 +11,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from worker_support import WorkerThread
-
 import underway
 from underway import App, Status
+from underway.testing import RunningWorker
 
 MakeApp = Callable[..., App]
 Drain = Callable[..., int]
-StartWorker = Callable[..., WorkerThread]
+StartWorker = Callable[..., RunningWorker]
 
 
 def long_async_task(

@@ -8,14 +8,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from worker_support import WorkerThread
-
 import underway
 from underway import App, Backoff, Status
+from underway.testing import RunningWorker
 
 MakeApp = Callable[..., App]
 Drain = Callable[..., int]
-StartWorker = Callable[..., WorkerThread]
+StartWorker = Callable[..., RunningWorker]
 
 
 def test_an_async_task_over_its_timeout_fails_with_a_timeout_error(

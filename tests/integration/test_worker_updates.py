@@ -8,14 +8,14 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from worker_support import WorkerThread
 
 import underway
 from underway import App, Backoff, Job, Status
+from underway.testing import RunningWorker
 
 MakeApp = Callable[..., App]
 Drain = Callable[..., int]
-StartWorker = Callable[..., WorkerThread]
+StartWorker = Callable[..., RunningWorker]
 
 
 def statuses(snapshots: list[Job], job_id: object) -> list[Status]:

@@ -8,14 +8,14 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from worker_support import WorkerThread
 
 import underway
 from underway import App, Status
+from underway.testing import RunningWorker
 
 MakeApp = Callable[..., App]
 Drain = Callable[..., int]
-StartWorker = Callable[..., WorkerThread]
+StartWorker = Callable[..., RunningWorker]
 
 
 def test_wait_returns_the_finished_job(fast_app: MakeApp, start_worker: StartWorker) -> None:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from schedule_support import FakeClock, drain_app
-
 import underway
-from underway.scheduler import Scheduler
+from underway import testing
 
 MakeApp = Callable[..., underway.App]
 
@@ -38,13 +36,13 @@ def test_failing_and_ok_schedules_and_their_tasks(fast_app: MakeApp) -> None:
     @app.periodic(every=3600, schedule_name="never-ran", initial_delay=3600)
     def rare() -> None: ...
 
-    clock = FakeClock()
-    scheduler = Scheduler(app, clock=clock)
+    clock = testing.Clock()
+    scheduler = testing.scheduler(app, clock=clock)
     for _ in range(3):
         scheduler.tick()
         clock.advance(60)
     sync_accounts.enqueue()  # by hand: counts for the task, not for the schedule
-    assert drain_app(app, concurrency=2) == 7
+    assert testing.drain(app, concurrency=2) == 7
 
     stats = app.stats()
     flaky, steady = stats.schedules["flaky"], stats.schedules["steady"]
@@ -66,7 +64,7 @@ def test_failing_and_ok_schedules_and_their_tasks(fast_app: MakeApp) -> None:
 
     app.state.healthy = True  # it recovers: the next run succeeds
     assert len(scheduler.tick()) == 2  # the next slot of both schedules
-    assert drain_app(app) == 2
+    assert testing.drain(app) == 2
     flaky = app.stats().schedules["flaky"]
     assert (flaky.runs, flaky.failures, flaky.consecutive_failures) == (4, 3, 0)
     assert (flaky.last_status, flaky.state) == ("completed", "ok")
@@ -82,10 +80,10 @@ def test_stats_are_shared_by_every_app_on_the_store(fast_app: MakeApp) -> None:
 
         return app
 
-    clock = FakeClock()
+    clock = testing.Clock()
     first = build(fast_app())
-    Scheduler(first, clock=clock).tick()
-    assert drain_app(first) == 1
+    testing.scheduler(first, clock=clock).tick()
+    assert testing.drain(first) == 1
     other = build(fast_app())
     assert other.stats().schedules["shared"].state == "failing"
     assert [i.state for i in other.list_schedules()] == ["failing"]

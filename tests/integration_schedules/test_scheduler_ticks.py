@@ -15,18 +15,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from schedule_support import (
-    FakeClock,
     T,
-    WorkerThread,
     all_jobs,
-    drain_app,
     scheduled_jobs,
     slot_of,
     slots,
 )
 
 import underway
-from underway.scheduler import Scheduler
+from underway import testing
 
 MakeApp = Callable[..., underway.App]
 
@@ -43,9 +40,9 @@ def build(app: underway.App, **options: Any) -> underway.App:
     return app
 
 
-def at(clock: FakeClock, seconds: float) -> datetime:
-    """The time `seconds` after the clock's start."""
-    return clock.at(seconds)
+def at(clock: testing.Clock, seconds: float) -> datetime:
+    """The time `seconds` after T, where the clocks start unless told otherwise."""
+    return T + timedelta(seconds=seconds)
 
 
 # --- firing, and exactly once across schedulers ----------------------------------------------
@@ -54,10 +51,10 @@ def at(clock: FakeClock, seconds: float) -> datetime:
 def test_each_due_slot_becomes_one_job_and_a_second_scheduler_adds_nothing(
     fast_app: MakeApp,
 ) -> None:
-    clock = FakeClock()
-    one = Scheduler(build(fast_app()), clock=clock)
-    two = Scheduler(build(fast_app()), clock=clock)  # another process on the same store
-    app = one.app
+    clock = testing.Clock()
+    app = build(fast_app())
+    one = testing.scheduler(app, clock=clock)
+    two = testing.scheduler(build(fast_app()), clock=clock)  # another process on the same store
 
     fired = one.tick()
     assert [slot_of(job) for job in fired] == [at(clock, 0)]
@@ -82,11 +79,11 @@ def test_slot_jobs_carry_the_schedule_args_and_task_options(fast_app: MakeApp) -
     def add_one(n: int) -> int:
         return n + 1
 
-    clock = FakeClock()
-    (job,) = Scheduler(app, clock=clock).tick()
+    clock = testing.Clock()
+    (job,) = testing.scheduler(app, clock=clock).tick()
     assert (job.args, job.queue, job.priority, job.schedule) == ({"n": 7}, "bulk", 3, "with-args")
     assert job.key == f"schedule:with-args:{at(clock, 0).isoformat()}"
-    assert drain_app(app) == 1
+    assert testing.drain(app) == 1
     assert app.get_job(job.id).result == 8  # type: ignore[union-attr]
 
 
@@ -94,8 +91,8 @@ def test_initial_delay_puts_the_first_slot_after_the_first_registration(
     fast_app: MakeApp,
 ) -> None:
     app = build(fast_app(), initial_delay=timedelta(seconds=30))
-    clock = FakeClock()
-    scheduler = Scheduler(app, clock=clock)
+    clock = testing.Clock()
+    scheduler = testing.scheduler(app, clock=clock)
     assert scheduler.tick() == []
     assert scheduler.next_runs["beat-every-minute"] == at(clock, 30)
     clock.advance(29.9)
@@ -103,7 +100,8 @@ def test_initial_delay_puts_the_first_slot_after_the_first_registration(
     clock.advance(0.1)
     assert [slot_of(j) for j in scheduler.tick()] == [at(clock, 30)]
     clock.advance(60)
-    later = Scheduler(build(fast_app(), initial_delay=30), clock=clock)  # same anchor for all
+    # Another process, later: the same anchor for all.
+    later = testing.scheduler(build(fast_app(), initial_delay=30), clock=clock)
     assert [slot_of(j) for j in later.tick()] == [at(clock, 90)]
 
 
@@ -113,9 +111,10 @@ def test_a_cron_schedule_fires_its_slots_once_each(fast_app: MakeApp) -> None:
         app.schedule("beat", cron="*/5 * * * *", name="five", misfire_grace=30)
         return app
 
-    clock = FakeClock(T - timedelta(seconds=30))  # 11:59:30; at(clock, 0) is T, 12:00
-    one = Scheduler(build_cron(fast_app()), clock=clock)
-    two = Scheduler(build_cron(fast_app()), clock=clock)
+    clock = testing.Clock(T - timedelta(seconds=30))  # 11:59:30; at(clock, 0) is T, 12:00
+    app = build_cron(fast_app())
+    one = testing.scheduler(app, clock=clock)
+    two = testing.scheduler(build_cron(fast_app()), clock=clock)
     assert one.tick() == [] and two.tick() == []
     assert one.next_runs["five"] == at(clock, 0)
     clock.advance(30.5)
@@ -126,7 +125,7 @@ def test_a_cron_schedule_fires_its_slots_once_each(fast_app: MakeApp) -> None:
     clock.advance(15 * 60)  # 12:20:00.5: 12:10 and 12:15 were missed; 12:20 is on time
     assert [slot_of(j) for j in two.tick()] == [at(clock, 20 * 60)]
     assert one.tick() == []
-    assert len(all_jobs(one.app)) == 3
+    assert len(all_jobs(app)) == 3
 
 
 def test_a_cron_schedule_registered_in_the_last_second_before_a_slot_fires_it(
@@ -136,8 +135,8 @@ def test_a_cron_schedule_registered_in_the_last_second_before_a_slot_fires_it(
     app = fast_app()
     app.task(name="beat")(beat)
     app.schedule("beat", cron="0 12 * * *", name="noon")
-    clock = FakeClock(T - timedelta(seconds=0.5))
-    scheduler = Scheduler(app, clock=clock)
+    clock = testing.Clock(T - timedelta(seconds=0.5))
+    scheduler = testing.scheduler(app, clock=clock)
     assert scheduler.tick() == []
     clock.advance(1)
     assert [slot_of(j) for j in scheduler.tick()] == [at(clock, 0)]
@@ -159,15 +158,15 @@ def test_catch_up_policy_after_twelve_missed_slots(
 ) -> None:
     options = {"catch_up": policy, "max_catch_up": 5, "misfire_grace": 10}
     app = build(fast_app(), **options)
-    clock = FakeClock()
-    Scheduler(app, clock=clock).tick()  # slot 0, then nothing runs for 12 minutes
+    clock = testing.Clock()
+    testing.scheduler(app, clock=clock).tick()  # slot 0, then nothing runs for 12 minutes
 
     clock.advance(12 * 60 + 20)  # slots 1..12 passed, each more than 10 s ago
-    restarted = Scheduler(build(fast_app(), **options), clock=clock)
+    restarted = testing.scheduler(build(fast_app(), **options), clock=clock)
     fired = restarted.tick()
     assert [slot_of(j) for j in fired] == [at(clock, 60 * k) for k in expected_slots]
     assert restarted.tick() == []
-    assert Scheduler(build(fast_app(), **options), clock=clock).tick() == []
+    assert testing.scheduler(build(fast_app(), **options), clock=clock).tick() == []
 
     clock.advance(40 + 1)  # slot 13, on time, fires under every policy
     assert [slot_of(j) for j in restarted.tick()] == [at(clock, 60 * 13)]
@@ -182,8 +181,8 @@ def test_catch_up_policy_after_twelve_missed_slots(
 def test_a_missed_slot_still_within_the_misfire_grace_fires(fast_app: MakeApp, policy: str) -> None:
     options = {"catch_up": policy, "max_catch_up": 1, "misfire_grace": 10}
     app = build(fast_app(), **options)
-    clock = FakeClock()
-    scheduler = Scheduler(app, clock=clock)
+    clock = testing.Clock()
+    scheduler = testing.scheduler(app, clock=clock)
     scheduler.tick()
     clock.advance(5 * 60 + 9)  # slots 1..4 missed; slot 5 is 9 s late
     assert [slot_of(j) for j in scheduler.tick()] == [at(clock, 300)]
@@ -194,8 +193,8 @@ def test_a_missed_slot_still_within_the_misfire_grace_fires(fast_app: MakeApp, p
 
 def test_overlap_skip_drops_slots_while_the_previous_job_is_unfinished(fast_app: MakeApp) -> None:
     app = build(fast_app(), overlap="skip")
-    clock = FakeClock()
-    scheduler = Scheduler(app, clock=clock)
+    clock = testing.Clock()
+    scheduler = testing.scheduler(app, clock=clock)
     (first,) = scheduler.tick()
 
     clock.advance(60)
@@ -205,7 +204,7 @@ def test_overlap_skip_drops_slots_while_the_previous_job_is_unfinished(fast_app:
     (info,) = app.list_schedules()
     assert (info.last_run, info.run_count) == (at(clock, 60), 1)
 
-    assert drain_app(app) == 2
+    assert testing.drain(app) == 2
     assert app.get_job(first.id).status == "completed"  # type: ignore[union-attr]
     assert scheduler.tick() == []  # the dropped slot never comes back
     clock.advance(60)
@@ -214,7 +213,7 @@ def test_overlap_skip_drops_slots_while_the_previous_job_is_unfinished(fast_app:
 
 
 def test_overlap_skip_also_waits_for_a_running_job(
-    fast_app: MakeApp, start_worker: Callable[..., WorkerThread], tmp_path: Any
+    fast_app: MakeApp, start_worker: Callable[..., testing.RunningWorker], tmp_path: Any
 ) -> None:
     app = fast_app()
     gate = tmp_path / "gate"
@@ -226,8 +225,8 @@ def test_overlap_skip_also_waits_for_a_running_job(
                 return "stopped"
         return "done"
 
-    clock = FakeClock()
-    scheduler = Scheduler(app, clock=clock)
+    clock = testing.Clock()
+    scheduler = testing.scheduler(app, clock=clock)
     (first,) = scheduler.tick()
     worker = start_worker(app, scheduler=False)
     end = time.monotonic() + 10
@@ -248,8 +247,8 @@ def test_overlap_wait_fires_the_slot_late_once_the_previous_job_finished(
     fast_app: MakeApp,
 ) -> None:
     app = build(fast_app(), overlap="wait", misfire_grace=300)
-    clock = FakeClock()
-    scheduler = Scheduler(app, clock=clock)
+    clock = testing.Clock()
+    scheduler = testing.scheduler(app, clock=clock)
     (_first,) = scheduler.tick()
 
     clock.advance(60)
@@ -259,11 +258,12 @@ def test_overlap_wait_fires_the_slot_late_once_the_previous_job_finished(
     (info,) = app.list_schedules()
     assert (info.last_run, info.run_count) == (at(clock, 0), 1)  # slot 1 not handled yet
 
-    assert drain_app(app) == 1
+    assert testing.drain(app) == 1
     late = scheduler.tick()
     assert [slot_of(j) for j in late] == [at(clock, 60)]  # fired 10 s late
-    assert Scheduler(build(fast_app(), overlap="wait", misfire_grace=300), clock=clock).tick() == []
-    assert drain_app(app) == 1
+    other = build(fast_app(), overlap="wait", misfire_grace=300)  # another process
+    assert testing.scheduler(other, clock=clock).tick() == []
+    assert testing.drain(app) == 1
     clock.advance(50)
     assert [slot_of(j) for j in scheduler.tick()] == [at(clock, 120)]
 
@@ -274,23 +274,24 @@ def test_overlap_wait_fires_the_slot_late_once_the_previous_job_finished(
 def test_a_paused_schedule_fires_nothing_in_any_scheduler_until_resumed(
     fast_app: MakeApp,
 ) -> None:
-    clock = FakeClock()
-    one = Scheduler(build(fast_app(), misfire_grace=10), clock=clock)
-    two = Scheduler(build(fast_app(), misfire_grace=10), clock=clock)
-    app = one.app
+    clock = testing.Clock()
+    app = build(fast_app(), misfire_grace=10)
+    other = build(fast_app(), misfire_grace=10)  # another process on the same store
+    one = testing.scheduler(app, clock=clock)
+    two = testing.scheduler(other, clock=clock)
     one.tick()
 
     app.pause_schedule("beat-every-minute")
     (info,) = app.list_schedules()
     assert (info.paused, info.state) == (True, "paused")
-    (elsewhere,) = two.app.list_schedules()
+    (elsewhere,) = other.list_schedules()
     assert elsewhere.state == "paused"
     for _ in range(3):
         clock.advance(60)
         assert one.tick() == [] and two.tick() == []
     assert slots(app, "beat-every-minute") == [at(clock, 0)]
 
-    two.app.resume_schedule("beat-every-minute")
+    other.resume_schedule("beat-every-minute")
     (info,) = app.list_schedules()
     assert (info.paused, info.state) == (False, "idle")
     # Slots 1 and 2 were missed (later than the 10 s grace): one run for them, now.
@@ -300,8 +301,8 @@ def test_a_paused_schedule_fires_nothing_in_any_scheduler_until_resumed(
 
 def test_trigger_runs_the_schedule_now_outside_its_slots(fast_app: MakeApp) -> None:
     app = build(fast_app(), args={"n": 2})
-    clock = FakeClock()
-    scheduler = Scheduler(app, clock=clock)
+    clock = testing.Clock()
+    scheduler = testing.scheduler(app, clock=clock)
     scheduler.tick()
     clock.advance(20)  # no slot is due
 
@@ -315,7 +316,7 @@ def test_trigger_runs_the_schedule_now_outside_its_slots(fast_app: MakeApp) -> N
     (info,) = app.list_schedules()
     assert info.run_count == 3
     assert info.last_run == at(clock, 0)  # triggers are not slots
-    assert drain_app(app) == 3
+    assert testing.drain(app) == 3
     clock.advance(40)
     assert [slot_of(j) for j in scheduler.tick()] == [at(clock, 60)]
     with pytest.raises(underway.UnknownTask, match="no schedule named 'nope'"):
@@ -350,7 +351,7 @@ def test_list_schedules_shows_rule_next_and_last_run_and_count(fast_app: MakeApp
         assert (info.next_run, info.last_run, info.run_count, info.paused) == (None, None, 0, False)
         assert (info.state, info.registered) == ("idle", True)
 
-    Scheduler(app).tick()  # the store's clock
+    testing.scheduler(app).tick()  # the store's clock
     (anchor,) = [s.anchor for s in app.store.schedule_states() if s.name == "hourly-report"]
     after = {i.name: i for i in app.list_schedules()}
     hourly, daily = after["hourly-report"], after["nightly"]
@@ -387,8 +388,8 @@ def test_app_schedule_takes_its_interval_from_a_variable_and_can_be_replaced(
 
     schedule = app.schedule(cleanup, every=config["cleanup_interval"])
     assert schedule.name == "cleanup"
-    clock = FakeClock()
-    scheduler = Scheduler(app, clock=clock)
+    clock = testing.Clock()
+    scheduler = testing.scheduler(app, clock=clock)
     scheduler.tick()
     clock.advance(300)
     scheduler.tick()
@@ -413,7 +414,7 @@ def test_a_periodic_task_can_still_be_enqueued_and_called_by_hand(fast_app: Make
     assert total(3, 4) == 7
     job = total.enqueue(a=10)
     assert (job.schedule, job.key) == (None, None)
-    assert drain_app(app) == 1
+    assert testing.drain(app) == 1
     assert app.get_job(job.id).result == 12  # type: ignore[union-attr]
     assert app.list_schedules()[0].run_count == 0
 
@@ -422,7 +423,7 @@ def test_a_periodic_task_can_still_be_enqueued_and_called_by_hand(fast_app: Make
 
 
 def test_a_worker_fires_the_schedules_and_runs_their_jobs(
-    fast_app: MakeApp, start_worker: Callable[..., WorkerThread]
+    fast_app: MakeApp, start_worker: Callable[..., testing.RunningWorker]
 ) -> None:
     app = fast_app()
 
@@ -445,6 +446,6 @@ def test_a_worker_fires_the_schedules_and_runs_their_jobs(
 
 def test_a_burst_worker_does_not_fire_schedules_unless_asked(fast_app: MakeApp) -> None:
     app = build(fast_app())
-    assert drain_app(app) == 0
+    assert testing.drain(app) == 0
     assert all_jobs(app) == []
     assert app.store.schedule_states() == []

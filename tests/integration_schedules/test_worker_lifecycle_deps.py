@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from schedule_support import WorkerThread, drain_app
 
 import underway
+from underway import testing
 
 MakeApp = Callable[..., underway.App]
 
@@ -82,8 +82,8 @@ def test_startup_and_lifespan_wrap_every_worker_start(fast_app: MakeApp) -> None
     app = fast_app()
     task = lifecycle_app(app, events)
     jobs = task.enqueue_many([(1,), (2,), (3,)])
-    assert drain_app(app, concurrency=2) == 3
-    assert drain_app(app) == 0  # a second worker start, with nothing to do
+    assert testing.drain(app, concurrency=2) == 3
+    assert testing.drain(app) == 0  # a second worker start, with nothing to do
 
     opening = ["lifespan:enter", "startup:sync", "startup:async"]
     closing = ["shutdown:first", "shutdown:second", "lifespan:exit"]
@@ -100,14 +100,13 @@ def test_a_running_worker_opens_before_its_first_job_and_closes_after_its_last(
     events = Events()
     app = fast_app()
     task = lifecycle_app(app, events)
-    worker = WorkerThread(app)
-    end = time.monotonic() + 10
-    while "startup:async" not in events.items:
-        assert time.monotonic() < end, "the worker never started"
-        time.sleep(0.01)
-    job = task.enqueue(7)
-    assert app.wait(job.id, timeout=10).result == "pool"
-    worker.stop()
+    with testing.worker(app):  # stopped (gracefully) and joined at the end of the block
+        end = time.monotonic() + 10
+        while "startup:async" not in events.items:
+            assert time.monotonic() < end, "the worker never started"
+            time.sleep(0.01)
+        job = task.enqueue(7)
+        assert app.wait(job.id, timeout=10).result == "pool"
     assert list(events) == [
         "lifespan:enter", "startup:sync", "startup:async", "job:7",
         "shutdown:first", "shutdown:second", "lifespan:exit",
@@ -137,7 +136,7 @@ def test_a_failing_startup_keeps_the_worker_from_taking_jobs(fast_app: MakeApp, 
     with pytest.raises(ConnectionError, match="the cache is unreachable"):
         asyncio.run(underway.Worker(app).run(handle_signals=False))
     with pytest.raises(ConnectionError):
-        drain_app(app)
+        testing.drain(app)
     for job in jobs:
         now = app.get_job(job.id)
         assert now is not None and (now.status, now.attempt) == ("pending", 0)
@@ -226,7 +225,7 @@ def test_dependencies_open_per_job_and_close_after_it(fast_app: MakeApp, kind: s
     app = fast_app()
     task = dependency_app(app, events)[kind]
     a, b = task.enqueue(label="a"), task.enqueue(label="b")
-    assert drain_app(app) == 2
+    assert testing.drain(app) == 2
 
     done_a, done_b = app.get_job(a.id), app.get_job(b.id)
     assert done_a is not None and done_b is not None
@@ -257,7 +256,7 @@ def test_a_failing_task_rolls_its_dependencies_back_and_still_closes_them(
     app = fast_app()
     task = dependency_app(app, events)[kind]
     job = task.enqueue(label="x", fail=True)
-    assert drain_app(app) == 1
+    assert testing.drain(app) == 1
 
     failed = app.get_job(job.id)
     assert failed is not None and failed.status == "failed"
@@ -300,7 +299,7 @@ def test_a_dependency_that_fails_to_open_fails_the_job_naming_it(
         events.add("task ran")
 
     job = needs_db.enqueue()
-    assert drain_app(app) == 1
+    assert testing.drain(app) == 1
     failed = app.get_job(job.id)
     assert failed is not None and failed.status == "failed"
     assert failed.error is not None
@@ -336,7 +335,7 @@ def test_a_dependency_that_fails_to_close_fails_the_job(fast_app: MakeApp, kind:
             return "written"
 
     job = app.tasks["writer"].enqueue()
-    assert drain_app(app) == 1
+    assert testing.drain(app) == 1
     failed = app.get_job(job.id)
     assert failed is not None and failed.status == "failed"
     assert failed.error is not None
@@ -360,7 +359,7 @@ def test_a_failing_dependency_is_retried_like_any_error(fast_app: MakeApp) -> No
         return str(ctx.deps.conn)
 
     job = retrying.enqueue()
-    drain_app(app)
+    testing.drain(app)
     done = app.get_job(job.id)
     assert done is not None and (done.status, done.result, done.attempt) == (
         "completed", "connected", 2,
@@ -376,7 +375,7 @@ def test_an_unknown_dependency_name_says_which_ones_exist(fast_app: MakeApp) -> 
         return ctx.deps.dbb
 
     job = typo.enqueue()
-    drain_app(app)
+    testing.drain(app)
     failed = app.get_job(job.id)
     assert failed is not None and failed.error is not None
     assert "no dependency named 'dbb'" in failed.error.message
