@@ -140,5 +140,7 @@ def test_invalid_reports_raise_in_the_task(fast_app: MakeApp, drain: Drain) -> N
     assert drain(app) == 1
     done = app.get_job(job.id)
     assert done is not None and done.status is Status.COMPLETED
-    assert done.result == ["ValueError", "ValueError", "InvalidArguments"]
+    # Our own error type (the public API raises no bare ValueError), still a ValueError.
+    assert done.result == ["InvalidArguments", "InvalidArguments", "InvalidArguments"]
+    assert issubclass(underway.InvalidArguments, ValueError)
     assert done.progress is None and done.payload is None
