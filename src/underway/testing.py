@@ -203,10 +203,4 @@ def _aware(moment: datetime, where: str) -> datetime:
 def scheduler(app: App, *, clock: Callable[[], datetime] | None = None) -> Scheduler:
     """The app's scheduler on `clock` (default: the store's clock); `tick()` fires the slots
     due at `clock()` and returns the jobs it created. Nothing runs in the background."""
-    # TODO(restructure): keep only the first branch once Scheduler takes (registry, store,
-    # events). Until then either constructor must type-check, hence the untyped factory.
-    make: Callable[..., Scheduler] = Scheduler
-    registry = getattr(app, "registry", None)
-    if registry is not None:
-        return make(registry, app.store, getattr(app, "events", None), clock=clock)
-    return make(app, clock=clock)
+    return app.scheduler(clock=clock)

@@ -235,7 +235,13 @@ class Worker:
         loop = self._loop
         assert loop is not None
         self.slots_used += 1
-        thread.add_done_callback(lambda _f: loop.call_soon_threadsafe(self._free_slot))
+
+        def returned(_thread: Future[Any]) -> None:
+            # The worker may have stopped and closed its loop while the thread still ran.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._free_slot)
+
+        thread.add_done_callback(returned)
 
     def _free_slot(self) -> None:
         self.slots_used -= 1
