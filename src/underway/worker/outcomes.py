@@ -42,8 +42,12 @@ def completed(claimed: Claimed, task: Task[Any, Any], result: Any) -> Outcome:
 def stopped(claimed: Claimed, reason: StopReason | None) -> Outcome | None:
     """The worker stopped the job: a cancel ends it, a shutdown hands it back without spending
     the attempt, a lost lease writes nothing (the newer attempt owns the job). No reason means
-    the event loop itself is going away: hand back."""
+    the event loop itself is going away: hand back. A timeout is not decided here: it is the
+    task's failure (see `failure`), and passing it raises ValueError."""
     job, token = claimed.job, claimed.token
+    if reason is StopReason.TIMEOUT:
+        # A timeout is the task's own failure, with the task's timeout in its message.
+        raise ValueError("a timeout is decided by failure(), not stopped()")
     if reason is StopReason.CANCEL:
         return Outcome.cancelled(job.id, token, JobError("cancelled while running", "Cancelled"))
     if reason is StopReason.LOST:
