@@ -289,16 +289,14 @@ def explain(fresh_url: FreshUrl, pending: int) -> list[str]:
 def claim_statements(store: Any) -> list[tuple[str, str, dict[str, Any]]]:
     """(title, SQL, params) of the store's claim as a worker on all queues and on one queue
     sends it, and of next_due."""
-    from underway.stores.postgres.store import _queue_filter
+    from underway.stores.postgres.store import _queue_shape
 
     base = {"limit": 10, "lease": 30.0, "worker_id": "explain"}
-    one_sql, one_params = _queue_filter(["default"])
-    claim = store._sql("claim", queues="", unlimited=store.unlimited)
-    claim_one = store._sql("claim", queues=one_sql, unlimited=store.unlimited)
+    shape, one_params = _queue_shape(["default"])
     return [
-        ("claim 10, worker on all queues", claim, base),
-        ("claim 10, worker on queues=['default']", claim_one, {**base, **one_params}),
-        ("next_due, all queues", store._sql("next_due", queues="", unpaused=store.unpaused), {}),
+        ("claim 10, worker on all queues", store.claim_sql["all"], base),
+        ("claim 10, worker on queues=['default']", store.claim_sql[shape], {**base, **one_params}),
+        ("next_due, all queues", store.next_due_sql["all"], {}),
     ]  # fmt: skip
 
 

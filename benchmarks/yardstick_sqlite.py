@@ -195,13 +195,10 @@ def _underway_claim_sql() -> str | None:
     """underway's own claim statement as a worker serving all queues runs it, or None if the
     store module's internals moved."""
     try:
-        from underway.stores.sqlite.store import Q
+        from underway.stores.sqlite.store import _render_claims
     except ImportError:
         return None
-    sql = Q.get("claim")
-    if sql is None:
-        return None
-    return sql.replace("{queues}", "").replace("{claim_index}", "underway_jobs_claim")
+    return _render_claims().get("all")
 
 
 def explain(fresh_url: FreshUrl, pending: int) -> list[str]:
@@ -215,26 +212,25 @@ def explain(fresh_url: FreshUrl, pending: int) -> list[str]:
 
 
 def _explain(fresh_url: FreshUrl, pending: int) -> list[str]:
-    from underway.stores.sqlite.store import Q, _queue_filter
+    from underway.stores.sqlite.store import _queue_shape, _render_claims, _render_next_due
 
     conn = _open(fresh_url, "explain")
     _fill(conn, pending)
     now = time.time() + 1
-    queue_sql, queue_params = _queue_filter(["default"])
+    claims, next_due = _render_claims(), _render_next_due()
+    shape, queue_params = _queue_shape(["default"])
     statements: list[tuple[str, str, dict[str, Any]]] = [
         (
             "claim, worker on all queues",
-            Q["claim"].replace("{queues}", "").replace("{claim_index}", "underway_jobs_claim"),
+            claims["all"],
             {"now": now, "lease": 30.0, "worker_id": "x", "limit": 10},
         ),
         (
             "claim, worker on queues=['default']",
-            Q["claim"]
-            .replace("{queues}", queue_sql)
-            .replace("{claim_index}", "underway_jobs_claim_queue"),
+            claims[shape],
             {"now": now, "lease": 30.0, "worker_id": "x", "limit": 10, **queue_params},
         ),
-        ("next_due, all queues", Q["next_due"].replace("{queues}", ""), {}),
+        ("next_due, all queues", next_due["all"], {}),
         ("yardstick claim (queue = 'default')", CLAIM, {"now": now, "limit": 10}),
     ]
     lines = [f"{pending:,} pending jobs; each statement run 20 times, rolled back:"]

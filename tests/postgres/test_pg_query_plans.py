@@ -26,7 +26,7 @@ from psycopg import sql
 from underway import Settings
 from underway.stores import open_store
 from underway.stores.messages import Outcome
-from underway.stores.postgres.store import PostgresStore, _queue_filter
+from underway.stores.postgres.store import PostgresStore, _queue_shape
 
 FINISHED = 50_000
 SCHEDULED = 20_000
@@ -188,26 +188,23 @@ QUEUE_CHOICES = [None, ["mail"], ["mail", "reports"]]
 @pytest.mark.parametrize("queues", QUEUE_CHOICES, ids=["all", "one", "two"])
 def test_claim_uses_indexes(filled: PostgresStore, queues: list[str] | None) -> None:
     store = filled
-    queue_sql, params = _queue_filter(queues)
+    shape, params = _queue_shape(queues)
     params.update(lease=store.settings.lease_seconds, worker_id="worker-x", limit=10)
-    text = store._sql("claim", queues=queue_sql, unlimited=store.unlimited)
-    assert_no_seq_scan(store, text, params)
+    assert_no_seq_scan(store, store.claim_sql[shape], params)
 
 
 def test_claim_of_a_limited_queue_uses_indexes(filled: PostgresStore) -> None:
     store = filled
-    assert_no_seq_scan(store, store.q["lock_limited_queue"], {"queue": "mail"})
+    assert_no_seq_scan(store, store._q["lock_limited_queue"], {"queue": "mail"})
     params = {"lease": 30.0, "worker_id": "worker-x", "queue": "mail", "limit": 3}
-    text = store._sql("claim", queues="AND queue = %(queue)s", unlimited="")
-    assert_no_seq_scan(store, text, params)
+    assert_no_seq_scan(store, store.claim_sql["limited"], params)
 
 
 @pytest.mark.parametrize("queues", QUEUE_CHOICES, ids=["all", "one", "two"])
 def test_next_due_uses_indexes(filled: PostgresStore, queues: list[str] | None) -> None:
     store = filled
-    queue_sql, params = _queue_filter(queues)
-    text = store._sql("next_due", queues=queue_sql, unpaused=store.unpaused)
-    assert_no_seq_scan(store, text, params)
+    shape, params = _queue_shape(queues)
+    assert_no_seq_scan(store, store.next_due_sql[shape], params)
 
 
 def running_leases(store: PostgresStore, count: int) -> tuple[list[uuid.UUID], list[str]]:
@@ -227,7 +224,7 @@ def test_heartbeat_uses_indexes(filled: PostgresStore, count: int) -> None:
     store = filled
     ids, tokens = running_leases(store, count)
     params = {"ids": ids, "tokens": tokens, "lease": store.settings.lease_seconds}
-    assert_no_seq_scan(store, store.q["heartbeat"], params)
+    assert_no_seq_scan(store, store._q["heartbeat"], params)
 
 
 @pytest.mark.parametrize("count", [1, 10, 100])
@@ -250,12 +247,12 @@ def test_finish_uses_indexes(filled: PostgresStore, count: int) -> None:
         "status_message": [None] * count,
         "payload": [None] * count,
     }
-    assert_no_seq_scan(store, store.q["finish"], params)
+    assert_no_seq_scan(store, store._q["finish"], params)
 
 
 def test_rescue_uses_indexes(filled: PostgresStore) -> None:
     store = filled
-    assert_no_seq_scan(store, store.q["rescue"], {"max_rescues": store.settings.max_rescues})
+    assert_no_seq_scan(store, store._q["rescue"], {"max_rescues": store.settings.max_rescues})
 
 
 def test_the_filled_schema_is_what_the_plans_were_checked_on(filled: PostgresStore) -> None:

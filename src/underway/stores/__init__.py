@@ -1,15 +1,16 @@
 """The Store protocol: one method per lifecycle verb. Everything above it is store-agnostic;
-all SQL lives in the backend modules below it."""
+all SQL lives in the backends below it (sql.py holds what both SQL stores share)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
 from ..model import Job, Page, QueueInfo, RunStats, Stats, Status
+from ..schedule import Overlap
 from ..settings import Settings
 from .messages import (
     Claimed,
@@ -109,12 +110,12 @@ class Store(Protocol):
     def schedule_states(self) -> list[ScheduleState]: ...
 
     def fire_schedule(
-        self, name: str, slot: datetime, job: NewJob | None, overlap: str
+        self, name: str, slot: datetime, job: NewJob | None, overlap: Overlap
     ) -> Job | None:
         """Handle one slot, atomically and at most once across all schedulers: if the schedule
         is not paused and `slot` is later than its last slot, record it and insert `job`
-        (None: just mark the slot handled). `overlap` ("allow", "skip", "wait") says what to do
-        while an earlier job of the schedule is unfinished. Returns the job inserted, if any."""
+        (None: just mark the slot handled). `overlap` says what to do while an earlier job of
+        the schedule is unfinished. Returns the job inserted, if any."""
 
     def trigger_schedule(self, name: str, job: NewJob) -> Job:
         """Insert a job for the schedule now, outside its slots."""
@@ -135,81 +136,6 @@ class TransactionalEnqueue(Protocol):
 
     async def enqueue_on_async(self, connection: Any, jobs: Sequence[NewJob]) -> list[Job]:
         """Insert on the caller's async connection (or cursor)."""
-
-
-def build_stats(rows: Sequence[Sequence[Any]], scheduled: int, retrying: int) -> Stats:
-    """Stats from (task, queue, status, count) rows, the same for every store."""
-    by_status: dict[str, int] = {st.value: 0 for st in Status}
-    by_task: dict[str, dict[str, int]] = {}
-    by_queue: dict[str, dict[str, int]] = {}
-    for task, queue, status, count in rows:
-        by_status[status] += count
-        for table, name in ((by_task, task), (by_queue, queue)):
-            counts = table.setdefault(name, {st.value: 0 for st in Status})
-            counts[status] += count
-    return Stats(by_status, by_task, by_queue, scheduled=scheduled, retrying=retrying)
-
-
-def build_queues(
-    controls: Sequence[Sequence[Any]], by_queue: dict[str, dict[str, int]]
-) -> list[QueueInfo]:
-    """QueueInfo for every queue with jobs or controls, from (name, paused, concurrency) rows."""
-    known = {row[0]: row for row in controls}
-    return [
-        QueueInfo(
-            name,
-            paused=bool(known[name][1]) if name in known else False,
-            concurrency=known[name][2] if name in known else None,
-            counts=by_queue.get(name, {st.value: 0 for st in Status}),
-        )
-        for name in sorted(set(known) | set(by_queue))
-    ]
-
-
-def prune_in_batches(delete_batch: Callable[[], int], batch: int) -> int:
-    """Call `delete_batch` (one short transaction deleting at most `batch` rows) until a batch
-    comes back short, so writers never wait long behind a prune."""
-    deleted = 0
-    while True:
-        count = delete_batch()
-        deleted += count
-        if count < batch:
-            return deleted
-
-
-def build_run_stats(
-    aggregates: Sequence[Sequence[Any]],
-    recent: Sequence[Sequence[Any]],
-    running: Sequence[Sequence[Any]],
-) -> dict[str, RunStats]:
-    """Assemble RunStats from three small query results, the same for every store:
-    aggregates (name, runs, failures, last_run, average_duration), recent finished runs newest
-    first per name (name, status, duration), and running counts (name, count)."""
-    streaks: dict[str, list[tuple[str, float | None]]] = {}
-    for name, status, duration in recent:
-        streaks.setdefault(name, []).append((status, duration))
-    running_by = {name: count for name, count in running}
-    out: dict[str, RunStats] = {}
-    for name, runs, failures, last_run, average in aggregates:
-        history = streaks.get(name, [])
-        consecutive = 0
-        for status, _ in history:
-            if status != Status.FAILED:
-                break
-            consecutive += 1
-        out[name] = RunStats(
-            runs=runs,
-            failures=failures or 0,
-            last_run=last_run,
-            last_status=history[0][0] if history else None,
-            last_duration=history[0][1] if history else None,
-            average_duration=None if average is None else float(average),
-            consecutive_failures=consecutive,
-            running=running_by.get(name, 0),
-        )
-    for name, count in running_by.items():
-        out.setdefault(name, RunStats(running=count))
-    return out
 
 
 def open_store(settings: Settings) -> Store:

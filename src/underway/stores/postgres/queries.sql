@@ -1,5 +1,49 @@
--- Named statements of the PostgreSQL store (psycopg placeholders: %(name)s).
--- {schema} is the quoted schema name; {queues} a queue filter or nothing.
+-- Named statements of the PostgreSQL store. Parameters are psycopg's (%(name)s); {fragments}
+-- are spliced in by sqlfile.render when the store is built, {schema} (the quoted schema name)
+-- in every statement that reads a table. The SQLite file defines the same names for the same
+-- statements (tests/unit/test_sql_dialects.py holds the few that only one has).
+
+-- --- connections (PostgreSQL only) -----------------------------------------------------------
+
+-- name: now
+SELECT now();
+
+-- name: listen
+-- {channel}: the quoted NOTIFY channel of the schema.
+LISTEN {channel};
+
+-- name: notify
+SELECT pg_notify(%(channel)s, '');
+
+-- --- schema ----------------------------------------------------------------------------------
+
+-- name: lock_migrations
+-- Several processes may migrate at once: they take turns on this transaction-scoped lock.
+SELECT pg_advisory_xact_lock(hashtext(%(channel)s));
+
+-- name: create_schema
+CREATE SCHEMA IF NOT EXISTS {schema};
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS {schema}.underway_migrations (
+    version integer PRIMARY KEY, name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: schema_version
+SELECT max(version) FROM {schema}.underway_migrations;
+
+-- name: record_migration
+INSERT INTO {schema}.underway_migrations (version, name) VALUES (%(version)s, %(name)s);
+
+-- --- producers -------------------------------------------------------------------------------
+
+-- name: copy_jobs
+-- Big batches without unique keys (COPY cannot skip a conflicting row); binary rows.
+COPY {schema}.underway_jobs (
+    id, task, title, args, queue, priority, status, ready, max_attempts, run_at,
+    status_message, tenant, callback_url, schedule, created_at, updated_at
+) FROM STDIN (FORMAT BINARY);
 
 -- name: insert_jobs
 WITH clock AS (SELECT now() AS now),
@@ -24,11 +68,24 @@ inserted AS (
 )
 SELECT (SELECT now FROM clock), array(SELECT id FROM inserted), pg_notify(%(channel)s, '');
 
--- name: get_unfinished_by_keys
+-- name: unfinished_by_key
 SELECT * FROM {schema}.underway_jobs
 WHERE key = ANY(%(keys)s) AND status IN ('pending', 'running');
 
+-- --- workers ---------------------------------------------------------------------------------
+
+-- name: filter_queues
+-- Several queues; one queue takes filter_queue, whose equality lets the planner walk the
+-- per-queue index in order.
+AND queue = ANY(%(queues)s);
+
+-- name: filter_unlimited
+-- The main claim skips paused queues and those with a concurrency limit (claimed apart).
+AND queue NOT IN (SELECT name FROM {schema}.underway_queues WHERE paused OR concurrency IS NOT NULL);
+
 -- name: claim
+-- {queues}: filter_queue, filter_queues or nothing; {unlimited}: filter_unlimited, or nothing
+-- when claiming from one limited queue.
 WITH ready AS (
     SELECT id, priority, run_at FROM {schema}.underway_jobs
     WHERE status = 'pending' AND ready {queues} {unlimited}
@@ -73,26 +130,6 @@ SELECT count(*) FROM {schema}.underway_jobs WHERE status = 'running' AND queue =
 
 -- name: limited_queues
 SELECT name, concurrency FROM {schema}.underway_queues WHERE concurrency IS NOT NULL AND NOT paused;
-
--- name: set_queue_paused
-INSERT INTO {schema}.underway_queues (name, paused) VALUES (%(name)s, %(paused)s)
-ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = now();
-
--- name: set_queue_concurrency
-INSERT INTO {schema}.underway_queues (name, concurrency) VALUES (%(name)s, %(concurrency)s)
-ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, updated_at = now();
-
--- name: queues
-SELECT name, paused, concurrency FROM {schema}.underway_queues;
-
--- name: prune
-WITH doomed AS (
-    SELECT id FROM {schema}.underway_jobs
-    WHERE status = ANY(%(statuses)s) AND completed_at < now() - %(age)s * interval '1 second'
-    LIMIT %(batch)s
-    FOR UPDATE SKIP LOCKED
-)
-DELETE FROM {schema}.underway_jobs AS j USING doomed WHERE j.id = doomed.id;
 
 -- name: heartbeat
 UPDATE {schema}.underway_jobs AS j
@@ -179,18 +216,48 @@ WHERE id IN (
 RETURNING *;
 
 -- name: next_due
+-- {queues}: filter_queue, filter_queues or nothing.
 SELECT extract(epoch FROM (
     SELECT least(
         (SELECT min(run_at) FROM {schema}.underway_jobs
-         WHERE status = 'pending' AND NOT ready {queues} {unpaused}),
+         WHERE status = 'pending' AND NOT ready {queues}
+           AND queue NOT IN (SELECT name FROM {schema}.underway_queues WHERE paused)),
         (SELECT now() FROM {schema}.underway_jobs
-         WHERE status = 'pending' AND ready {queues} {unpaused}
+         WHERE status = 'pending' AND ready {queues}
+           AND queue NOT IN (SELECT name FROM {schema}.underway_queues WHERE paused)
          ORDER BY priority DESC, run_at, id LIMIT 1)
     )
 ) - now());
 
+-- --- inspection and control ------------------------------------------------------------------
+
 -- name: get
 SELECT * FROM {schema}.underway_jobs WHERE id = %(id)s;
+
+-- name: list_jobs
+-- {filters}: the filter_* fragments below that apply, in their order here.
+SELECT * FROM {schema}.underway_jobs WHERE true {filters} ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: filter_status
+AND status = %(status)s;
+
+-- name: filter_task
+AND task = %(task)s;
+
+-- name: filter_queue
+AND queue = %(queue)s;
+
+-- name: filter_tenant
+AND tenant = %(tenant)s;
+
+-- name: filter_scheduled
+AND status = 'pending' AND run_at > now();
+
+-- name: filter_retrying
+AND status = 'pending' AND attempt > 0;
+
+-- name: filter_cursor
+AND id < %(cursor)s;
 
 -- name: cancel_pending
 UPDATE {schema}.underway_jobs
@@ -222,8 +289,30 @@ SELECT task, queue, status, count(*) FROM {schema}.underway_jobs GROUP BY task, 
 SELECT count(*) FILTER (WHERE run_at > now()), count(*) FILTER (WHERE attempt > 0)
 FROM {schema}.underway_jobs WHERE status = 'pending';
 
--- name: schema_version
-SELECT max(version) FROM {schema}.underway_migrations;
+-- --- queues and retention --------------------------------------------------------------------
+
+-- name: set_queue_paused
+INSERT INTO {schema}.underway_queues (name, paused) VALUES (%(name)s, %(paused)s)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = now();
+
+-- name: set_queue_concurrency
+INSERT INTO {schema}.underway_queues (name, concurrency) VALUES (%(name)s, %(concurrency)s)
+ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, updated_at = now();
+
+-- name: queues
+SELECT name, paused, concurrency FROM {schema}.underway_queues;
+
+-- name: prune
+-- SKIP LOCKED keeps two pruners apart and never waits on a row a worker holds.
+WITH doomed AS (
+    SELECT id FROM {schema}.underway_jobs
+    WHERE status = ANY(%(statuses)s) AND completed_at < now() - %(age)s * interval '1 second'
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM {schema}.underway_jobs AS j USING doomed WHERE j.id = doomed.id;
+
+-- --- schedules -------------------------------------------------------------------------------
 
 -- name: register_schedule
 INSERT INTO {schema}.underway_schedules (name, task, rule, anchor)
@@ -235,6 +324,7 @@ RETURNING *;
 SELECT * FROM {schema}.underway_schedules ORDER BY name;
 
 -- name: lock_schedule
+-- The row lock makes concurrent schedulers take turns on this schedule.
 SELECT * FROM {schema}.underway_schedules WHERE name = %(name)s FOR UPDATE;
 
 -- name: schedule_busy
@@ -260,6 +350,7 @@ SET paused = %(paused)s,
 WHERE name = %(name)s;
 
 -- name: run_aggregates
+-- {group}: the column runs are counted by (task or schedule), here and in the two below.
 SELECT {group}, count(*), count(*) FILTER (WHERE status = 'failed'), max(started_at),
        avg(extract(epoch FROM completed_at - started_at))
 FROM {schema}.underway_jobs

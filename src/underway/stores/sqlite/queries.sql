@@ -1,7 +1,53 @@
--- Named statements of the SQLite store. Placeholders are named (:name).
--- {queues} is replaced by a filter on :queues (a JSON list) or by nothing.
+-- Named statements of the SQLite store. Parameters are named (:name); {fragments} are spliced
+-- in by sqlfile.render when the store is built. The PostgreSQL file defines the same names for
+-- the same statements (tests/unit/test_sql_dialects.py holds the few that only one has).
 
--- name: insert_job
+-- --- connections and transactions (SQLite only) ----------------------------------------------
+
+-- name: set_busy_timeout
+PRAGMA busy_timeout = 60000;
+
+-- name: set_journal_wal
+-- Answers the journal mode now in force.
+PRAGMA journal_mode = WAL;
+
+-- name: set_synchronous
+PRAGMA synchronous = NORMAL;
+
+-- name: set_foreign_keys
+PRAGMA foreign_keys = ON;
+
+-- name: data_version
+-- Changes when another connection commits; reading it touches only the WAL index.
+PRAGMA data_version;
+
+-- name: begin
+-- Takes the write lock up front, so two processes never both read, then both try to upgrade.
+BEGIN IMMEDIATE;
+
+-- name: commit
+COMMIT;
+
+-- name: rollback
+ROLLBACK;
+
+-- --- schema ----------------------------------------------------------------------------------
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS underway_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL
+);
+
+-- name: schema_version
+SELECT max(version) FROM underway_migrations;
+
+-- name: record_migration
+INSERT INTO underway_migrations VALUES (:version, :name, :applied_at);
+
+-- --- producers -------------------------------------------------------------------------------
+
+-- name: insert_jobs
+-- One row; executemany runs it for a batch.
 INSERT INTO underway_jobs (
     id, task, title, args, queue, priority, status, max_attempts, run_at, status_message,
     tenant, callback_url, key, schedule, created_at, updated_at
@@ -11,10 +57,17 @@ INSERT INTO underway_jobs (
 )
 ON CONFLICT (key) WHERE key IS NOT NULL AND status IN ('pending', 'running') DO NOTHING;
 
--- name: get_unfinished_by_key
-SELECT * FROM underway_jobs WHERE key = ? AND status IN ('pending', 'running');
+-- name: unfinished_by_key
+SELECT * FROM underway_jobs WHERE key = :key AND status IN ('pending', 'running');
+
+-- --- workers ---------------------------------------------------------------------------------
+
+-- name: filter_queues
+-- One queue or several, as a JSON list.
+AND queue IN (SELECT value FROM json_each(:queues));
 
 -- name: claim
+-- {queues}: filter_queues or nothing; {claim_index}: the claim index that fits it.
 UPDATE underway_jobs
 SET status = 'running',
     attempt = attempt + 1,
@@ -55,30 +108,13 @@ RETURNING *;
 -- name: limited_queues
 SELECT name, concurrency FROM underway_queues WHERE concurrency IS NOT NULL AND NOT paused;
 
--- name: set_queue_paused
-INSERT INTO underway_queues (name, paused, updated_at) VALUES (:name, :paused, :now)
-ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at;
-
--- name: set_queue_concurrency
-INSERT INTO underway_queues (name, concurrency, updated_at) VALUES (:name, :concurrency, :now)
-ON CONFLICT (name) DO UPDATE
-SET concurrency = excluded.concurrency, updated_at = excluded.updated_at;
-
--- name: queues
-SELECT name, paused, concurrency FROM underway_queues;
-
--- name: prune
-DELETE FROM underway_jobs WHERE id IN (
-    SELECT id FROM underway_jobs
-    WHERE status IN (SELECT value FROM json_each(:statuses)) AND completed_at < :before
-    LIMIT :batch
-);
-
--- name: extend_lease
+-- name: heartbeat
+-- One lease; executemany runs it for all of a worker's leases.
 UPDATE underway_jobs SET lease_expires_at = :expires
 WHERE id = :id AND lease_token = :token AND status = 'running';
 
 -- name: lease_states
+-- {ids}: one ? per lease.
 SELECT id, lease_token, status, cancel_requested FROM underway_jobs WHERE id IN ({ids});
 
 -- name: report
@@ -136,12 +172,40 @@ WHERE status = 'running' AND lease_expires_at < :now
 RETURNING *;
 
 -- name: next_due
+-- {queues}: filter_queues or nothing.
 SELECT min(run_at) FROM underway_jobs INDEXED BY underway_jobs_due
 WHERE status = 'pending' {queues}
   AND queue NOT IN (SELECT name FROM underway_queues WHERE paused);
 
+-- --- inspection and control ------------------------------------------------------------------
+
 -- name: get
-SELECT * FROM underway_jobs WHERE id = ?;
+SELECT * FROM underway_jobs WHERE id = :id;
+
+-- name: list_jobs
+-- {filters}: the filter_* fragments below that apply, in their order here.
+SELECT * FROM underway_jobs WHERE true {filters} ORDER BY id DESC LIMIT :limit;
+
+-- name: filter_status
+AND status = :status;
+
+-- name: filter_task
+AND task = :task;
+
+-- name: filter_queue
+AND queue = :queue;
+
+-- name: filter_tenant
+AND tenant = :tenant;
+
+-- name: filter_scheduled
+AND status = 'pending' AND run_at > :now;
+
+-- name: filter_retrying
+AND status = 'pending' AND attempt > 0;
+
+-- name: filter_cursor
+AND id < :cursor;
 
 -- name: cancel_pending
 UPDATE underway_jobs
@@ -170,24 +234,46 @@ SELECT task, queue, status, count(*) FROM underway_jobs GROUP BY task, queue, st
 SELECT coalesce(sum(run_at > :now), 0), coalesce(sum(attempt > 0), 0)
 FROM underway_jobs WHERE status = 'pending';
 
--- name: schema_version
-SELECT max(version) FROM underway_migrations;
+-- --- queues and retention ----------------------------------------------------------------
+
+-- name: set_queue_paused
+INSERT INTO underway_queues (name, paused, updated_at) VALUES (:name, :paused, :now)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at;
+
+-- name: set_queue_concurrency
+INSERT INTO underway_queues (name, concurrency, updated_at) VALUES (:name, :concurrency, :now)
+ON CONFLICT (name) DO UPDATE
+SET concurrency = excluded.concurrency, updated_at = excluded.updated_at;
+
+-- name: queues
+SELECT name, paused, concurrency FROM underway_queues;
+
+-- name: prune
+DELETE FROM underway_jobs WHERE id IN (
+    SELECT id FROM underway_jobs
+    WHERE status IN (SELECT value FROM json_each(:statuses)) AND completed_at < :now - :age
+    LIMIT :batch
+);
+
+-- --- schedules -------------------------------------------------------------------------------
 
 -- name: register_schedule
 INSERT INTO underway_schedules (name, task, rule, anchor, created_at, updated_at)
 VALUES (:name, :task, :rule, :anchor, :now, :now)
 ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
-                                 updated_at = excluded.updated_at;
+                                 updated_at = excluded.updated_at
+RETURNING *;
 
 -- name: schedule_states
 SELECT * FROM underway_schedules ORDER BY name;
 
--- name: schedule_state
-SELECT * FROM underway_schedules WHERE name = ?;
+-- name: lock_schedule
+-- No row lock needed: the transaction holds the database's write lock (begin).
+SELECT * FROM underway_schedules WHERE name = :name;
 
 -- name: schedule_busy
 SELECT 1 FROM underway_jobs
-WHERE schedule = ? AND status IN ('pending', 'running') LIMIT 1;
+WHERE schedule = :name AND status IN ('pending', 'running') LIMIT 1;
 
 -- name: advance_schedule
 UPDATE underway_schedules
@@ -207,6 +293,7 @@ SET paused = :paused,
 WHERE name = :name;
 
 -- name: run_aggregates
+-- {group}: the column runs are counted by (task or schedule), here and in the two below.
 SELECT {group}, count(*), sum(status = 'failed'), max(started_at),
        avg(completed_at - started_at)
 FROM underway_jobs

@@ -1,0 +1,474 @@
+"""What both SQL stores share, written once: the control verbs (cancel, retry, queue controls,
+prune, the schedule verbs with their overlap policy), inspection (get, list_jobs with its
+filters and paging, stats, run stats), and the one mapping from a row to a `Job`.
+
+A backend keeps only what truly differs: its connections and transactions, its hot paths
+(enqueue, claim, heartbeat, report, finish, rescue, next_due, wait_for_change), migrate, now,
+and how its values travel (`Values`). Every statement lives in the backend's queries.sql under
+the same names in both dialects.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from ..errors import DuplicateKey, InvalidTransition, JobNotFound
+from ..model import Job, JobError, Page, QueueInfo, RunStats, Stats, Status, View
+from ..schedule import Overlap
+from ..settings import Settings
+from .messages import JobFilter, NewJob, ScheduleState
+from .sqlfile import placeholders, render
+
+
+class Row(Protocol):
+    """A result row addressable by column name (sqlite3.Row, or a dict on PostgreSQL)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+class Cursor(Protocol):
+    """What the shared algorithms read from an executed statement."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class Connection(Protocol):
+    """The one call the shared algorithms make on a backend's connection."""
+
+    def execute(self, sql: str, params: Any = ..., /) -> Cursor: ...
+
+
+C = TypeVar("C", bound=Connection)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Values:
+    """How values travel between Python and a backend's columns and parameters.
+
+    A loader left None means the driver already returns the Python type (PostgreSQL), so the
+    row mapper calls nothing for it; `load_time` is also handed NULLs, `load_json` never is.
+    """
+
+    load_id: Callable[[Any], uuid.UUID] | None = None
+    load_time: Callable[[Any], datetime | None] | None = None
+    load_json: Callable[[Any], Any] | None = None
+    load_flag: Callable[[Any], bool] | None = None
+    dump_id: Callable[[uuid.UUID], Any] = _same
+    dump_time: Callable[[datetime], Any] = _same
+    dump_list: Callable[[list[str]], Any] = _same
+    #: a list_jobs cursor as the id comparison takes it (it may be any text a client sent)
+    dump_cursor: Callable[[str], Any] = _same
+
+
+# --- rows --------------------------------------------------------------------------------------
+
+# Each Job field, read from the column of the same name, and how it is loaded: by one of the
+# backend's loaders ("id", "time", "json"; "json?" when the column may be NULL), as a Status,
+# or as the driver returns it (None). The error is assembled from three columns apart.
+JOB_COLUMNS: tuple[tuple[str, str | None], ...] = (
+    ("id", "id"), ("task", None), ("title", None), ("args", "json"), ("queue", None),
+    ("priority", None), ("status", "status"), ("attempt", None), ("max_attempts", None),
+    ("run_at", "time"), ("created_at", "time"), ("progress", None), ("status_message", None),
+    ("payload", "json?"), ("result", "json?"), ("tenant", None), ("callback_url", None),
+    ("key", None), ("started_at", "time"), ("completed_at", "time"),
+    ("cancel_requested", "flag"), ("schedule", None), ("rescues", None),
+)  # fmt: skip
+
+_ROW_TO_JOB = """\
+def row_to_job(r):
+    error = None
+    if r["error_message"] is not None:
+        error = JobError(r["error_message"], r["error_type"] or "", r["error_traceback"] or "")
+    return Job(error=error, {fields})
+"""
+
+
+@functools.cache
+def job_mapper(values: Values) -> Callable[[Row], Job]:
+    """The function that turns a job row into a `Job` with `values`' loaders: `JOB_COLUMNS`
+    written out as one expression. It is compiled once per backend rather than calling an
+    identity function per column, because claims map every row they take and PostgreSQL,
+    whose driver needs no loader, would pay a call per column for nothing."""
+    loaders = {"id": values.load_id, "time": values.load_time, "json": values.load_json,
+               "flag": values.load_flag}  # fmt: skip
+    fields = []
+    for column, kind in JOB_COLUMNS:
+        cell = f"r[{column!r}]"
+        if kind == "status":
+            cell = f"Status({cell})"
+        elif kind is not None and loaders[kind.rstrip("?")] is not None:
+            call = f"load_{kind.rstrip('?')}({cell})"
+            cell = f"None if {cell} is None else {call}" if kind.endswith("?") else call
+        fields.append(f"{column}={cell}")
+    namespace: dict[str, Any] = {"Job": Job, "JobError": JobError, "Status": Status}
+    namespace.update({f"load_{name}": fn for name, fn in loaders.items() if fn is not None})
+    exec(_ROW_TO_JOB.format(fields=", ".join(fields)), namespace)
+    mapper: Callable[[Row], Job] = namespace["row_to_job"]
+    return mapper
+
+
+def schedule_state(r: Row, values: Values) -> ScheduleState:
+    """A schedule row as the scheduler reads it."""
+    load_time: Callable[[Any], Any] = values.load_time or _same
+    return ScheduleState(
+        name=r["name"], task=r["task"], rule=r["rule"], anchor=load_time(r["anchor"]),
+        last_slot=load_time(r["last_slot"]), next_run=load_time(r["next_run"]),
+        paused=bool(r["paused"]), run_count=r["run_count"],
+    )  # fmt: skip
+
+
+# --- assembling results ------------------------------------------------------------------------
+
+
+def build_stats(rows: Sequence[Sequence[Any]], scheduled: int, retrying: int) -> Stats:
+    """Stats from (task, queue, status, count) rows, the same for every store."""
+    by_status: dict[str, int] = {st.value: 0 for st in Status}
+    by_task: dict[str, dict[str, int]] = {}
+    by_queue: dict[str, dict[str, int]] = {}
+    for task, queue, status, count in rows:
+        by_status[status] += count
+        for table, name in ((by_task, task), (by_queue, queue)):
+            counts = table.setdefault(name, {st.value: 0 for st in Status})
+            counts[status] += count
+    return Stats(by_status, by_task, by_queue, scheduled=scheduled, retrying=retrying)
+
+
+def build_queues(
+    controls: Sequence[Sequence[Any]], by_queue: dict[str, dict[str, int]]
+) -> list[QueueInfo]:
+    """QueueInfo for every queue with jobs or controls, from (name, paused, concurrency) rows."""
+    known = {row[0]: row for row in controls}
+    return [
+        QueueInfo(
+            name,
+            paused=bool(known[name][1]) if name in known else False,
+            concurrency=known[name][2] if name in known else None,
+            counts=by_queue.get(name, {st.value: 0 for st in Status}),
+        )
+        for name in sorted(set(known) | set(by_queue))
+    ]
+
+
+def prune_in_batches(delete_batch: Callable[[], int], batch: int) -> int:
+    """Call `delete_batch` (one short transaction deleting at most `batch` rows) until a batch
+    comes back short, so writers never wait long behind a prune."""
+    deleted = 0
+    while True:
+        count = delete_batch()
+        deleted += count
+        if count < batch:
+            return deleted
+
+
+def build_run_stats(
+    aggregates: Sequence[Sequence[Any]],
+    recent: Sequence[Sequence[Any]],
+    running: Sequence[Sequence[Any]],
+) -> dict[str, RunStats]:
+    """Assemble RunStats from three small query results, the same for every store:
+    aggregates (name, runs, failures, last_run, average_duration), recent finished runs newest
+    first per name (name, status, duration), and running counts (name, count)."""
+    streaks: dict[str, list[tuple[str, float | None]]] = {}
+    for name, status, duration in recent:
+        streaks.setdefault(name, []).append((status, duration))
+    running_by = {name: count for name, count in running}
+    out: dict[str, RunStats] = {}
+    for name, runs, failures, last_run, average in aggregates:
+        history = streaks.get(name, [])
+        consecutive = 0
+        for status, _ in history:
+            if status != Status.FAILED:
+                break
+            consecutive += 1
+        out[name] = RunStats(
+            runs=runs,
+            failures=failures or 0,
+            last_run=last_run,
+            last_status=history[0][0] if history else None,
+            last_duration=history[0][1] if history else None,
+            average_duration=None if average is None else float(average),
+            consecutive_failures=consecutive,
+            running=running_by.get(name, 0),
+        )
+    for name, count in running_by.items():
+        out.setdefault(name, RunStats(running=count))
+    return out
+
+
+def list_filters(where: JobFilter) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The list_jobs filter fragments that apply (their names without `filter_`, in the order
+    the statement takes them) and their parameters."""
+    names: list[str] = []
+    params: dict[str, Any] = {}
+    for column, value in (
+        ("status", where.status),
+        ("task", where.task),
+        ("queue", where.queue),
+        ("tenant", where.tenant),
+    ):
+        if value is not None:
+            names.append(column)
+            params[column] = str(value)
+    if where.view is View.SCHEDULED:
+        names.append("scheduled")
+    elif where.view is View.RETRYING:
+        names.append("retrying")
+    return tuple(names), params
+
+
+# --- the base ----------------------------------------------------------------------------------
+
+#: the run statistics statements, each rendered for both {group} columns
+RUN_STATEMENTS = ("run_aggregates", "run_recent", "run_running")
+
+
+class SqlStore(ABC, Generic[C]):
+    """The `Store` verbs both SQL backends share, over a backend's connections and values.
+
+    Statements are rendered once, when the store is built: every statement whose only
+    fragments are the backend's constants (`{schema}` on PostgreSQL) in `_q`, the run
+    statistics per group in `_runs`, list_jobs per combination of filters on first use.
+    """
+
+    url: str
+    settings: Settings
+    concurrent_writes: bool
+    #: how ids, times, JSON and flags travel in this backend
+    values: ClassVar[Values]
+    #: the driver's error for a unique index refusing a row
+    duplicate_key_error: ClassVar[type[Exception]]
+    #: parameters of a statement that makes a job due again (PostgreSQL: the channel its
+    #: NOTIFY wakes the workers on)
+    _wake: dict[str, Any]
+
+    def __init__(self, queries: Mapping[str, str], constants: Mapping[str, str]) -> None:
+        self._queries = queries
+        self._constants = dict(constants)
+        self._q: dict[str, str] = {}
+        for name, text in queries.items():
+            used = placeholders(text)
+            if used <= self._constants.keys():
+                self._q[name] = render(text, **{k: self._constants[k] for k in used})
+        self._runs = {
+            group: {name: self._render(name, group=group) for name in RUN_STATEMENTS}
+            for group in ("task", "schedule")
+        }
+        self._lists: dict[tuple[str, ...], str] = {}
+        self._job = job_mapper(self.values)
+        self._wake = {}
+
+    def _render(self, name: str, **fragments: str) -> str:
+        """A statement of this dialect with its constants and `fragments` filled in."""
+        return render(self._queries[name], **self._constants, **fragments)
+
+    # --- what a backend supplies --------------------------------------------------------------
+
+    @abstractmethod
+    def _reading(self) -> AbstractContextManager[C]:
+        """A connection for reads, outside any explicit transaction."""
+
+    @abstractmethod
+    def _writing(self, atomic: bool = False) -> AbstractContextManager[C]:
+        """A connection for writes. `atomic`: every statement in one transaction (SQLite's
+        writes always are; PostgreSQL otherwise commits each statement on its own)."""
+
+    @abstractmethod
+    def _records(self, cursor: Any) -> list[Row]:
+        """The rows of an executed statement (the driver's cursor), by column name."""
+
+    @abstractmethod
+    def _stamp(self) -> dict[str, Any]:
+        """The clock parameters the control statements take besides their own: SQLite's
+        `now` (its clock is this machine's); none on PostgreSQL, whose statements read now()."""
+
+    @abstractmethod
+    def _insert_within(self, conn: C, job: NewJob, stamp: dict[str, Any]) -> Job:
+        """Insert one job in the caller's transaction (a schedule's slot job)."""
+
+    def _queues_changed(self) -> None:
+        """Called after a queue control changed (PostgreSQL re-reads its limited queues)."""
+
+    def _all(self, conn: C, name: str, params: Any = None) -> list[Row]:
+        return self._records(self._run(conn, self._q[name], params))
+
+    @staticmethod
+    def _run(conn: C, sql: str, params: Any = None) -> Cursor:
+        # Without parameters, psycopg sends the text as it is (no %-placeholder parsing).
+        return conn.execute(sql) if params is None else conn.execute(sql, params)
+
+    # --- inspection ---------------------------------------------------------------------------
+
+    def get(self, job_id: uuid.UUID) -> Job | None:
+        with self._reading() as conn:
+            cursor = conn.execute(self._q["get"], {"id": self.values.dump_id(job_id)})
+            rows = self._records(cursor)
+        return self._job(rows[0]) if rows else None
+
+    def _require(self, job_id: uuid.UUID) -> Job:
+        job = self.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        return job
+
+    def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> Page:
+        names, params = list_filters(where)
+        if cursor:
+            names += ("cursor",)
+            params["cursor"] = self.values.dump_cursor(cursor)
+        params.update(self._stamp(), limit=limit + 1)
+        with self._reading() as conn:
+            rows = self._records(self._run(conn, self._list_sql(names), params))
+        jobs = [self._job(row) for row in rows[:limit]]
+        return Page(jobs, str(jobs[-1].id) if len(rows) > limit and jobs else None)
+
+    def _list_sql(self, names: tuple[str, ...]) -> str:
+        text = self._lists.get(names)
+        if text is None:
+            filters = "\n".join(self._q[f"filter_{name}"] for name in names)
+            text = self._lists[names] = self._render("list_jobs", filters=filters)
+        return text
+
+    def stats(self) -> Stats:
+        with self._reading() as conn:
+            rows = self._run(conn, self._q["stats"]).fetchall()
+            views = self._run(conn, self._q["stats_pending_views"], self._stamp() or None)
+            scheduled, retrying = views.fetchall()[0]
+        return build_stats(rows, scheduled, retrying)
+
+    def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
+        load_time = self.values.load_time or _same
+        out = []
+        with self._reading() as conn:
+            for statements in self._runs.values():
+                aggregates, recent, running = (
+                    self._run(conn, statements[name]).fetchall() for name in RUN_STATEMENTS
+                )
+                aggregates = [(n, runs, fails, load_time(last), avg)
+                              for n, runs, fails, last, avg in aggregates]  # fmt: skip
+                out.append(build_run_stats(aggregates, recent, running))
+        return out[0], out[1]
+
+    # --- control ------------------------------------------------------------------------------
+
+    def cancel(self, job_id: uuid.UUID) -> Job:
+        params = {"id": self.values.dump_id(job_id), **self._stamp()}
+        with self._writing() as conn:
+            for name in ("cancel_pending", "request_cancel"):
+                rows = self._all(conn, name, params)
+                if rows:
+                    return self._job(rows[0])
+        job = self._require(job_id)
+        if job.status is Status.CANCELLED:
+            return job
+        raise InvalidTransition(f"job {job_id} is already {job.status}; it cannot be cancelled")
+
+    def retry(self, job_id: uuid.UUID) -> Job:
+        try:
+            with self._writing() as conn:
+                params = {"id": self.values.dump_id(job_id), **self._stamp(), **self._wake}
+                rows = self._all(conn, "retry", params)
+        except self.duplicate_key_error:
+            job = self._require(job_id)
+            raise DuplicateKey(
+                f"job {job_id} cannot be retried: another unfinished job holds its key {job.key!r}"
+            ) from None
+        if rows:
+            return self._job(rows[0])
+        job = self._require(job_id)
+        raise InvalidTransition(
+            f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried"
+        )
+
+    # --- queues and retention -----------------------------------------------------------------
+
+    def set_queue_paused(self, name: str, paused: bool) -> None:
+        with self._writing() as conn:
+            self._run(conn, self._q["set_queue_paused"],
+                      {"name": name, "paused": paused, **self._stamp()})  # fmt: skip
+        self._queues_changed()  # a resumed limited queue counts at once
+
+    def set_queue_concurrency(self, name: str, concurrency: int | None) -> None:
+        params = {"name": name, "concurrency": concurrency, **self._stamp()}
+        with self._writing() as conn:
+            self._run(conn, self._q["set_queue_concurrency"], params)
+        self._queues_changed()
+
+    def queues(self) -> list[QueueInfo]:
+        with self._reading() as conn:
+            controls = self._run(conn, self._q["queues"]).fetchall()
+        return build_queues(controls, self.stats().by_queue)
+
+    def prune(self, older_than: float, statuses: Sequence[Status], batch: int = 1000) -> int:
+        params = {"statuses": self.values.dump_list([Status(st).value for st in statuses]),
+                  "age": older_than, "batch": batch, **self._stamp()}  # fmt: skip
+
+        def delete_batch() -> int:
+            with self._writing() as conn:
+                return int(self._run(conn, self._q["prune"], params).rowcount)
+
+        return prune_in_batches(delete_batch, batch)
+
+    # --- schedules ----------------------------------------------------------------------------
+
+    def register_schedule(self, name: str, task: str, rule: str, anchor: datetime) -> ScheduleState:
+        params = {"name": name, "task": task, "rule": rule,
+                  "anchor": self.values.dump_time(anchor), **self._stamp()}  # fmt: skip
+        with self._writing() as conn:
+            return schedule_state(self._all(conn, "register_schedule", params)[0], self.values)
+
+    def schedule_states(self) -> list[ScheduleState]:
+        with self._reading() as conn:
+            rows = self._all(conn, "schedule_states")
+        return [schedule_state(row, self.values) for row in rows]
+
+    def fire_schedule(
+        self, name: str, slot: datetime, job: NewJob | None, overlap: Overlap
+    ) -> Job | None:
+        stamp = self._stamp()
+        with self._writing(atomic=True) as conn:
+            states = self._all(conn, "lock_schedule", {"name": name})
+            if not states or states[0]["paused"]:
+                return None
+            slot_value, last = self.values.dump_time(slot), states[0]["last_slot"]
+            if last is not None and last >= slot_value:
+                return None  # another scheduler handled this slot already
+            busy = (
+                job is not None
+                and overlap != Overlap.ALLOW
+                and bool(self._all(conn, "schedule_busy", {"name": name}))
+            )
+            if busy and overlap == Overlap.WAIT:
+                return None  # try again once the unfinished one is done
+            if busy:
+                job = None  # Overlap.SKIP: this slot is dropped
+            params = {"name": name, "slot": slot_value, "fired": int(job is not None), **stamp}
+            self._run(conn, self._q["advance_schedule"], params)
+            return None if job is None else self._insert_within(conn, job, stamp)
+
+    def trigger_schedule(self, name: str, job: NewJob) -> Job:
+        stamp = self._stamp()
+        with self._writing(atomic=True) as conn:
+            counted = self._run(conn, self._q["count_schedule_run"], {"name": name, **stamp})
+            if counted.rowcount == 0:
+                raise JobNotFound(f"no schedule named {name!r}")
+            return self._insert_within(conn, job, stamp)
+
+    def set_schedule_paused(self, name: str, paused: bool) -> None:
+        with self._writing() as conn:
+            params = {"name": name, "paused": paused, **self._stamp()}
+            if self._run(conn, self._q["set_schedule_paused"], params).rowcount == 0:
+                raise JobNotFound(f"no schedule named {name!r}")
