@@ -118,9 +118,11 @@ class Store(Protocol):
         the schedule is unfinished. Returns the job inserted, if any."""
 
     def trigger_schedule(self, name: str, job: NewJob) -> Job:
-        """Insert a job for the schedule now, outside its slots."""
+        """Insert a job for the schedule now, outside its slots (ScheduleNotFound if the store
+        has no schedule of that name)."""
 
-    def set_schedule_paused(self, name: str, paused: bool) -> None: ...
+    def set_schedule_paused(self, name: str, paused: bool) -> None:
+        """Pause or resume a schedule (ScheduleNotFound if the store has none of that name)."""
 
     def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
         """Run statistics per task and per schedule."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from ..errors import DuplicateKey, InvalidTransition, JobNotFound
+from ..errors import DuplicateKey, InvalidTransition, JobNotFound, ScheduleNotFound
 from ..model import Job, JobError, Page, QueueInfo, RunStats, Stats, Status, View
 from ..schedule import Overlap
 from ..settings import Settings
@@ -464,11 +464,11 @@ class SqlStore(ABC, Generic[C]):
         with self._writing(atomic=True) as conn:
             counted = self._run(conn, self._q["count_schedule_run"], {"name": name, **stamp})
             if counted.rowcount == 0:
-                raise JobNotFound(f"no schedule named {name!r}")
+                raise ScheduleNotFound(f"no schedule named {name!r}")
             return self._insert_within(conn, job, stamp)
 
     def set_schedule_paused(self, name: str, paused: bool) -> None:
         with self._writing() as conn:
             params = {"name": name, "paused": paused, **self._stamp()}
             if self._run(conn, self._q["set_schedule_paused"], params).rowcount == 0:
-                raise JobNotFound(f"no schedule named {name!r}")
+                raise ScheduleNotFound(f"no schedule named {name!r}")
