@@ -38,6 +38,12 @@ TASK_OPTIONS = frozenset(
      "deps"}
 )  # fmt: skip
 
+#: the options `@app.periodic(...)` takes besides the task options
+PERIODIC_OPTIONS = (
+    "every", "cron", "timezone", "initial_delay", "catch_up", "max_catch_up", "misfire_grace",
+    "overlap", "args", "schedule_name",
+)  # fmt: skip
+
 
 class Declarations:
     """The declaring half of `App`: everything here only fills `registry`."""
@@ -142,6 +148,13 @@ class Declarations:
         the previous run is unfinished. Other keywords are task options (queue, timeout...).
         """
 
+        unknown = sorted(set(task_options) - TASK_OPTIONS)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown option(s) {', '.join(unknown)} for @app.periodic; it takes "
+                f"{', '.join(PERIODIC_OPTIONS)} and the task options "
+                f"{', '.join(sorted(TASK_OPTIONS))}"
+            )
         _rule(every, cron, timezone, initial_delay)  # a bad rule must not leave a task behind
         _policies(catch_up, overlap)
 

@@ -8,9 +8,10 @@ import contextlib
 import functools
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from .. import encoding
 from ..context import Cancellation, Context, Reports
 from ..dependencies import close_dependencies, dependencies_in_thread, open_dependencies
 from ..model import Job, Status
@@ -64,6 +65,17 @@ class Attempt:
             self.job.id, self.claimed.token, snap.progress, snap.status_message, snap.payload_json
         )
         return snap.version, report
+
+    def reported_job(self) -> Job:
+        """The claimed job with the task's latest reports, written or not: what the store
+        holds once the outcome lands."""
+        snap = self.reports.snapshot()
+        if snap.version == 0:
+            return self.job
+        changes: dict[str, Any] = {"progress": snap.progress, "status_message": snap.status_message}
+        if snap.payload_json is not None:
+            changes["payload"] = encoding.loads(snap.payload_json)
+        return replace(self.job, **changes)
 
     def with_reports(self, outcome: Outcome) -> Outcome:
         """`outcome`, carrying the reports the store does not have yet."""

@@ -218,7 +218,7 @@ class Worker:
         if outcome is None:
             self._free_slot()
             return
-        writer.add(attempt.with_reports(outcome), attempt.job)
+        writer.add(attempt.with_reports(outcome), attempt.reported_job())
 
     def _written(self, outcome: Outcome, job: Job, landed: bool) -> None:
         self.processed += 1
