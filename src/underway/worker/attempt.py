@@ -211,6 +211,8 @@ def logged(
     attempt: Attempt, outcome: Outcome | None, exc: BaseException | None = None
 ) -> Outcome | None:
     """Say on the job's log line how its attempt ended; returns `outcome`."""
+    if outcome is not None and outcome.ending is Ending.COMPLETED:
+        return outcome  # the common case says nothing
     log, job = attempt.ctx.logger, attempt.job
     if outcome is None:
         log.warning("stopped: its lease was taken back by another worker")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import threading
@@ -199,18 +200,17 @@ class Worker:
         self.running[claimed.job.id] = attempt
         self.slots_used += 1
         self.events.publish(claimed.job)
+        attempt.handle = asyncio.create_task(self._execute(attempt, runner, writer))
+        attempt.handle.add_done_callback(functools.partial(self._never_started, attempt, writer))
 
-        async def execute() -> None:
-            self._settle(attempt, await runner.run(attempt), writer)
+    async def _execute(self, attempt: Attempt, runner: Runner, writer: OutcomeWriter) -> None:
+        self._settle(attempt, await runner.run(attempt), writer)
 
-        def never_started(_task: asyncio.Task[None]) -> None:
-            # A task cancelled before its first step never runs `Runner.run`: settle it here,
-            # or its slot and lease would be held for as long as the worker lives.
-            if not attempt.entered:
-                self._settle(attempt, stopped(claimed, attempt.stop_reason), writer)
-
-        attempt.handle = asyncio.create_task(execute())
-        attempt.handle.add_done_callback(never_started)
+    def _never_started(self, attempt: Attempt, writer: OutcomeWriter, _task: object) -> None:
+        # A task cancelled before its first step never runs `Runner.run`: settle it here, or
+        # its slot and lease would be held for as long as the worker lives.
+        if not attempt.entered:
+            self._settle(attempt, stopped(attempt.claimed, attempt.stop_reason), writer)
 
     def _settle(self, attempt: Attempt, outcome: Outcome | None, writer: OutcomeWriter) -> None:
         """The job's attempt is over: queue its outcome for the writer, or free its slot."""
@@ -218,7 +218,9 @@ class Worker:
         if outcome is None:
             self._free_slot()
             return
-        writer.add(attempt.with_reports(outcome), attempt.reported_job())
+        # The job as published once the outcome lands: built only when someone listens.
+        job = attempt.reported_job() if self.events.watched else attempt.job
+        writer.add(attempt.with_reports(outcome), job)
 
     def _written(self, outcome: Outcome, job: Job, landed: bool) -> None:
         self.processed += 1
