@@ -27,18 +27,11 @@ from typing import Any
 import pytest
 
 import underway
+from support import FAST  # tests/support.py, on the path through conftest.py
 from underway import App, Cancel, ConfigurationError, Job, Status, testing
 
 MakeApp = Callable[..., App]
 WaitFor = Callable[..., Any]
-
-FAST: dict[str, Any] = {
-    "poll_seconds": 0.05,
-    "heartbeat_seconds": 0.1,
-    "lease_seconds": 1.0,
-    "progress_flush_seconds": 0.05,
-    "shutdown_grace_seconds": 0.2,
-}
 
 
 @pytest.fixture

@@ -31,6 +31,27 @@ class NewJob:
     status_message: str | None
     schedule: str | None = None
 
+    def pending(self, run_at: datetime, created_at: datetime) -> Job:
+        """The job this request became once inserted, built here so no query reads it back."""
+        return Job(
+            id=self.id,
+            task=self.task,
+            title=self.title,
+            args=self.args,
+            queue=self.queue,
+            priority=self.priority,
+            status=Status.PENDING,
+            attempt=0,
+            max_attempts=self.max_attempts,
+            run_at=run_at,
+            created_at=created_at,
+            status_message=self.status_message,
+            tenant=self.tenant,
+            callback_url=self.callback_url,
+            key=self.key,
+            schedule=self.schedule,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Claimed:

@@ -16,7 +16,7 @@ from psycopg.pq import Format
 from psycopg.rows import tuple_row
 
 from ...errors import ConfigurationError, StoreError
-from ...model import Job, Status
+from ...model import Job
 from ..messages import NewJob
 from ..sql import Row
 
@@ -155,27 +155,7 @@ def _created_jobs(jobs: Sequence[NewJob], now: datetime, existing: dict[str, Job
         if j.key is not None and j.key in existing and existing[j.key].id != j.id:
             out.append(existing[j.key])
             continue
-        run_at = _run_at(j, now)
-        out.append(
-            Job(
-                id=j.id,
-                task=j.task,
-                title=j.title,
-                args=j.args,
-                queue=j.queue,
-                priority=j.priority,
-                status=Status.PENDING,
-                attempt=0,
-                max_attempts=j.max_attempts,
-                run_at=run_at,
-                created_at=now,
-                status_message=j.status_message,
-                tenant=j.tenant,
-                callback_url=j.callback_url,
-                key=j.key,
-                schedule=j.schedule,
-            )
-        )
+        out.append(j.pending(_run_at(j, now), now))
     return out
 
 

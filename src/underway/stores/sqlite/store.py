@@ -386,24 +386,7 @@ def _insert_params(job: NewJob, now: float) -> dict[str, Any]:
 
 def _new_job(job: NewJob, row: dict[str, Any], created: datetime) -> Job:
     due_now = job.run_at is None and job.delay == 0
-    return Job(
-        id=job.id,
-        task=job.task,
-        title=job.title,
-        args=job.args,
-        queue=job.queue,
-        priority=job.priority,
-        status=Status.PENDING,
-        attempt=0,
-        max_attempts=job.max_attempts,
-        run_at=created if due_now else datetime.fromtimestamp(row["run_at"], UTC),
-        created_at=created,
-        status_message=job.status_message,
-        tenant=job.tenant,
-        callback_url=job.callback_url,
-        key=job.key,
-        schedule=job.schedule,
-    )
+    return job.pending(created if due_now else datetime.fromtimestamp(row["run_at"], UTC), created)
 
 
 class _Reading:
