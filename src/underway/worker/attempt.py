@@ -8,10 +8,9 @@ import contextlib
 import functools
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .. import encoding
 from ..context import Cancellation, Context, Reports
 from ..dependencies import close_dependencies, dependencies_in_thread, open_dependencies
 from ..model import Job, Status
@@ -19,7 +18,7 @@ from ..registry import Registry
 from ..stores.messages import Claimed, Ending, Outcome, Report
 from ..tasks import Task
 from . import outcomes
-from .outcomes import NotRunnable, StopReason
+from .outcomes import NotRunnable, StopReason, with_report
 
 T = TypeVar("T")
 
@@ -72,10 +71,7 @@ class Attempt:
         snap = self.reports.snapshot()
         if snap.version == 0:
             return self.job
-        changes: dict[str, Any] = {"progress": snap.progress, "status_message": snap.status_message}
-        if snap.payload_json is not None:
-            changes["payload"] = encoding.loads(snap.payload_json)
-        return replace(self.job, **changes)
+        return with_report(self.job, snap.progress, snap.status_message, snap.payload_json)
 
     def with_reports(self, outcome: Outcome) -> Outcome:
         """`outcome`, carrying the reports the store does not have yet."""

@@ -124,7 +124,15 @@ def finished_snapshot(job: Job, outcome: Outcome, now: datetime) -> Job:
         changes["run_at"] = now + timedelta(seconds=outcome.retry_in)
         changes["started_at"] = None
     if outcome.report_dirty:
-        changes.update(progress=outcome.progress, status_message=outcome.status_message)
-        if outcome.payload_json is not None:
-            changes["payload"] = encoding.loads(outcome.payload_json)
+        job = with_report(job, outcome.progress, outcome.status_message, outcome.payload_json)
+    return replace(job, **changes)
+
+
+def with_report(
+    job: Job, progress: float | None, status_message: str | None, payload_json: str | None
+) -> Job:
+    """`job` as the store holds it after a report: a payload left unset keeps the old one."""
+    changes: dict[str, Any] = {"progress": progress, "status_message": status_message}
+    if payload_json is not None:
+        changes["payload"] = encoding.loads(payload_json)
     return replace(job, **changes)

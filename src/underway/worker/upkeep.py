@@ -4,13 +4,11 @@ rescue of other workers' expired leases, coalesced progress reports, and pruning
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import random
 import uuid
 from collections.abc import Callable, Mapping
 
-from .. import encoding
 from ..context import job_logger
 from ..events import Events
 from ..model import Status
@@ -19,7 +17,7 @@ from ..stores import Store
 from ..stores.messages import Lease, Report
 from ..threads import StoreThreads
 from .attempt import Attempt
-from .outcomes import StopReason
+from .outcomes import StopReason, with_report
 from .writer import OutcomeWriter
 
 log = logging.getLogger("underway.worker")
@@ -123,11 +121,8 @@ class Upkeep:
             # with its outcome; a running snapshot now would arrive after that one.
             if self.running.get(attempt.job.id) is attempt and self.events.watched:
                 self.events.publish(
-                    dataclasses.replace(
-                        attempt.job,
-                        progress=report.progress,
-                        status_message=report.status_message,
-                        payload=encoding.loads(report.payload_json),
+                    with_report(
+                        attempt.job, report.progress, report.status_message, report.payload_json
                     )
                 )
 
