@@ -453,6 +453,17 @@ def _path_from_url(url: str) -> str:
 
 
 def _split_statements(sql: str) -> list[str]:
-    # Migrations hold plain DDL with no semicolons inside statements.
-    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [s.strip() for s in body.split(";") if s.strip()]
+    """The statements of a migration, one by one: a trigger's body holds semicolons of its own,
+    so a statement ends where SQLite says it is complete, not at every semicolon."""
+    statements: list[str] = []
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        statements.append(pending.strip())
+    return statements
