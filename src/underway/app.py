@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,7 +18,9 @@ from .declarations import Declarations
 from .errors import InvalidArguments, JobNotFound, JobTimeout
 from .events import Events, UpdateCallback
 from .hooks import app_running
+from .ids import as_job_id as _as_uuid
 from .model import Job, Page, QueueInfo, ScheduleInfo, Stats, Status, View
+from .operations import Operations
 from .producer import Producer
 from .registry import Registry
 from .schedule import Schedule
@@ -31,7 +33,7 @@ from .twins import twin
 from .worker import Worker
 
 
-class App(Declarations):
+class App(Declarations, Operations):
     """Tasks and the store they run from.
 
     >>> app = underway.App("sqlite:///jobs.db")       # or postgresql://..., or App() to read
@@ -166,15 +168,22 @@ class App(Declarations):
         view: View | str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        key: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
     ) -> Page:
         """Jobs, newest first. `view` is "scheduled" (pending, due later) or "retrying"
-        (pending after a failed attempt). Pass `page.next_cursor` back for the next page."""
+        (pending after a failed attempt); `key` the unique key; `created_after` (inclusive)
+        and `created_before` a time range. Pass `page.next_cursor` back for the next page."""
         where = JobFilter(
             status=Status(status) if status is not None else None,
             view=View(view) if view is not None else None,
             task=task,
             queue=queue,
             tenant=tenant,
+            key=key,
+            created_after=created_after,
+            created_before=created_before,
         )
         if not 1 <= limit <= 10_000:
             raise InvalidArguments(f"limit must be between 1 and 10000, got {limit}")
@@ -327,12 +336,3 @@ class _Waiting:
         if self.deadline is None:
             return poll
         return min(poll, max(self.deadline - time.monotonic(), 0.0))
-
-
-def _as_uuid(job_id: uuid.UUID | str) -> uuid.UUID:
-    if isinstance(job_id, uuid.UUID):
-        return job_id
-    try:
-        return uuid.UUID(str(job_id))
-    except ValueError:
-        raise JobNotFound(f"{job_id!r} is not a job id (expected a UUID)") from None

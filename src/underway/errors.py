@@ -36,6 +36,10 @@ class ScheduleNotFound(UnknownTask, JobNotFound):
     JobNotFound too, which older code used for it.)"""
 
 
+class KeyNotFound(UnderwayError):
+    """No API key has the given id."""
+
+
 class InvalidTransition(UnderwayError):
     """The job's status does not allow the requested change (e.g. retrying a completed job)."""
 

@@ -8,6 +8,8 @@ import threading
 import time
 import uuid
 
+from .errors import JobNotFound
+
 _lock = threading.Lock()
 _last_ms = 0
 _seq = 0
@@ -37,3 +39,13 @@ def uuid7() -> uuid.UUID:
     rand_b = _random.getrandbits(62)
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | seq << 64 | 0b10 << 62 | rand_b
     return uuid.UUID(int=value)
+
+
+def as_job_id(job_id: uuid.UUID | str) -> uuid.UUID:
+    """A job id given as a UUID or its text; JobNotFound for text that is not one."""
+    if isinstance(job_id, uuid.UUID):
+        return job_id
+    try:
+        return uuid.UUID(str(job_id))
+    except ValueError:
+        raise JobNotFound(f"{job_id!r} is not a job id (expected a UUID)") from None

@@ -39,6 +39,13 @@ APP_STORE_CALLS = [
     "pause_schedule",
     "resume_schedule",
     "trigger_schedule",
+    "create_key",
+    "list_keys",
+    "revoke_key",
+    "authenticate",
+    "delete_job",
+    "retry_failed",
+    "delete_failed",
 ]
 
 #: App methods that need no twin, and why

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
+from ..keys import ApiKey, NewKey, StoredKey
 from ..model import Job, Page, QueueInfo, RunStats, Stats, Status
 from ..schedule import Overlap
 from ..settings import Settings
@@ -88,6 +89,10 @@ class Store(Protocol):
 
     def stats(self) -> Stats: ...
 
+    def delete_job(self, job_id: uuid.UUID) -> None:
+        """Delete a finished job (JobNotFound if none has this id; InvalidTransition if it is
+        pending or running)."""
+
     # --- queues and retention -----------------------------------------------------------------
     def set_queue_paused(self, name: str, paused: bool) -> None:
         """Paused queues are skipped by every worker's claims until resumed."""
@@ -126,6 +131,23 @@ class Store(Protocol):
 
     def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
         """Run statistics per task and per schedule."""
+
+    # --- API keys -----------------------------------------------------------------------------
+    def create_key(self, key: NewKey) -> ApiKey:
+        """Store a new key (its secret only as a hash); created now, by the store's clock."""
+
+    def find_key(self, key_id: str) -> StoredKey | None:
+        """The key with this id and its secret's hash, revoked or not."""
+
+    def list_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones too, oldest first."""
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        """Revoke a key for good (KeyNotFound if none has this id); revoking twice keeps the
+        first time."""
+
+    def touch_key(self, key_id: str) -> None:
+        """Record that the key was used now."""
 
 
 @runtime_checkable

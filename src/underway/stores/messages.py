@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from ..errors import InvalidArguments
 from ..model import JSON, Job, JobError, Status, View
 
 
@@ -183,6 +184,17 @@ class JobFilter:
     task: str | None = None
     queue: str | None = None
     tenant: str | None = None
+    key: str | None = None
+    created_after: datetime | None = None  # created at or after
+    created_before: datetime | None = None  # created strictly before
+
+    def __post_init__(self) -> None:
+        for name, time in (("created_after", self.created_after),
+                           ("created_before", self.created_before)):  # fmt: skip
+            if time is not None and time.utcoffset() is None:
+                raise InvalidArguments(
+                    f"{name} must be timezone-aware, e.g. datetime(..., tzinfo=timezone.utc)"
+                )
 
 
 @dataclass(frozen=True, slots=True)

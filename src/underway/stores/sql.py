@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from ..errors import DuplicateKey, InvalidTransition, JobNotFound, ScheduleNotFound
+from ..errors import (
+    DuplicateKey,
+    InvalidTransition,
+    JobNotFound,
+    KeyNotFound,
+    ScheduleNotFound,
+)
+from ..keys import ApiKey, NewKey, StoredKey
 from ..model import Job, JobError, Page, QueueInfo, RunStats, Stats, Status, View
 from ..schedule import Overlap
 from ..settings import Settings
@@ -209,7 +216,9 @@ def build_run_stats(
     return out
 
 
-def list_filters(where: JobFilter) -> tuple[tuple[str, ...], dict[str, Any]]:
+def list_filters(
+    where: JobFilter, dump_time: Callable[[datetime], Any] = _same
+) -> tuple[tuple[str, ...], dict[str, Any]]:
     """The list_jobs filter fragments that apply (their names without `filter_`, in the order
     the statement takes them) and their parameters."""
     names: list[str] = []
@@ -219,15 +228,30 @@ def list_filters(where: JobFilter) -> tuple[tuple[str, ...], dict[str, Any]]:
         ("task", where.task),
         ("queue", where.queue),
         ("tenant", where.tenant),
+        ("key", where.key),
     ):
         if value is not None:
             names.append(column)
             params[column] = str(value)
+    for bound, time in (("created_after", where.created_after),
+                        ("created_before", where.created_before)):  # fmt: skip
+        if time is not None:
+            names.append(bound)
+            params[bound] = dump_time(time)
     if where.view is View.SCHEDULED:
         names.append("scheduled")
     elif where.view is View.RETRYING:
         names.append("retrying")
     return tuple(names), params
+
+
+def key_record(r: Row, values: Values) -> ApiKey:
+    """An API key row, without its secret's hash."""
+    load_time: Callable[[Any], Any] = values.load_time or _same
+    return ApiKey(
+        id=r["id"], name=r["name"], tenant=r["tenant"], created_at=load_time(r["created_at"]),
+        revoked_at=load_time(r["revoked_at"]), last_used_at=load_time(r["last_used_at"]),
+    )  # fmt: skip
 
 
 # --- the base ----------------------------------------------------------------------------------
@@ -325,7 +349,7 @@ class SqlStore(ABC, Generic[C]):
         return job
 
     def list_jobs(self, where: JobFilter, limit: int, cursor: str | None) -> Page:
-        names, params = list_filters(where)
+        names, params = list_filters(where, self.values.dump_time)
         if cursor:
             names += ("cursor",)
             params["cursor"] = self.values.dump_cursor(cursor)
@@ -392,6 +416,18 @@ class SqlStore(ABC, Generic[C]):
         raise InvalidTransition(
             f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried"
         )
+
+    def delete_job(self, job_id: uuid.UUID) -> None:
+        with self._writing() as conn:
+            cursor = self._run(
+                conn, self._q["delete_finished"], {"id": self.values.dump_id(job_id)}
+            )
+        if cursor.rowcount == 0:
+            job = self._require(job_id)
+            raise InvalidTransition(
+                f"job {job_id} is {job.status}; only finished jobs (completed, failed, "
+                "cancelled) can be deleted: cancel it first"
+            )
 
     # --- queues and retention -----------------------------------------------------------------
 
@@ -472,3 +508,33 @@ class SqlStore(ABC, Generic[C]):
             params = {"name": name, "paused": paused, **self._stamp()}
             if self._run(conn, self._q["set_schedule_paused"], params).rowcount == 0:
                 raise ScheduleNotFound(f"no schedule named {name!r}")
+
+    # --- API keys -----------------------------------------------------------------------------
+
+    def create_key(self, key: NewKey) -> ApiKey:
+        params = {"id": key.id, "name": key.name, "tenant": key.tenant,
+                  "secret_hash": key.secret_hash, **self._stamp()}  # fmt: skip
+        with self._writing() as conn:
+            return key_record(self._all(conn, "insert_key", params)[0], self.values)
+
+    def find_key(self, key_id: str) -> StoredKey | None:
+        with self._reading() as conn:
+            rows = self._all(conn, "get_key", {"id": key_id})
+        return StoredKey(key_record(rows[0], self.values), rows[0]["secret_hash"]) if rows else None
+
+    def list_keys(self) -> list[ApiKey]:
+        with self._reading() as conn:
+            return [key_record(row, self.values) for row in self._all(conn, "list_keys")]
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        with self._writing() as conn:
+            rows = self._all(conn, "revoke_key", {"id": key_id, **self._stamp()})
+        if not rows:
+            raise KeyNotFound(
+                f"no API key with id {key_id!r} (`underway keys APP list` shows them)"
+            )
+        return key_record(rows[0], self.values)
+
+    def touch_key(self, key_id: str) -> None:
+        with self._writing() as conn:
+            self._run(conn, self._q["touch_key"], {"id": key_id, **self._stamp()})

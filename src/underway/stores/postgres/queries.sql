@@ -250,6 +250,15 @@ AND queue = %(queue)s;
 -- name: filter_tenant
 AND tenant = %(tenant)s;
 
+-- name: filter_key
+AND key = %(key)s;
+
+-- name: filter_created_after
+AND created_at >= %(created_after)s;
+
+-- name: filter_created_before
+AND created_at < %(created_before)s;
+
 -- name: filter_scheduled
 AND status = 'pending' AND run_at > now();
 
@@ -371,3 +380,27 @@ ORDER BY name, n;
 -- name: run_running
 SELECT {group}, count(*) FROM {schema}.underway_jobs
 WHERE status = 'running' AND {group} IS NOT NULL GROUP BY {group};
+
+-- name: delete_finished
+-- Deleting a job by hand, as prune does by age: only once it is finished.
+DELETE FROM {schema}.underway_jobs WHERE id = %(id)s AND status IN ('completed', 'failed', 'cancelled');
+
+-- --- API keys --------------------------------------------------------------------------------
+
+-- name: insert_key
+INSERT INTO {schema}.underway_keys (id, name, tenant, secret_hash, created_at)
+VALUES (%(id)s, %(name)s, %(tenant)s, %(secret_hash)s, now())
+RETURNING *;
+
+-- name: get_key
+SELECT * FROM {schema}.underway_keys WHERE id = %(id)s;
+
+-- name: list_keys
+SELECT * FROM {schema}.underway_keys ORDER BY created_at, id;
+
+-- name: revoke_key
+-- Revoking twice keeps the first time.
+UPDATE {schema}.underway_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = %(id)s RETURNING *;
+
+-- name: touch_key
+UPDATE {schema}.underway_keys SET last_used_at = now() WHERE id = %(id)s;

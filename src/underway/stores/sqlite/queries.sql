@@ -198,6 +198,15 @@ AND queue = :queue;
 -- name: filter_tenant
 AND tenant = :tenant;
 
+-- name: filter_key
+AND key = :key;
+
+-- name: filter_created_after
+AND created_at >= :created_after;
+
+-- name: filter_created_before
+AND created_at < :created_before;
+
 -- name: filter_scheduled
 AND status = 'pending' AND run_at > :now;
 
@@ -313,3 +322,27 @@ ORDER BY name, n;
 -- name: run_running
 SELECT {group}, count(*) FROM underway_jobs
 WHERE status = 'running' AND {group} IS NOT NULL GROUP BY {group};
+
+-- name: delete_finished
+-- Deleting a job by hand, as prune does by age: only once it is finished.
+DELETE FROM underway_jobs WHERE id = :id AND status IN ('completed', 'failed', 'cancelled');
+
+-- --- API keys --------------------------------------------------------------------------------
+
+-- name: insert_key
+INSERT INTO underway_keys (id, name, tenant, secret_hash, created_at)
+VALUES (:id, :name, :tenant, :secret_hash, :now)
+RETURNING *;
+
+-- name: get_key
+SELECT * FROM underway_keys WHERE id = :id;
+
+-- name: list_keys
+SELECT * FROM underway_keys ORDER BY created_at, id;
+
+-- name: revoke_key
+-- Revoking twice keeps the first time.
+UPDATE underway_keys SET revoked_at = coalesce(revoked_at, :now) WHERE id = :id RETURNING *;
+
+-- name: touch_key
+UPDATE underway_keys SET last_used_at = :now WHERE id = :id;
