@@ -202,10 +202,12 @@ AND tenant = :tenant;
 AND key = :key;
 
 -- name: filter_created_after
-AND created_at >= :created_after;
+-- Times are float seconds here, but a bound read back from a Job is rounded to the microsecond:
+-- half a microsecond of slack keeps a job inside a range that starts at its own created_at.
+AND created_at >= :created_after - 0.0000005;
 
 -- name: filter_created_before
-AND created_at < :created_before;
+AND created_at < :created_before - 0.0000005;
 
 -- name: filter_scheduled
 AND status = 'pending' AND run_at > :now;
