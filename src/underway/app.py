@@ -213,10 +213,12 @@ class App(Declarations, Operations):
             time.sleep(waiting.pause(poll))
         return job
 
-    def stats(self) -> Stats:
+    def stats(self, tenant: str | None = None) -> Stats:
         """Counts by status, overall and per task and queue; and per task and per schedule:
         runs, failures, last run, last and average duration, state ("failing" when the
-        latest run failed)."""
+        latest run failed). With `tenant`: only that tenant's counts (no run statistics)."""
+        if tenant is not None:
+            return self.store.stats(tenant)
         tasks, schedules = self.store.run_stats()
         return dataclasses.replace(self.store.stats(), tasks=tasks, schedules=schedules)
 

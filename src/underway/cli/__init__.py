@@ -8,14 +8,17 @@
     underway schedules myproject.jobs:app list
     underway prune myproject.jobs:app --older-than 3d
     underway migrate myproject.jobs:app
+    underway serve myproject.jobs:app --host 127.0.0.1 --port 8000
+    underway keys myproject.jobs:app create --tenant acme
     underway demo
 
 APP is `module:attribute`, as with uvicorn. click parses the commands; rich draws the tables and
 is imported only when something is drawn, so `import underway` needs neither.
 
 One module per concept: loading.py (the APP argument), worker.py (the worker and scheduler
-processes), jobs.py, queues.py, schedules.py, maintenance.py (migrate, prune), demo.py;
-render.py and tables.py draw; durations.py reads `3d`-style durations.
+processes), serve.py (the HTTP API), jobs.py, queues.py, schedules.py, keys.py (API keys),
+maintenance.py (migrate, prune), demo.py; render.py and tables.py draw; durations.py reads
+`3d`-style durations.
 """
 
 from __future__ import annotations
@@ -34,11 +37,13 @@ from ..errors import UnderwayError
 from .demo import demo
 from .durations import format_duration, parse_duration
 from .jobs import jobs
+from .keys import keys
 from .loading import load_app
 from .maintenance import migrate, prune
 from .queues import queues
 from .render import STATUS_STYLES, job_to_dict, make_console, progress_text, status_text
 from .schedules import schedules
+from .serve import serve
 from .worker import scheduler, worker
 
 
@@ -62,7 +67,7 @@ def cli() -> None:
     """
 
 
-for _command in (worker, scheduler, jobs, queues, schedules, prune, migrate, demo):
+for _command in (worker, scheduler, serve, jobs, queues, schedules, keys, prune, migrate, demo):
     cli.add_command(_command)
 
 

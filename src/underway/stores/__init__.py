@@ -87,7 +87,8 @@ class Store(Protocol):
     def retry(self, job_id: uuid.UUID) -> Job:
         """Failed or cancelled -> pending again, attempts reset."""
 
-    def stats(self) -> Stats: ...
+    def stats(self, tenant: str | None = None) -> Stats:
+        """Counts by status, task and queue: of every job, or of one tenant's."""
 
     def delete_job(self, job_id: uuid.UUID) -> None:
         """Delete a finished job (JobNotFound if none has this id; InvalidTransition if it is

@@ -366,10 +366,13 @@ class SqlStore(ABC, Generic[C]):
             text = self._lists[names] = self._render("list_jobs", filters=filters)
         return text
 
-    def stats(self) -> Stats:
+    def stats(self, tenant: str | None = None) -> Stats:
+        of, params = ("", {}) if tenant is None else ("_of_tenant", {"tenant": tenant})
         with self._reading() as conn:
-            rows = self._run(conn, self._q["stats"]).fetchall()
-            views = self._run(conn, self._q["stats_pending_views"], self._stamp() or None)
+            rows = self._run(conn, self._q["stats" + of], params or None).fetchall()
+            views = self._run(
+                conn, self._q["stats_pending_views" + of], {**self._stamp(), **params} or None
+            )
             scheduled, retrying = views.fetchall()[0]
         return build_stats(rows, scheduled, retrying)
 

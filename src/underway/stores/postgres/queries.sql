@@ -298,6 +298,13 @@ SELECT task, queue, status, count(*) FROM {schema}.underway_jobs GROUP BY task, 
 SELECT count(*) FILTER (WHERE run_at > now()), count(*) FILTER (WHERE attempt > 0)
 FROM {schema}.underway_jobs WHERE status = 'pending';
 
+-- name: stats_of_tenant
+SELECT task, queue, status, count(*) FROM {schema}.underway_jobs WHERE tenant = %(tenant)s GROUP BY task, queue, status;
+
+-- name: stats_pending_views_of_tenant
+SELECT count(*) FILTER (WHERE run_at > now()), count(*) FILTER (WHERE attempt > 0)
+FROM {schema}.underway_jobs WHERE status = 'pending' AND tenant = %(tenant)s;
+
 -- --- queues and retention --------------------------------------------------------------------
 
 -- name: set_queue_paused

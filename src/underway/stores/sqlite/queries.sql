@@ -245,6 +245,13 @@ SELECT task, queue, status, count(*) FROM underway_jobs GROUP BY task, queue, st
 SELECT coalesce(sum(run_at > :now), 0), coalesce(sum(attempt > 0), 0)
 FROM underway_jobs WHERE status = 'pending';
 
+-- name: stats_of_tenant
+SELECT task, queue, status, count(*) FROM underway_jobs WHERE tenant = :tenant GROUP BY task, queue, status;
+
+-- name: stats_pending_views_of_tenant
+SELECT coalesce(sum(run_at > :now), 0), coalesce(sum(attempt > 0), 0)
+FROM underway_jobs WHERE status = 'pending' AND tenant = :tenant;
+
 -- --- queues and retention ----------------------------------------------------------------
 
 -- name: set_queue_paused

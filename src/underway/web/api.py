@@ -1,0 +1,71 @@
+"""The HTTP API as an ASGI app: `create_api(app)` serves an underway App under /api/v1, and
+can be mounted in the user's own ASGI app."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from ..app import App
+from ..errors import (
+    ConfigurationError,
+    DuplicateKey,
+    InvalidArguments,
+    InvalidTransition,
+    JobNotFound,
+    KeyNotFound,
+    StoreError,
+    UnderwayError,
+    UnknownTask,
+)
+from . import control, events, jobs
+from .access import authorize
+
+#: each of underway's own errors, as the status code it answers with (the first match wins)
+STATUS_OF: tuple[tuple[type[UnderwayError], int], ...] = (
+    (UnknownTask, status.HTTP_404_NOT_FOUND),
+    (JobNotFound, status.HTTP_404_NOT_FOUND),
+    (KeyNotFound, status.HTTP_404_NOT_FOUND),
+    (InvalidArguments, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (ConfigurationError, status.HTTP_422_UNPROCESSABLE_CONTENT),
+    (InvalidTransition, status.HTTP_409_CONFLICT),
+    (DuplicateKey, status.HTTP_409_CONFLICT),
+    (StoreError, status.HTTP_503_SERVICE_UNAVAILABLE),
+)
+
+
+def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
+    """The HTTP API of `app`: JSON under /api/v1, Server-Sent Events at /api/v1/events, the
+    schema at /openapi.json. Every call needs `Authorization: Bearer <key>` (see `underway
+    keys`) unless `insecure_no_auth`, which serves everyone as an admin: only for a server
+    that listens on loopback.
+
+    >>> their_app.mount("/underway", create_api(app))
+    """
+    api = FastAPI(
+        title="underway",
+        summary="Durable background jobs: enqueue, inspect, control and follow them live.",
+        version="1",
+    )
+    api.state.underway = app
+    api.state.insecure_no_auth = insecure_no_auth
+    v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
+    v1.include_router(jobs.router)
+    v1.include_router(events.router)
+    v1.include_router(control.router)
+    api.include_router(v1)
+    api.add_exception_handler(UnderwayError, _error_handler)  # type: ignore[arg-type]
+    return api
+
+
+def _error_handler(request: Request, exc: UnderwayError) -> Response:
+    code = next(
+        (code for kind, code in STATUS_OF if isinstance(exc, kind)),
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+    return JSONResponse({"detail": str(exc)}, status_code=code)
+
+
+Handler = Callable[[Request, UnderwayError], Awaitable[Response] | Response]

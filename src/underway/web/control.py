@@ -1,0 +1,128 @@
+"""/api/v1 beyond single jobs: registered tasks, queues, schedules, workers and stats.
+
+What a tenant key may do here: list the tasks (it needs them to enqueue) and read stats, which
+count only its own tenant's jobs. Queues, schedules and workers are shared by every tenant, so
+seeing and steering them needs an admin key (403 otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+from fastapi.responses import JSONResponse
+
+from ..jobjson import job_to_json
+from .access import AppDep, ScopeDep
+from .render import queue_json, schedule_json, stats_json, task_json
+from .schemas import ConcurrencyIn, JobOut, Problem, QueueOut, ScheduleOut, StatsOut, TaskOut
+from .texts import checked
+
+router = APIRouter()
+
+ADMIN: dict[int | str, dict[str, Any]] = {403: {"model": Problem}}
+ADMIN_404: dict[int | str, dict[str, Any]] = {403: {"model": Problem}, 404: {"model": Problem}}
+
+
+@router.get("/tasks", response_model=list[TaskOut], tags=["tasks"])
+async def list_tasks(app: AppDep, scope: ScopeDep) -> Response:
+    """Every registered task with a JSON Schema of its keyword arguments."""
+    return JSONResponse([task_json(task) for _, task in sorted(app.tasks.items())])
+
+
+@router.get("/stats", response_model=StatsOut, tags=["stats"])
+async def stats(app: AppDep, scope: ScopeDep) -> Response:
+    """Jobs by status, task and queue, with run statistics per task and schedule. A tenant
+    key gets its tenant's counts only (and no run statistics, which cover every tenant)."""
+    return JSONResponse(stats_json(await app.stats_async(tenant=scope.tenant)))
+
+
+# --- queues ------------------------------------------------------------------------------------
+
+
+@router.get("/queues", response_model=list[QueueOut], responses=ADMIN, tags=["queues"])
+async def list_queues(app: AppDep, scope: ScopeDep) -> Response:
+    """Every queue with jobs or controls: paused, its concurrency limit, its jobs by status."""
+    scope.require_admin("listing queues")
+    return JSONResponse([queue_json(q) for q in await app.queues_async()])
+
+
+@router.post("/queues/{name}/pause", response_model=QueueOut, responses=ADMIN, tags=["queues"])
+async def pause_queue(app: AppDep, scope: ScopeDep, name: str) -> Response:
+    """Stop every worker from starting this queue's jobs (running ones finish)."""
+    scope.require_admin("pausing a queue")
+    await app.pause_queue_async(_name(name))
+    return await _queue(app, name)
+
+
+@router.post("/queues/{name}/resume", response_model=QueueOut, responses=ADMIN, tags=["queues"])
+async def resume_queue(app: AppDep, scope: ScopeDep, name: str) -> Response:
+    scope.require_admin("resuming a queue")
+    await app.resume_queue_async(_name(name))
+    return await _queue(app, name)
+
+
+@router.put("/queues/{name}/concurrency", response_model=QueueOut, responses=ADMIN, tags=["queues"])
+async def set_concurrency(app: AppDep, scope: ScopeDep, name: str, body: ConcurrencyIn) -> Response:
+    """Run at most `concurrency` of this queue's jobs at once across all workers (null: no
+    limit)."""
+    scope.require_admin("limiting a queue")
+    await app.set_queue_concurrency_async(_name(name), body.concurrency)
+    return await _queue(app, name)
+
+
+async def _queue(app: AppDep, name: str) -> Response:
+    found = next(q for q in await app.queues_async() if q.name == name)
+    return JSONResponse(queue_json(found))
+
+
+def _name(name: str) -> str:
+    checked("name", name)
+    return name
+
+
+# --- schedules ---------------------------------------------------------------------------------
+
+
+@router.get("/schedules", response_model=list[ScheduleOut], responses=ADMIN, tags=["schedules"])
+async def list_schedules(app: AppDep, scope: ScopeDep) -> Response:
+    """Every schedule with its rule, next and last run, run count, state and run stats."""
+    scope.require_admin("listing schedules")
+    return JSONResponse([schedule_json(s) for s in await app.list_schedules_async()])
+
+
+@router.post(
+    "/schedules/{name}/pause", response_model=ScheduleOut, responses=ADMIN_404,
+    tags=["schedules"],
+)  # fmt: skip
+async def pause_schedule(app: AppDep, scope: ScopeDep, name: str) -> Response:
+    """Stop firing this schedule in every process until resumed (404: no such schedule)."""
+    scope.require_admin("pausing a schedule")
+    await app.pause_schedule_async(_name(name))
+    return await _schedule(app, name)
+
+
+@router.post(
+    "/schedules/{name}/resume", response_model=ScheduleOut, responses=ADMIN_404,
+    tags=["schedules"],
+)  # fmt: skip
+async def resume_schedule(app: AppDep, scope: ScopeDep, name: str) -> Response:
+    scope.require_admin("resuming a schedule")
+    await app.resume_schedule_async(_name(name))
+    return await _schedule(app, name)
+
+
+@router.post(
+    "/schedules/{name}/trigger", status_code=status.HTTP_201_CREATED, response_model=JobOut,
+    responses=ADMIN_404, tags=["schedules"],
+)  # fmt: skip
+async def trigger_schedule(app: AppDep, scope: ScopeDep, name: str) -> Response:
+    """Run the schedule's task now, outside its slots; answers the new job."""
+    scope.require_admin("triggering a schedule")
+    job = await app.trigger_schedule_async(_name(name))
+    return JSONResponse(job_to_json(job), status_code=status.HTTP_201_CREATED)
+
+
+async def _schedule(app: AppDep, name: str) -> Response:
+    found = next(s for s in await app.list_schedules_async() if s.name == name)
+    return JSONResponse(schedule_json(found))

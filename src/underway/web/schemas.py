@@ -1,0 +1,154 @@
+"""The API's request and response bodies as pydantic models: they validate what clients send
+and describe in /openapi.json what they get back. Responses are written by `jobjson` and
+friends; these models only document them, so the JSON is exactly the shape DESIGN.md fixes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ..model import Status
+from ..tasks import INT32_MAX, MAX_DELAY_SECONDS
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobErrorOut(BaseModel):
+    type: str
+    message: str
+    traceback: str
+
+
+class JobOut(BaseModel):
+    """A job: times are ISO 8601 with their offset."""
+
+    id: uuid.UUID
+    task: str
+    title: str
+    status: Status
+    attempt: int
+    max_attempts: int
+    queue: str
+    priority: int
+    tenant: str | None
+    args: dict[str, Any]
+    progress: float | None
+    status_message: str | None
+    payload: Any
+    result: Any
+    error: JobErrorOut | None
+    key: str | None
+    callback_url: str | None
+    run_at: datetime
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime | None
+    cancel_requested: bool
+
+
+class PageOut(BaseModel):
+    """One page of jobs, newest first; pass `next_cursor` as `cursor` for the next page."""
+
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class EnqueueIn(_Strict):
+    """Run a registered task with keyword arguments given as JSON."""
+
+    task: str = Field(description="the task's registered name, e.g. myproject.jobs.classify")
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments")
+    queue: str | None = None
+    priority: int | None = Field(None, ge=-INT32_MAX - 1, le=INT32_MAX)
+    delay: float | None = Field(None, ge=0, le=MAX_DELAY_SECONDS, description="seconds")
+    run_at: AwareDatetime | None = None
+    key: str | None = Field(None, description="unique key: one unfinished job per key")
+    tenant: str | None = Field(None, description="admin keys only; a tenant key's own tenant")
+    callback_url: str | None = None
+    title: str | None = None
+    max_attempts: int | None = Field(None, ge=1, le=INT32_MAX)
+
+
+class DeadLettersIn(_Strict):
+    """Which failed jobs to retry or delete; every field narrows the selection."""
+
+    task: str | None = None
+    queue: str | None = None
+    tenant: str | None = None
+    created_after: AwareDatetime | None = None
+    created_before: AwareDatetime | None = None
+
+
+class CountOut(BaseModel):
+    count: int
+
+
+class ConcurrencyIn(_Strict):
+    concurrency: int | None = Field(ge=0, le=INT32_MAX, description="null removes the limit")
+
+
+class QueueOut(BaseModel):
+    name: str
+    paused: bool
+    concurrency: int | None
+    counts: dict[str, int]
+
+
+class RunStatsOut(BaseModel):
+    runs: int
+    failures: int
+    last_run: datetime | None
+    last_status: str | None
+    last_duration: float | None
+    average_duration: float | None
+    consecutive_failures: int
+    running: int
+    state: str
+
+
+class ScheduleOut(BaseModel):
+    name: str
+    task: str
+    rule: str
+    paused: bool
+    next_run: datetime | None
+    last_run: datetime | None
+    run_count: int
+    registered: bool
+    state: str
+    stats: RunStatsOut
+
+
+class StatsOut(BaseModel):
+    total: int
+    by_status: dict[str, int]
+    by_task: dict[str, dict[str, int]]
+    by_queue: dict[str, dict[str, int]]
+    scheduled: int
+    retrying: int
+    tasks: dict[str, RunStatsOut]
+    schedules: dict[str, RunStatsOut]
+
+
+class TaskOut(BaseModel):
+    name: str
+    title: str
+    queue: str
+    priority: int
+    max_attempts: int
+    timeout: float | None
+    is_async: bool
+    doc: str | None
+    args_schema: dict[str, Any] = Field(description="JSON Schema of the keyword arguments")
+
+
+class Problem(BaseModel):
+    """An error: what went wrong and what to do."""
+
+    detail: Any
