@@ -47,7 +47,7 @@ def job_to_json(job: Job) -> dict[str, Any]:
         "created_at": _time(job.created_at),
         "started_at": _time(job.started_at),
         "completed_at": _time(job.completed_at),
-        "updated_at": _time(getattr(job, "updated_at", None)),
+        "updated_at": _time(job.updated_at),
         "cancel_requested": job.cancel_requested,
     }
 
