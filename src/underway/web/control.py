@@ -14,8 +14,17 @@ from fastapi.responses import JSONResponse
 
 from ..jobjson import job_to_json
 from .access import AppDep, ScopeDep
-from .render import queue_json, schedule_json, stats_json, task_json
-from .schemas import ConcurrencyIn, JobOut, Problem, QueueOut, ScheduleOut, StatsOut, TaskOut
+from .render import queue_json, schedule_json, stats_json, task_json, worker_json
+from .schemas import (
+    ConcurrencyIn,
+    JobOut,
+    Problem,
+    QueueOut,
+    ScheduleOut,
+    StatsOut,
+    TaskOut,
+    WorkerOut,
+)
 from .texts import checked
 
 router = APIRouter()
@@ -35,6 +44,13 @@ async def stats(app: AppDep, scope: ScopeDep) -> Response:
     """Jobs by status, task and queue, with run statistics per task and schedule. A tenant
     key gets its tenant's counts only (and no run statistics, which cover every tenant)."""
     return JSONResponse(stats_json(await app.stats_async(tenant=scope.tenant)))
+
+
+@router.get("/workers", response_model=list[WorkerOut], responses=ADMIN, tags=["workers"])
+async def list_workers(app: AppDep, scope: ScopeDep) -> Response:
+    """The workers alive now, on any machine, each with how many jobs it runs."""
+    scope.require_admin("listing workers")
+    return JSONResponse([worker_json(w) for w in await app.workers_async()])
 
 
 # --- queues ------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from ..jobjson import job_to_json
 from ..model import Job, Status, View
 from .access import AppDep, ScopeDep, job_or_404
 from .arguments import check_arguments
-from .schemas import CountOut, DeadLettersIn, EnqueueIn, JobOut, PageOut, Problem
+from .render import attempt_json
+from .schemas import AttemptOut, CountOut, DeadLettersIn, EnqueueIn, JobOut, PageOut, Problem
 from .texts import Text, checked
 
 router = APIRouter(tags=["jobs"])
@@ -106,6 +107,16 @@ async def delete_job(app: AppDep, scope: ScopeDep, job_id: uuid.UUID) -> Respons
     await job_or_404(app, scope, job_id)
     await app.delete_job_async(job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/jobs/{job_id}/attempts", response_model=list[AttemptOut], responses=NOT_FOUND)
+async def job_attempts(app: AppDep, scope: ScopeDep, job_id: uuid.UUID) -> Response:
+    """Every attempt of the job, oldest first: worker, start and end, outcome, error, duration."""
+    await job_or_404(app, scope, job_id)
+    history = [attempt_json(a) for a in await app.attempts_async(job_id)]
+    # CALLBACK DELIVERIES: once `app.deliveries(job_id)` is on main, append each delivery here
+    # as {"kind": "delivery", ...} (and add its model to the response's union in schemas.py).
+    return JSONResponse(history)
 
 
 @router.post("/dead-letters/retry", response_model=CountOut)

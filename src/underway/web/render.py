@@ -7,7 +7,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from ..model import QueueInfo, RunStats, ScheduleInfo, Stats
+from ..model import AttemptInfo, JobError, QueueInfo, RunStats, ScheduleInfo, Stats, WorkerInfo
 from ..tasks import Task
 from .arguments import arguments_schema
 
@@ -58,3 +58,28 @@ def task_json(task: Task[Any, Any]) -> dict[str, Any]:
         "doc": task.__doc__,
         "args_schema": arguments_schema(task),
     }
+
+
+def _error(error: JobError | None) -> dict[str, str] | None:
+    if error is None:
+        return None
+    return {"type": error.type, "message": error.message, "traceback": error.traceback}
+
+
+def attempt_json(attempt: AttemptInfo) -> dict[str, Any]:
+    return {
+        "kind": "attempt",
+        "number": attempt.number,
+        "worker_id": attempt.worker_id,
+        "started_at": _plain(attempt.started_at),
+        "ended_at": _plain(attempt.ended_at),
+        "outcome": attempt.outcome,
+        "error": _error(attempt.error),
+        "duration": attempt.duration,
+    }
+
+
+def worker_json(worker: WorkerInfo) -> dict[str, Any]:
+    data = {f.name: _plain(getattr(worker, f.name)) for f in dataclasses.fields(worker)}
+    data["queues"] = None if worker.queues is None else list(worker.queues)
+    return data

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -146,6 +146,32 @@ class TaskOut(BaseModel):
     is_async: bool
     doc: str | None
     args_schema: dict[str, Any] = Field(description="JSON Schema of the keyword arguments")
+
+
+class AttemptOut(BaseModel):
+    """One run of the job (`kind` "attempt"); `outcome` is null while it runs."""
+
+    kind: Literal["attempt"]
+    number: int
+    worker_id: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str | None
+    error: JobErrorOut | None
+    duration: float | None
+
+
+class WorkerOut(BaseModel):
+    """A live worker process; `queues` null means every queue."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str] | None
+    concurrency: int
+    started_at: datetime
+    last_beat_at: datetime
+    running: int
 
 
 class Problem(BaseModel):

@@ -1,0 +1,103 @@
+"""Tasks with the JSON Schemas of their arguments, queues, schedules, workers, stats and a job's
+attempts, through real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from web_support import Web
+
+import underway
+import underway.testing
+
+
+def test_tasks_come_with_a_json_schema_of_their_arguments(web: Web) -> None:
+    tasks = {t["name"]: t for t in web.as_admin().get("/api/v1/tasks").json()}
+    assert set(tasks) >= {"web.add", "web.steps", "web.boom", "web.greet", "web.hourly"}
+    add = tasks["web.add"]
+    assert (add["queue"], add["priority"], add["doc"]) == ("math", 1, "Adds two numbers.")
+    schema = add["args_schema"]
+    assert schema["type"] == "object"
+    assert schema["properties"]["a"]["type"] == "integer"
+    assert schema["properties"]["b"] == {"default": 0, "title": "B", "type": "integer"}
+    assert schema["required"] == ["a"]
+    assert schema["additionalProperties"] is False
+    steps = tasks["web.steps"]["args_schema"]
+    assert set(steps["properties"]) == {"count", "pause"}  # the Context is not an argument
+    greet = tasks["web.greet"]
+    assert greet["is_async"] is True
+    tags = greet["args_schema"]["properties"]["tags"]
+    assert {"type": "array", "items": {"type": "string"}} in tags["anyOf"]
+
+
+def test_queues_are_listed_paused_resumed_and_limited(web: Web) -> None:
+    client = web.as_admin()
+    client.post("/api/v1/jobs", json={"task": "web.add", "args": {"a": 1}})
+    queues = {q["name"]: q for q in client.get("/api/v1/queues").json()}
+    assert queues["math"]["counts"]["pending"] == 1 and queues["math"]["paused"] is False
+
+    paused = client.post("/api/v1/queues/math/pause").json()
+    assert paused["paused"] is True
+    assert [q.paused for q in web.app.queues() if q.name == "math"] == [True]
+    assert client.post("/api/v1/queues/math/resume").json()["paused"] is False
+
+    limited = client.put("/api/v1/queues/math/concurrency", json={"concurrency": 2})
+    assert limited.status_code == 200 and limited.json()["concurrency"] == 2
+    unlimited = client.put("/api/v1/queues/math/concurrency", json={"concurrency": None})
+    assert unlimited.json()["concurrency"] is None
+    bad = client.put("/api/v1/queues/math/concurrency", json={"concurrency": -1})
+    assert bad.status_code == 422
+
+
+def test_schedules_are_listed_paused_resumed_and_triggered(web: Web) -> None:
+    client = web.as_admin()
+    [hourly] = [s for s in client.get("/api/v1/schedules").json() if s["name"] == "web.hourly"]
+    assert hourly["task"] == "web.hourly" and hourly["paused"] is False
+    assert client.post("/api/v1/schedules/web.hourly/pause").json()["state"] == "paused"
+    assert client.post("/api/v1/schedules/web.hourly/resume").json()["paused"] is False
+    triggered = client.post("/api/v1/schedules/web.hourly/trigger")
+    assert triggered.status_code == 201
+    job = triggered.json()
+    assert job["task"] == "web.hourly" and job["status"] == "pending"
+    for verb in ("pause", "resume", "trigger"):
+        assert client.post(f"/api/v1/schedules/nope/{verb}").status_code == 404
+
+
+def test_stats_count_jobs_by_status_task_and_queue(web: Web) -> None:
+    client = web.as_admin()
+    for a in range(3):
+        client.post("/api/v1/jobs", json={"task": "web.add", "args": {"a": a}})
+    client.post("/api/v1/jobs", json={"task": "web.boom", "args": {}})
+    web.app.run_worker(burst=True, handle_signals=False)
+    stats = client.get("/api/v1/stats").json()
+    assert stats["total"] == 4
+    assert stats["by_status"]["completed"] == 3 and stats["by_status"]["failed"] == 1
+    assert stats["by_task"]["web.add"]["completed"] == 3
+    assert stats["by_queue"]["math"]["completed"] == 3
+    assert stats["tasks"]["web.boom"]["state"] == "failing"
+
+
+def test_a_job_shows_its_attempts(web: Web) -> None:
+    client = web.as_admin()
+    job = client.post("/api/v1/jobs", json={"task": "web.boom", "args": {"reason": "bad"}}).json()
+    assert client.get(f"/api/v1/jobs/{job['id']}/attempts").json() == []
+    web.app.run_worker(burst=True, handle_signals=False)
+    [attempt] = client.get(f"/api/v1/jobs/{job['id']}/attempts").json()
+    assert (attempt["kind"], attempt["number"], attempt["outcome"]) == ("attempt", 1, "failed")
+    assert attempt["error"]["type"] == "ValueError" and "bad" in attempt["error"]["message"]
+    assert attempt["duration"] is not None and attempt["worker_id"]
+
+
+def test_workers_alive_are_listed(web: Web, wait_for: Callable[..., Any]) -> None:
+    client = web.as_admin()
+
+    def listed() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = client.get("/api/v1/workers").json()
+        return found
+
+    assert listed() == []
+    with underway.testing.worker(web.app, queues=["math"], concurrency=3):
+        [seen] = wait_for(listed, what="the worker to show in /api/v1/workers")
+        assert (seen["queues"], seen["concurrency"], seen["running"]) == (["math"], 3, 0)
+        assert seen["pid"] > 0 and seen["host"]
