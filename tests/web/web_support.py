@@ -3,16 +3,24 @@ port, and httpx clients holding an admin key or a tenant's key."""
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 
 import underway
+
+HERE = Path(__file__).resolve().parent
 
 
 class Served:
@@ -56,7 +64,7 @@ class Web:
     def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
         """An httpx client of the API; with `key`, sending it as a bearer token."""
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        client = httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+        client = httpx.Client(base_url=self.url, headers=headers, **({"timeout": 30} | kwargs))
         self.clients.append(client)
         return client
 
@@ -65,3 +73,52 @@ class Web:
 
     def as_tenant(self, tenant: str) -> httpx.Client:
         return self.client(self.tenants[tenant])
+
+
+@dataclass(frozen=True)
+class Event:
+    """One Server-Sent Event as a client reads it."""
+
+    event: str
+    id: str | None
+    data: str
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+def sse_events(response: httpx.Response) -> Iterator[Event]:
+    """The events of an open text/event-stream response, as they arrive (comments skipped)."""
+    fields: dict[str, str] = {}
+    for line in response.iter_lines():
+        if not line:
+            if "data" in fields:
+                yield Event(fields.get("event", "message"), fields.get("id"), fields["data"])
+            fields = {}
+            continue
+        if line.startswith(":"):
+            continue  # a keep-alive comment
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        fields[name] = (
+            f"{fields['data']}\n{value}" if name == "data" and "data" in fields else value
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_process(args: list[str], url: str, **env: str) -> subprocess.Popen[bytes]:
+    """`python -m underway ARGS` in this directory (so `webapp:app` imports), on `url`."""
+    environment = {**os.environ, "UNDERWAY_DATABASE_URL": url, **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "underway", *args],
+        cwd=HERE,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )

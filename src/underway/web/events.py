@@ -16,12 +16,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Header, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ..app import App
 from ..errors import InvalidArguments
 from ..jobjson import job_to_json
+from ..model import Change
 from .access import AppDep, Scope, ScopeDep
 from .texts import Text, checked
 
@@ -49,20 +51,23 @@ async def events(
     """Follow job changes live: enqueued, started, progress, retry waits, finishes, cancel
     requests. A tenant key's stream carries its tenant's jobs only."""
     cursor = checked("Last-Event-ID", last_event_id or since)
+    closing = anyio.Event()  # set by sse-starlette when the server shuts down
     if scope.elsewhere(tenant):
-        stream: AsyncIterator[ServerSentEvent] = _nothing()
+        stream: AsyncIterator[ServerSentEvent] = _nothing(closing)
     else:
         filters = {"job": job, "task": task, "queue": queue,
                    "tenant": scope.tenant_filter(tenant)}  # fmt: skip
-        stream = _changes(app, scope, filters, cursor)
-    return EventSourceResponse(stream, ping=int(PING_SECONDS))
+        stream = _changes(app, scope, filters, cursor, closing)
+    return EventSourceResponse(
+        stream, ping=int(PING_SECONDS), shutdown_event=closing, shutdown_grace_period=5
+    )
 
 
 async def _changes(
-    app: App, scope: Scope, filters: dict[str, Any], cursor: str | None
+    app: App, scope: Scope, filters: dict[str, Any], cursor: str | None, closing: anyio.Event
 ) -> AsyncIterator[ServerSentEvent]:
     try:
-        async for change in app.watch_async(**filters, since=cursor):
+        async for change in _until(closing, app.watch_async(**filters, since=cursor)):
             if scope.visible(change.job):  # the filter already ensures it; never leak anyway
                 yield ServerSentEvent(
                     data=json.dumps(job_to_json(change.job)), event="job", id=change.cursor
@@ -71,7 +76,35 @@ async def _changes(
         yield ServerSentEvent(data=json.dumps({"detail": str(exc)}), event="error")
 
 
-async def _nothing() -> AsyncIterator[ServerSentEvent]:
+async def _until(closing: anyio.Event, changes: AsyncIterator[Change]) -> AsyncIterator[Change]:
+    """`changes` until `closing` is set: then the stream ends cleanly (its last chunk sent)
+    instead of being cut off when the server stops."""
+    closed = asyncio.ensure_future(closing.wait())
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(changes))
+            await asyncio.wait({step, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if not step.done():
+                step.cancel()
+                await asyncio.gather(step, return_exceptions=True)
+                return
+            try:
+                yield step.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        closed.cancel()
+        await aclose(changes)
+
+
+async def aclose(changes: AsyncIterator[Change]) -> None:
+    close = getattr(changes, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def _nothing(closing: anyio.Event) -> AsyncIterator[ServerSentEvent]:
     """A stream of no changes (a tenant key asking for another tenant): pings only."""
-    await asyncio.Event().wait()
-    yield ServerSentEvent()  # pragma: no cover - never reached
+    await closing.wait()
+    return
+    yield  # an async generator, though it never yields
