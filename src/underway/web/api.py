@@ -3,10 +3,13 @@ can be mounted in the user's own ASGI app."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..app import App
 from ..errors import (
@@ -22,6 +25,7 @@ from ..errors import (
 )
 from . import control, events, jobs
 from .access import authorize
+from .schemas import Problem
 
 #: each of underway's own errors, as the status code it answers with (the first match wins)
 STATUS_OF: tuple[tuple[type[UnderwayError], int], ...] = (
@@ -51,13 +55,43 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
     )
     api.state.underway = app
     api.state.insecure_no_auth = insecure_no_auth
-    v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(authorize)])
+    v1 = APIRouter(
+        prefix="/api/v1",
+        dependencies=[Depends(authorize)],
+        responses={
+            401: {"model": Problem, "description": "no key, or a bad or revoked one"},
+            422: {"model": Problem, "description": "a malformed request (`detail` says why)"},
+        },
+    )
     v1.include_router(jobs.router)
     v1.include_router(events.router)
     v1.include_router(control.router)
     api.include_router(v1)
     api.add_exception_handler(UnderwayError, _error_handler)  # type: ignore[arg-type]
+    api.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
+    api.openapi = lambda: _schema(api, app)  # type: ignore[method-assign]
     return api
+
+
+def _schema(api: FastAPI, app: App) -> dict[str, Any]:
+    """FastAPI's schema, with the names of the tasks registered by the time it is first asked
+    for (a user's tasks are declared at import, before serving) as the choices of `task`."""
+    if api.openapi_schema is None:
+        schema = get_openapi(
+            title=api.title, version=api.version, summary=api.summary, routes=api.routes
+        )
+        enqueue = schema["components"]["schemas"]["EnqueueIn"]["properties"]["task"]
+        enqueue["enum"] = sorted(app.tasks)
+        api.openapi_schema = schema
+    return api.openapi_schema
+
+
+async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's own HTTP errors, except that a body it cannot parse is 422 like any other
+    malformed request (FastAPI answers 400 for some of those)."""
+    if exc.status_code == status.HTTP_400_BAD_REQUEST:
+        exc = StarletteHTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.detail)
+    return await http_exception_handler(request, exc)
 
 
 def _error_handler(request: Request, exc: UnderwayError) -> Response:
@@ -66,6 +100,3 @@ def _error_handler(request: Request, exc: UnderwayError) -> Response:
         status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
     return JSONResponse({"detail": str(exc)}, status_code=code)
-
-
-Handler = Callable[[Request, UnderwayError], Awaitable[Response] | Response]
