@@ -34,7 +34,7 @@ MAX_CLASS_LINES = 300
 MAX_FUNCTION_LINES = 50
 
 SQL = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM|CREATE TABLE)\b")
-TABLE = re.compile(r"\bunderway_(jobs|queues|schedules|migrations)\b")
+TABLE = re.compile(r"\bunderway_(jobs|queues|schedules|migrations|keys)\b")
 
 #: the modules allowed to import underway.app, and the packages whose every module may
 APP_IMPORTERS = ("underway", "underway.testing")
