@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from web_support import Web
+import httpx
+from fastapi import FastAPI
+from web_support import Served, Web
 
 import underway
 import underway.testing
+from underway.web import create_api
 
 
 def test_tasks_come_with_a_json_schema_of_their_arguments(web: Web) -> None:
@@ -101,3 +104,24 @@ def test_workers_alive_are_listed(web: Web, wait_for: Callable[..., Any]) -> Non
         [seen] = wait_for(listed, what="the worker to show in /api/v1/workers")
         assert (seen["queues"], seen["concurrency"], seen["running"]) == (["math"], 3, 0)
         assert seen["pid"] > 0 and seen["host"]
+
+
+def test_the_api_mounts_in_the_users_own_fastapi_app(web: Web) -> None:
+    outer = FastAPI()
+
+    @outer.get("/hello")
+    def hello() -> dict[str, str]:
+        return {"hello": "world"}
+
+    outer.mount("/underway", create_api(web.app))
+    served = Served(outer)
+    try:
+        headers = {"Authorization": f"Bearer {web.admin}"}
+        assert httpx.get(served.url + "/hello").json() == {"hello": "world"}
+        tasks = httpx.get(served.url + "/underway/api/v1/tasks", headers=headers)
+        assert tasks.status_code == 200 and "web.add" in {t["name"] for t in tasks.json()}
+        assert httpx.get(served.url + "/underway/api/v1/tasks").status_code == 401
+        schema = httpx.get(served.url + "/underway/openapi.json").json()
+        assert "/api/v1/jobs" in schema["paths"]
+    finally:
+        served.stop()

@@ -190,8 +190,8 @@ def test_dead_letters_are_retried_and_deleted_in_bulk_by_filter(web: Web) -> Non
 
     retried = client.post("/api/v1/dead-letters/retry", json={"queue": "default"})
     assert retried.status_code == 200 and retried.json() == {"count": 3}
-    assert all(web.app.get_job(j["id"]).status.value == "pending" for j in boom)  # type: ignore[union-attr]
-    assert web.app.get_job(other["id"]).status.value == "failed"  # type: ignore[union-attr]
+    assert all(web.app.get_job(j["id"]).status.value == "pending" for j in boom)
+    assert web.app.get_job(other["id"]).status.value == "failed"
 
     web.app.run_worker(burst=True, handle_signals=False)
     deleted = client.post("/api/v1/dead-letters/delete", json={"task": "web.boom"})
