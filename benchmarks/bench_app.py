@@ -19,3 +19,21 @@ def make_app(url: str, **settings: Any) -> tuple[underway.App, underway.Task[[],
 
     task: underway.Task[[], Any] = app.task(name=NOOP_TASK)(noop)
     return app, task
+
+
+REPORT_TASK = "bench.report"
+
+
+def add_reporter(app: underway.App) -> underway.Task[[int, float], Any]:
+    """A task that reports `steps` times, `pause` seconds apart; each status message is the
+    wall-clock time it was sent, so a watcher on the same machine can tell how long it took
+    to reach it."""
+    import time
+
+    def report(ctx: underway.Context, steps: int, pause: float) -> None:
+        for _ in range(steps):
+            ctx.report_status(f"{time.time():.6f}")
+            time.sleep(pause)
+
+    task: underway.Task[[int, float], Any] = app.task(name=REPORT_TASK)(report)
+    return task
