@@ -6,6 +6,8 @@
     underway jobs myproject.jobs:app retry --all-failed
     underway queues myproject.jobs:app pause bulk
     underway schedules myproject.jobs:app list
+    underway workers myproject.jobs:app
+    underway jobs myproject.jobs:app watch --job ID
     underway prune myproject.jobs:app --older-than 3d
     underway migrate myproject.jobs:app
     underway serve myproject.jobs:app --host 127.0.0.1 --port 8000
@@ -16,9 +18,9 @@ APP is `module:attribute`, as with uvicorn. click parses the commands; rich draw
 is imported only when something is drawn, so `import underway` needs neither.
 
 One module per concept: loading.py (the APP argument), worker.py (the worker and scheduler
-processes), serve.py (the HTTP API), jobs.py, queues.py, schedules.py, keys.py (API keys),
-maintenance.py (migrate, prune), demo.py; render.py and tables.py draw; durations.py reads
-`3d`-style durations.
+processes), serve.py (the HTTP API), jobs.py, queues.py, schedules.py, workers.py, keys.py
+(API keys), maintenance.py (migrate, prune), demo.py; render.py and tables.py draw;
+durations.py reads `3d`-style durations.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from .render import STATUS_STYLES, job_to_dict, make_console, progress_text, sta
 from .schedules import schedules
 from .serve import serve
 from .worker import scheduler, worker
+from .workers import workers
 
 
 class _Group(click.Group):
@@ -67,7 +70,19 @@ def cli() -> None:
     """
 
 
-for _command in (worker, scheduler, serve, jobs, queues, schedules, keys, prune, migrate, demo):
+for _command in (
+    worker,
+    scheduler,
+    serve,
+    jobs,
+    queues,
+    schedules,
+    workers,
+    keys,
+    prune,
+    migrate,
+    demo,
+):
     cli.add_command(_command)
 
 
