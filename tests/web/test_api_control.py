@@ -123,5 +123,6 @@ def test_the_api_mounts_in_the_users_own_fastapi_app(web: Web) -> None:
         assert httpx.get(served.url + "/underway/api/v1/tasks").status_code == 401
         schema = httpx.get(served.url + "/underway/openapi.json").json()
         assert "/api/v1/jobs" in schema["paths"]
+        assert schema["servers"] == [{"url": "/underway"}]  # clients call under the mount
     finally:
         served.stop()

@@ -3,11 +3,11 @@ can be mounted in the user's own ASGI app."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
 from fastapi.exception_handlers import http_exception_handler
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -69,21 +69,24 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
     api.include_router(v1)
     api.add_exception_handler(UnderwayError, _error_handler)  # type: ignore[arg-type]
     api.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
-    api.openapi = lambda: _schema(api, app)  # type: ignore[method-assign]
+    api.openapi = _with_task_names(api, app)  # type: ignore[method-assign]
     return api
 
 
-def _schema(api: FastAPI, app: App) -> dict[str, Any]:
+def _with_task_names(api: FastAPI, app: App) -> Callable[[], dict[str, Any]]:
     """FastAPI's schema, with the names of the tasks registered by the time it is first asked
     for (a user's tasks are declared at import, before serving) as the choices of `task`."""
-    if api.openapi_schema is None:
-        schema = get_openapi(
-            title=api.title, version=api.version, summary=api.summary, routes=api.routes
-        )
-        enqueue = schema["components"]["schemas"]["EnqueueIn"]["properties"]["task"]
-        enqueue["enum"] = sorted(app.tasks)
-        api.openapi_schema = schema
-    return api.openapi_schema
+    build = api.openapi
+
+    def schema() -> dict[str, Any]:
+        first = api.openapi_schema is None
+        found = build()
+        if first and app.tasks:
+            task = found["components"]["schemas"]["EnqueueIn"]["properties"]["task"]
+            task["enum"] = sorted(app.tasks)
+        return found
+
+    return schema
 
 
 async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> Response:
