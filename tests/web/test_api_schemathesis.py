@@ -5,6 +5,7 @@ ends on its own (tests/web/test_api_events.py covers it)."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import hypothesis
@@ -30,20 +31,27 @@ CHECKS = [
 ]
 
 
-def cases(operation: Any) -> st.SearchStrategy[Any]:
-    """Requests that fit the operation's schema, and (where it has inputs) ones that do not."""
-    positive = operation.as_strategy(GenerationMode.POSITIVE)
-    try:
-        return st.one_of(positive, operation.as_strategy(GenerationMode.NEGATIVE))
-    except Exception:
-        return positive
+def cases(operation: Any, job_ids: list[str]) -> st.SearchStrategy[Any]:
+    """Requests that fit the operation's schema, (where it has inputs) ones that do not, and
+    for the routes of one job, requests about jobs that exist."""
+    strategies = [operation.as_strategy(GenerationMode.POSITIVE)]
+    # An operation without inputs has nothing to break: no negative strategy.
+    with contextlib.suppress(Exception):
+        strategies.append(operation.as_strategy(GenerationMode.NEGATIVE))
+    if "{job_id}" in operation.path:
+        strategies += [operation.as_strategy(path_parameters={"job_id": i}) for i in job_ids]
+    return st.one_of(strategies)
 
 
 def test_no_request_gets_a_5xx_or_an_answer_outside_the_schema(web: Web) -> None:
     admin = web.as_admin()
-    for a in range(3):  # some jobs to find, list, cancel and retry
-        admin.post("/api/v1/jobs", json={"task": "web.add", "args": {"a": a}})
-    admin.post("/api/v1/jobs", json={"task": "web.boom", "args": {}})
+    # Jobs to find, list, cancel, retry and delete: completed, failed, and pending (its queue
+    # has no worker here).
+    bodies = [{"task": "web.add", "args": {"a": a}} for a in range(3)] + [
+        {"task": "web.boom", "args": {}},
+        {"task": "web.steps", "args": {"count": 1, "pause": 0}},
+    ]
+    job_ids = [admin.post("/api/v1/jobs", json=body).json()["id"] for body in bodies]
     web.app.run_worker(queues=["default"], burst=True, handle_signals=False)
 
     schema = schemathesis.openapi.from_url(web.url + "/openapi.json").exclude(path="/api/v1/events")
@@ -53,7 +61,7 @@ def test_no_request_gets_a_5xx_or_an_answer_outside_the_schema(web: Web) -> None
         operation = result.ok()
         tried += 1
 
-        @hypothesis.given(case=cases(operation))
+        @hypothesis.given(case=cases(operation, job_ids))
         @hypothesis.settings(
             max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
             suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
@@ -66,4 +74,4 @@ def test_no_request_gets_a_5xx_or_an_answer_outside_the_schema(web: Web) -> None
 
         call()
     assert tried >= 18 and calls >= tried * 5
-    assert {200, 201, 404, 422} <= statuses  # valid and invalid requests both went out
+    assert {200, 201, 204, 404, 409, 422} <= statuses  # valid and invalid requests went out
