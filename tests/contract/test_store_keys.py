@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import underway
 from underway.errors import InvalidArguments, InvalidTransition, JobNotFound, KeyNotFound
 from underway.keys import hash_secret, matches, new_key
 from underway.model import Job, Status
@@ -126,3 +127,49 @@ def test_list_by_creation_time_range(store: Store, put: Put) -> None:
 def test_a_naive_time_bound_is_refused() -> None:
     with pytest.raises(InvalidArguments, match="timezone-aware"):
         JobFilter(created_after=datetime(2026, 1, 1))
+
+
+def test_stats_of_one_tenant_count_its_jobs_only(store: Store, put: Put) -> None:
+    for tenant in ("acme", "acme", "globex", None):
+        put(store, tenant=tenant, task="tests.a" if tenant else "tests.b")
+    put(store, tenant="acme", task="tests.a", delay=3600)
+    acme = store.stats("acme")
+    assert acme.total == 3 and acme.by_status["pending"] == 3 and acme.scheduled == 1
+    assert set(acme.by_task) == {"tests.a"}
+    assert store.stats("nobody").total == 0
+    assert store.stats().total == 5
+
+
+def test_app_authenticates_only_live_keys_and_records_their_use(
+    make_app: Callable[..., underway.App],
+) -> None:
+    app = make_app()
+    key, secret = app.create_key(name="ci", tenant="acme")
+    found = app.authenticate(secret)
+    assert found is not None and (found.id, found.tenant) == (key.id, "acme")
+    [listed] = app.list_keys()
+    assert listed.last_used_at is not None
+    for wrong in ("", "uw_", secret + "x", secret.replace(key.id, "0" * 16), "Bearer " + secret):
+        assert app.authenticate(wrong) is None
+    app.revoke_key(key.id)
+    assert app.authenticate(secret) is None
+
+
+def test_app_retries_and_deletes_the_dead_letters_by_filter(
+    make_app: Callable[..., underway.App],
+) -> None:
+    app = make_app()
+
+    @app.task(name="tests.boom", max_attempts=1)
+    def boom() -> None:
+        raise ValueError("boom")
+
+    for queue in ("a", "a", "b"):
+        boom.options(queue=queue).enqueue()
+    app.run_worker(burst=True, handle_signals=False)
+    assert app.retry_failed(queue="a") == 2
+    assert {j.queue for j in app.list_jobs(status="pending").jobs} == {"a"}
+    app.run_worker(burst=True, handle_signals=False)
+    assert app.delete_failed(queue="b") == 1
+    assert app.delete_failed() == 2
+    assert app.list_jobs().jobs == []
