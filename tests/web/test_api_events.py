@@ -163,3 +163,17 @@ def test_the_stream_ends_when_the_server_shuts_down(web: Web) -> None:
         if server.poll() is None:
             server.kill()
         server.communicate()
+
+
+def test_a_stream_from_now_carries_every_change_made_once_it_answered(web: Web) -> None:
+    client = web.as_admin()
+    with web.client(web.admin).stream("GET", "/api/v1/events", params={"task": "web.add"}) as s:
+        assert s.status_code == 200  # the headers are here: "now" is fixed
+        job = client.post("/api/v1/jobs", json={"task": "web.add", "args": {"a": 1}}).json()
+        client.post(f"/api/v1/jobs/{job['id']}/cancel")
+        events = sse_events(s)
+        seen = [next(events).json(), next(events).json()]
+    assert [(j["id"], j["status"]) for j in seen] == [
+        (job["id"], "pending"),
+        (job["id"], "cancelled"),
+    ]

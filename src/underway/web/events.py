@@ -30,7 +30,7 @@ from .texts import Text, checked
 router = APIRouter(tags=["events"])
 
 #: seconds between keep-alive comments
-PING_SECONDS = 15.0
+PING_SECONDS = 15
 
 
 @router.get(
@@ -57,9 +57,13 @@ async def events(
     else:
         filters = {"job": job, "task": task, "queue": queue,
                    "tenant": scope.tenant_filter(tenant)}  # fmt: skip
+        if cursor is None:
+            # "From now" is fixed before the answer goes out: a client that has the response
+            # headers sees every change made after it, even one it makes at once itself.
+            cursor = await asyncio.to_thread(app.store.change_head)
         stream = _changes(app, scope, filters, cursor, closing)
     return EventSourceResponse(
-        stream, ping=int(PING_SECONDS), shutdown_event=closing, shutdown_grace_period=5
+        stream, ping=PING_SECONDS, shutdown_event=closing, shutdown_grace_period=5
     )
 
 
@@ -94,10 +98,10 @@ async def _until(closing: anyio.Event, changes: AsyncIterator[Change]) -> AsyncI
                 return
     finally:
         closed.cancel()
-        await aclose(changes)
+        await _aclose(changes)
 
 
-async def aclose(changes: AsyncIterator[Change]) -> None:
+async def _aclose(changes: AsyncIterator[Change]) -> None:
     close = getattr(changes, "aclose", None)
     if close is not None:
         await close()
