@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -85,11 +86,17 @@ def test_jobs_list_by_tenant_leaves_other_tenants_out(web: Web) -> None:
     assert mine.json()["id"] in listing.stdout and theirs.json()["id"] not in listing.stdout
 
 
-def test_insecure_no_auth_is_refused_off_loopback(web: Web) -> None:
-    for host in ("0.0.0.0", "192.168.1.10", "example.com", "::"):
-        refused = underway(web, "serve", "webapp:app", "--host", host, "--insecure-no-auth")
-        assert refused.returncode == 2, (host, refused.stderr)
-        assert "--insecure-no-auth" in refused.stderr and "loopback" in refused.stderr
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "example.com", "::"])
+def test_insecure_no_auth_is_refused_off_loopback(tmp_path: Path, host: str) -> None:
+    env = {**os.environ, "UNDERWAY_DATABASE_URL": f"sqlite:///{tmp_path}/refused.db"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "underway", "serve", "webapp:app", "--host", host,
+         "--insecure-no-auth"],
+        cwd=HERE, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 2, refused.stderr
+    assert "--insecure-no-auth" in refused.stderr and "loopback" in refused.stderr
+    assert not (tmp_path / "refused.db").exists()  # refused before anything was opened
 
 
 @pytest.mark.parametrize("insecure", [False, True])
