@@ -9,11 +9,13 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
-from ..model import Job, Page, QueueInfo, RunStats, Stats, Status
+from ..model import Delivery, Job, Page, QueueInfo, RunStats, Stats, Status
 from ..schedule import Overlap
 from ..settings import Settings
 from .messages import (
     Claimed,
+    DeliveryResult,
+    DueDelivery,
     HeartbeatResult,
     JobFilter,
     Lease,
@@ -126,6 +128,22 @@ class Store(Protocol):
 
     def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
         """Run statistics per task and per schedule."""
+
+    # --- callbacks ----------------------------------------------------------------------------
+    # A delivery row is written by the store itself (a trigger) in the transaction that moves
+    # a job with a callback_url into a final state, and deleted with its job.
+
+    def claim_deliveries(self, sender: str, limit: int, lease_seconds: float) -> list[DueDelivery]:
+        """Lease up to `limit` due pending deliveries to `sender` for `lease_seconds`, oldest
+        due first; a delivery leased to one sender is not due for another until the lease
+        ends."""
+
+    def record_delivery(self, result: DeliveryResult) -> bool:
+        """Record one attempt and the status it leaves the delivery in; False (nothing
+        written) when the claim's lease is no longer held."""
+
+    def deliveries(self, job_id: uuid.UUID) -> list[Delivery]:
+        """The job's deliveries, oldest first, each with its attempts."""
 
 
 @runtime_checkable
