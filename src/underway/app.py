@@ -18,7 +18,7 @@ from .declarations import Declarations
 from .errors import InvalidArguments, JobNotFound, JobTimeout
 from .events import Events, UpdateCallback
 from .hooks import app_running
-from .model import Job, Page, QueueInfo, ScheduleInfo, Stats, Status, View
+from .model import Delivery, Job, Page, QueueInfo, ScheduleInfo, Stats, Status, View
 from .producer import Producer
 from .registry import Registry
 from .schedule import Schedule
@@ -53,7 +53,10 @@ class App(Declarations):
         self.registry = Registry()
         #: job snapshots and worker wake-ups within this process
         self.events = Events()
-        self.producer = Producer(lambda: self.store, self.events, self.settings.max_args_bytes)
+        self.producer = Producer(
+            lambda: self.store, self.events, self.settings.max_args_bytes,
+            signs_callbacks=self.settings.webhook_secret is not None,
+        )  # fmt: skip
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         #: a place for resources opened at startup (`app.state.http = ...`)
@@ -204,6 +207,11 @@ class App(Declarations):
             time.sleep(waiting.pause(poll))
         return job
 
+    def deliveries(self, job_id: uuid.UUID | str) -> list[Delivery]:
+        """The job's completion callbacks, one per final state it reached, oldest first, each
+        with its attempts (when, the receiver's status code, the error, how long it took)."""
+        return self.store.deliveries(_as_uuid(job_id))
+
     def stats(self) -> Stats:
         """Counts by status, overall and per task and queue; and per task and per schedule:
         runs, failures, last run, last and average duration, state ("failing" when the
@@ -256,6 +264,7 @@ class App(Declarations):
     cancel_async = twin(cancel)
     retry_async = twin(retry)
     stats_async = twin(stats)
+    deliveries_async = twin(deliveries)
     queues_async = twin(queues)
     pause_queue_async = twin(pause_queue)
     resume_queue_async = twin(resume_queue)

@@ -20,6 +20,7 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ..callbacks.deliverer import Deliverer
 from ..context import job_logger
 from ..errors import ConfigurationError
 from ..events import Events
@@ -86,6 +87,7 @@ class Worker:
         self._stopped_hard = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._deliverer: Deliverer | None = None
 
     # --- public control -----------------------------------------------------------------------
 
@@ -145,6 +147,9 @@ class Worker:
                 ("pruner", upkeep.pruning()),
             )
         ]
+        if self.settings.webhook_secret is not None:  # without it no job can have a callback
+            self._deliverer = Deliverer(self.id, self.store, threads, self.settings)
+            side.append(asyncio.create_task(self._deliverer.run(), name="underway-deliverer"))
         stop_scheduler = asyncio.Event()
         if self.with_scheduler and self.registry.schedules:
             scheduler = Scheduler(self.registry, self.store, self.events)
@@ -231,6 +236,8 @@ class Worker:
             )
         elif self.events.watched:
             self.events.publish(finished_snapshot(job, outcome, datetime.now(UTC)))
+        if landed and job.callback_url and self._deliverer and outcome.status.finished:
+            self._deliverer.wake()  # its delivery was written with the outcome: send it now
 
     def _hold_slot(self, thread: Future[Any]) -> None:
         """Count a slot busy until a sync task's thread really returns."""
