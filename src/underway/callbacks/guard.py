@@ -89,7 +89,7 @@ def refusal(ip: IPAddress, allow: Allow = Allow()) -> str | None:
         ("a loopback", ip.is_loopback), ("an unspecified", ip.is_unspecified),
         ("a link-local", ip.is_link_local), ("a multicast", ip.is_multicast),
         ("a unique-local", ip.version == 6 and ip in _UNIQUE_LOCAL),
-        ("a private", ip.is_private), ("a reserved", ip.is_reserved),
+        ("a reserved", ip.is_reserved), ("a private", ip.is_private),
     ):  # fmt: skip
         if flag:
             return f"{kind} address"
