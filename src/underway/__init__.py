@@ -26,7 +26,18 @@ from .errors import (
     UnderwayError,
     UnknownTask,
 )
-from .model import Job, JobError, Page, Stats, Status, View
+from .model import (
+    AttemptInfo,
+    Change,
+    ChangeKind,
+    Job,
+    JobError,
+    Page,
+    Stats,
+    Status,
+    View,
+    WorkerInfo,
+)
 from .retry import Backoff
 from .settings import Settings
 from .tasks import BoundTask, Task
@@ -34,9 +45,12 @@ from .worker import Worker
 
 __all__ = [
     "App",
+    "AttemptInfo",
     "Backoff",
     "BoundTask",
     "Cancel",
+    "Change",
+    "ChangeKind",
     "ConfigurationError",
     "Context",
     "DependencyError",
@@ -60,5 +74,6 @@ __all__ = [
     "UnknownTask",
     "View",
     "Worker",
+    "WorkerInfo",
 ]
 __version__ = "0.1.0"

@@ -4,7 +4,6 @@ answers. Times are ISO 8601 with their offset."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from .model import JSON, Job
 
@@ -37,11 +36,10 @@ def job_to_json(job: Job) -> dict[str, JSON]:
         "created_at": _time(job.created_at),
         "started_at": _time(job.started_at),
         "completed_at": _time(job.completed_at),
-        # Job.updated_at arrives with the change feed (migration 0003); until then, None.
-        "updated_at": _time(getattr(job, "updated_at", None)),
+        "updated_at": _time(job.updated_at),
         "cancel_requested": job.cancel_requested,
     }
 
 
-def _time(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else None
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

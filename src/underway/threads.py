@@ -25,7 +25,8 @@ class StoreThreads:
     it is `main`. `waiter`: blocking change waits. `schedules`: the scheduler's ticks.
     `upkeep`: pruning, which may run long and must hold up neither heartbeats nor slots.
     `deliveries`: the callback deliverer's claims and records, so that its work, however
-    much there is, never delays a heartbeat."""
+    much there is, never delays a heartbeat.
+    `notices`: the wait for cancel requests, and the check of what they name."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -39,6 +40,7 @@ class StoreThreads:
         self.schedules = ThreadPoolExecutor(1, thread_name_prefix="underway-schedules")
         self.upkeep = ThreadPoolExecutor(1, thread_name_prefix="underway-upkeep")
         self.deliveries = ThreadPoolExecutor(1, thread_name_prefix="underway-deliveries")
+        self.notices = ThreadPoolExecutor(1, thread_name_prefix="underway-notices")
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` on the main store thread."""
@@ -52,7 +54,15 @@ class StoreThreads:
         """Release each thread's store connection on that thread, then end the threads (a
         change wait still running ends within its short slice)."""
         threads = dict.fromkeys(
-            (self.main, self.outcomes, self.waiter, self.schedules, self.upkeep, self.deliveries)
+            (
+                self.main,
+                self.outcomes,
+                self.waiter,
+                self.schedules,
+                self.upkeep,
+                self.deliveries,
+                self.notices,
+            )
         )
         for thread in threads:
             thread.submit(self.store.close_thread)

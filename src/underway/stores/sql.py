@@ -97,7 +97,7 @@ JOB_COLUMNS: tuple[tuple[str, str | None], ...] = (
     ("run_at", "time"), ("created_at", "time"), ("progress", None), ("status_message", None),
     ("payload", "json?"), ("result", "json?"), ("tenant", None), ("callback_url", None),
     ("key", None), ("started_at", "time"), ("completed_at", "time"),
-    ("cancel_requested", "flag"), ("schedule", None), ("rescues", None),
+    ("cancel_requested", "flag"), ("schedule", None), ("rescues", None), ("updated_at", "time"),
 )  # fmt: skip
 
 _ROW_TO_JOB = """\
