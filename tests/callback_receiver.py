@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +45,8 @@ class Receiver:
         self.host = host
         self.port = port
         self.answers: list[Answer] = list(answers)
+        #: seconds to wait before answering (a slow receiver)
+        self.delay = 0.0
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -65,6 +68,7 @@ class Receiver:
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()},
                                  body, status)
                     )  # fmt: skip
+                time.sleep(receiver.delay)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

@@ -195,6 +195,29 @@ def test_a_redirect_to_an_allowed_address_is_followed_with_the_same_signed_post(
     Webhook(SECRET).verify(second.body, second.headers)
 
 
+def test_a_send_cut_short_by_the_stop_is_recorded_and_sent_again_by_the_next_worker(
+    fast_app: App, start_worker: Callable[..., Any], wait_for: Callable[..., Any]
+) -> None:
+    with Receiver() as receiver:
+        receiver.delay = 5.0  # longer than the worker's shutdown grace
+        app = callback_app(fast_app)
+        job = app.tasks["tests.add"].options(callback_url=receiver.url).enqueue(1, 1)
+        first = start_worker(app)
+        wait_for(receiver.received, what="the first attempt to reach the receiver")
+        first.stop()
+        [delivery] = app.deliveries(job.id)
+        assert delivery.status is DeliveryStatus.PENDING
+        [cut] = delivery.attempts
+        assert cut.status_code is None and "stopped during this attempt" in (cut.error or "")
+
+        receiver.delay = 0.0
+        start_worker(app)
+        done = wait_for(settled(app, job), what="the delivery from the next worker")
+    assert done.status is DeliveryStatus.DELIVERED
+    assert [a.status_code for a in done.attempts] == [None, 200]
+    assert {r.headers["webhook-id"] for r in receiver.received()} == {delivery.id}
+
+
 def test_a_callback_url_needs_a_secret_and_an_http_url(fast_app: App) -> None:
     unsigned = fast_app()
     task = unsigned.task(name="tests.noop")(lambda: None)

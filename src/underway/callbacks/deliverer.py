@@ -74,8 +74,9 @@ def lease_seconds(settings: Settings) -> float:
 
 class Deliverer:
     """Sends the store's due deliveries from one worker until cancelled; on cancel, sends
-    under way get `shutdown_grace_seconds` to finish, and any cut short is sent again by some
-    worker once its lease ends (receivers deduplicate on `webhook-id`)."""
+    under way get `shutdown_grace_seconds` to finish, and any cut short is recorded as a
+    failed attempt, to be sent again after its backoff (receivers deduplicate on
+    `webhook-id`)."""
 
     def __init__(
         self, worker_id: str, store: Store, threads: StoreThreads, settings: Settings
@@ -137,20 +138,44 @@ class Deliverer:
             log.warning("%d callback deliveries cut short by the stop; sent again later", len(late))
 
     async def _deliver(self, due: DueDelivery) -> None:
+        started = time.monotonic()
         try:
-            job = await self._store(self.store.get, due.job_id)
-            if job is None:
-                return  # deleted, and its deliveries with it
-            body = body_of(due, job)
-            headers = self.signer.headers(due.id, int(time.time()), body)
-            sent = await send(
-                due.url, body, headers, self.allow, self.settings.callback_timeout_seconds
-            )
-            result = decide(due, sent, self.settings)
-            landed = await self._store(self.store.record_delivery, result)
-            _log_attempt(due, result, landed)
+            sent = await self._attempt(due)
+        except asyncio.CancelledError:
+            # Cut short by the stop: recorded as a failed attempt, so the delivery is due again
+            # after its backoff rather than at the lease's end. The receiver may have had it:
+            # the next attempt carries the same webhook-id.
+            elapsed = time.monotonic() - started
+            await self._record(due, SendResult(None, "the worker stopped during this attempt",
+                                               elapsed))  # fmt: skip
+            raise
         except Exception:
             log.exception("callback %s for job %s: delivery attempt crashed", due.id, due.job_id)
+            return
+        if sent is not None:
+            await self._record(due, sent)
+
+    async def _attempt(self, due: DueDelivery) -> SendResult | None:
+        """Sign and send the delivery once; None when its job is gone (and the delivery
+        with it)."""
+        job = await self._store(self.store.get, due.job_id)
+        if job is None:
+            return None
+        body = body_of(due, job)
+        headers = self.signer.headers(due.id, int(time.time()), body)
+        return await send(
+            due.url, body, headers, self.allow, self.settings.callback_timeout_seconds
+        )
+
+    async def _record(self, due: DueDelivery, sent: SendResult) -> None:
+        result = decide(due, sent, self.settings)
+        try:
+            landed = await self._store(self.store.record_delivery, result)
+        except Exception as exc:  # the lease runs out, and the delivery is sent again
+            log.error("callback %s for job %s: recording the attempt failed: %s",
+                      due.id, due.job_id, exc)  # fmt: skip
+            return
+        _log_attempt(due, result, landed)
 
     async def _store(self, fn: Callable[..., T], *args: object) -> T:
         return await self.threads.on(self.threads.deliveries, fn, *args)
