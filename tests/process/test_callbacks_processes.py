@@ -79,3 +79,26 @@ def test_a_worker_killed_before_delivering_leaves_the_delivery_to_the_next_worke
         assert h.events(job) == ["done"]  # the job itself ran once
     finally:
         app.close()
+
+
+def test_several_worker_processes_send_each_delivery_once(harness: Harness) -> None:
+    h = harness
+    app = procapp.make_app(h.url, webhook_secret=SECRET, **SETTINGS)
+    try:
+        with Receiver() as receiver:
+            record = app.tasks["record"].options(callback_url=receiver.url)
+            jobs = record.enqueue_many([(n,) for n in range(30)])
+            workers = [h.start_worker(concurrency=4, **WORKER_CALLBACKS) for _ in range(3)]
+
+            def all_delivered() -> bool:
+                return len(receiver.received()) >= 30 and all(
+                    app.deliveries(job.id)[0].status is DeliveryStatus.DELIVERED for job in jobs
+                )
+
+            h.wait_until(all_delivered, "30 deliveries from 3 workers", timeout=60)
+            stop(h, *workers)
+        ids = [r.headers["webhook-id"] for r in receiver.received()]
+        assert len(ids) == 30 and len(set(ids)) == 30
+        assert {app.deliveries(job.id)[0].id for job in jobs} == set(ids)
+    finally:
+        app.close()
