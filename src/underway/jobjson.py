@@ -1,11 +1,11 @@
 """A Job in JSON, as DESIGN.md "A Job in JSON" fixes it: what callbacks carry and the HTTP API
-answers. Times are ISO 8601 with their offset."""
+answers; and a job's callback delivery in JSON. Times are ISO 8601 with their offset."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from .model import JSON, Job
+from .model import JSON, Delivery, Job
 
 
 def job_to_json(job: Job) -> dict[str, JSON]:
@@ -39,6 +39,27 @@ def job_to_json(job: Job) -> dict[str, JSON]:
         "updated_at": _time(job.updated_at),
         "cancel_requested": job.cancel_requested,
     }
+
+
+def delivery_to_json(delivery: Delivery) -> dict[str, JSON]:
+    """A callback delivery with its attempts as a JSON object (`app.deliveries(id)` items)."""
+    return {
+        "id": delivery.id,
+        "job_id": str(delivery.job_id),
+        "type": delivery.type,
+        "url": delivery.url,
+        "status": delivery.status.value,
+        "created_at": _time(delivery.created_at),
+        "next_at": _time(delivery.next_at),
+        "delivered_at": _time(delivery.delivered_at),
+        "last_error": delivery.last_error,
+        "last_status_code": delivery.last_status_code,
+        "attempts": [
+            {"number": a.number, "at": _time(a.at), "status_code": a.status_code,
+             "error": a.error, "duration": a.duration}
+            for a in delivery.attempts
+        ],
+    }  # fmt: skip
 
 
 def _time(value: datetime | None) -> str | None:

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from underway import Job, Settings, Status
 from underway.callbacks.deliverer import body_of, decide, lease_seconds
 from underway.callbacks.sender import MAX_REDIRECTS, SendResult
-from underway.jobjson import job_to_json
-from underway.model import DeliveryStatus, JobError
+from underway.jobjson import delivery_to_json, job_to_json
+from underway.model import Delivery, DeliveryAttempt, DeliveryStatus, JobError
 from underway.stores.messages import DueDelivery
 
 NOW = datetime(2031, 5, 4, 12, 0, tzinfo=UTC)
@@ -76,3 +76,17 @@ def test_the_body_carries_the_job_in_json() -> None:
     ]  # fmt: skip
     assert data["error"] == {"type": "ValueError", "message": "boom", "traceback": "Traceback"}
     assert data["created_at"] == "2031-05-04T12:00:00+00:00" and data["started_at"] is None
+
+
+def test_a_delivery_in_json_carries_its_attempts() -> None:
+    delivery = Delivery(
+        "msg_1", uuid.uuid4(), "job.failed", "https://x.example/", DeliveryStatus.PENDING, NOW,
+        NOW, last_error="HTTP 503", last_status_code=503,
+        attempts=(DeliveryAttempt(1, NOW, 503, "HTTP 503", 0.25),),
+    )  # fmt: skip
+    data = json.loads(json.dumps(delivery_to_json(delivery)))
+    assert (data["id"], data["status"], data["next_at"]) == ("msg_1", "pending", NOW.isoformat())
+    assert data["attempts"] == [
+        {"number": 1, "at": NOW.isoformat(), "status_code": 503, "error": "HTTP 503",
+         "duration": 0.25}
+    ]  # fmt: skip
