@@ -20,7 +20,7 @@ from .events import Events, UpdateCallback
 from .feed import Feed
 from .hooks import app_running
 from .ids import as_job_id as _as_uuid
-from .model import Job, Page, QueueInfo, ScheduleInfo, Stats, Status, View
+from .model import Delivery, Job, Page, QueueInfo, ScheduleInfo, Stats, Status, View
 from .operations import Operations
 from .producer import Producer
 from .registry import Registry
@@ -57,7 +57,10 @@ class App(Declarations, Watching, Operations):
         self.registry = Registry()
         #: job snapshots and worker wake-ups within this process
         self.events = Events()
-        self.producer = Producer(lambda: self.store, self.events, self.settings.max_args_bytes)
+        self.producer = Producer(
+            lambda: self.store, self.events, self.settings.max_args_bytes,
+            signs_callbacks=self.settings.webhook_secret is not None,
+        )  # fmt: skip
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         #: wakes this process's watchers when any process changed a job
@@ -218,6 +221,11 @@ class App(Declarations, Watching, Operations):
             time.sleep(waiting.pause(poll))
         return job
 
+    def deliveries(self, job_id: uuid.UUID | str) -> list[Delivery]:
+        """The job's completion callbacks, one per final state it reached, oldest first, each
+        with its attempts (when, the receiver's status code, the error, how long it took)."""
+        return self.store.deliveries(_as_uuid(job_id))
+
     def stats(self, tenant: str | None = None) -> Stats:
         """Counts by status, overall and per task and queue; and per task and per schedule:
         runs, failures, last run, last and average duration, state ("failing" when the
@@ -272,6 +280,7 @@ class App(Declarations, Watching, Operations):
     cancel_async = twin(cancel)
     retry_async = twin(retry)
     stats_async = twin(stats)
+    deliveries_async = twin(deliveries)
     queues_async = twin(queues)
     pause_queue_async = twin(pause_queue)
     resume_queue_async = twin(resume_queue)

@@ -1,27 +1,16 @@
-"""A Job as JSON, in the one shape the HTTP API, the event stream and callbacks share
-(DESIGN.md, "HTTP and live updates"): ids as text, times ISO 8601 with their offset."""
+"""A Job in JSON, as DESIGN.md "A Job in JSON" fixes it: what callbacks carry and the HTTP API
+answers; and a job's callback delivery in JSON. Times are ISO 8601 with their offset."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from .model import Job
-
-#: the keys of a job's JSON, in the order they are written
-FIELDS = (
-    "id", "task", "title", "status", "attempt", "max_attempts", "queue", "priority", "tenant",
-    "args", "progress", "status_message", "payload", "result", "error", "key", "callback_url",
-    "run_at", "created_at", "started_at", "completed_at", "updated_at", "cancel_requested",
-)  # fmt: skip
+from .model import JSON, Delivery, Job
 
 
-def job_to_json(job: Job) -> dict[str, Any]:
-    """The job as JSON-ready data (json.dumps takes it as it is).
-
-    >>> job_to_json(job)["status"], job_to_json(job)["created_at"]
-    ('pending', '2026-01-01T12:00:00+00:00')
-    """
+def job_to_json(job: Job) -> dict[str, JSON]:
+    """The job as a JSON object: a dict that `json.dumps` takes as it is, with the fields
+    in the order DESIGN.md lists them."""
     error = job.error
     return {
         "id": str(job.id),
@@ -50,6 +39,27 @@ def job_to_json(job: Job) -> dict[str, Any]:
         "updated_at": _time(job.updated_at),
         "cancel_requested": job.cancel_requested,
     }
+
+
+def delivery_to_json(delivery: Delivery) -> dict[str, JSON]:
+    """A callback delivery with its attempts as a JSON object (`app.deliveries(id)` items)."""
+    return {
+        "id": delivery.id,
+        "job_id": str(delivery.job_id),
+        "type": delivery.type,
+        "url": delivery.url,
+        "status": delivery.status.value,
+        "created_at": _time(delivery.created_at),
+        "next_at": _time(delivery.next_at),
+        "delivered_at": _time(delivery.delivered_at),
+        "last_error": delivery.last_error,
+        "last_status_code": delivery.last_status_code,
+        "attempts": [
+            {"number": a.number, "at": _time(a.at), "status_code": a.status_code,
+             "error": a.error, "duration": a.duration}
+            for a in delivery.attempts
+        ],
+    }  # fmt: skip
 
 
 def _time(value: datetime | None) -> str | None:

@@ -27,10 +27,22 @@ from ..errors import (
     ScheduleNotFound,
 )
 from ..keys import ApiKey, NewKey, StoredKey
-from ..model import Job, JobError, Page, QueueInfo, RunStats, Stats, Status, View
+from ..model import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Job,
+    JobError,
+    Page,
+    QueueInfo,
+    RunStats,
+    Stats,
+    Status,
+    View,
+)
 from ..schedule import Overlap
 from ..settings import Settings
-from .messages import JobFilter, NewJob, ScheduleState
+from .messages import DeliveryResult, DueDelivery, JobFilter, NewJob, ScheduleState
 from .sqlfile import placeholders, render
 
 
@@ -136,6 +148,44 @@ def schedule_state(r: Row, values: Values) -> ScheduleState:
         last_slot=load_time(r["last_slot"]), next_run=load_time(r["next_run"]),
         paused=bool(r["paused"]), run_count=r["run_count"],
     )  # fmt: skip
+
+
+def due_delivery(r: Row, values: Values) -> DueDelivery:
+    """A claimed delivery row as the sender reads it."""
+    load_id: Callable[[Any], Any] = values.load_id or _same
+    load_time: Callable[[Any], Any] = values.load_time or _same
+    return DueDelivery(
+        id=r["id"], job_id=load_id(r["job_id"]), type=r["type"], url=r["url"],
+        attempts=r["attempts"], created_at=load_time(r["created_at"]), token=r["lease_token"],
+    )  # fmt: skip
+
+
+def build_deliveries(
+    rows: Sequence[Row], attempt_rows: Sequence[Row], values: Values
+) -> list[Delivery]:
+    """A job's deliveries from their rows, each with its attempts in order."""
+    load_id: Callable[[Any], Any] = values.load_id or _same
+    load_time: Callable[[Any], Any] = values.load_time or _same
+    attempts: dict[str, list[DeliveryAttempt]] = {}
+    for a in attempt_rows:
+        attempts.setdefault(a["delivery_id"], []).append(
+            DeliveryAttempt(a["number"], load_time(a["at"]), a["status_code"], a["error"],
+                            float(a["duration"]))
+        )  # fmt: skip
+    out = []
+    for r in rows:
+        status = DeliveryStatus(r["status"])
+        out.append(
+            Delivery(
+                id=r["id"], job_id=load_id(r["job_id"]), type=r["type"], url=r["url"],
+                status=status, created_at=load_time(r["created_at"]),
+                next_at=load_time(r["next_at"]) if status is DeliveryStatus.PENDING else None,
+                delivered_at=load_time(r["delivered_at"]), last_error=r["last_error"],
+                last_status_code=r["last_status_code"],
+                attempts=tuple(attempts.get(r["id"], ())),
+            )
+        )  # fmt: skip
+    return out
 
 
 # --- assembling results ------------------------------------------------------------------------
@@ -260,7 +310,59 @@ def key_record(r: Row, values: Values) -> ApiKey:
 RUN_STATEMENTS = ("run_aggregates", "run_recent", "run_running")
 
 
-class SqlStore(ABC, Generic[C]):
+class SqlKeys:
+    """The API key verbs of both SQL stores, over the primitives `SqlStore` supplies (a class
+    of their own so that neither grows past the size of one concept)."""
+
+    values: ClassVar[Values]
+    _q: dict[str, str]
+
+    def _reading(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError  # SqlStore's
+
+    def _writing(self, atomic: bool = False) -> AbstractContextManager[Any]:
+        raise NotImplementedError  # SqlStore's
+
+    def _all(self, conn: Any, name: str, params: Any = None) -> list[Row]:
+        raise NotImplementedError  # SqlStore's
+
+    def _stamp(self) -> dict[str, Any]:
+        raise NotImplementedError  # SqlStore's
+
+    @staticmethod
+    def _run(conn: Any, sql: str, params: Any = None) -> Cursor:
+        raise NotImplementedError  # SqlStore's
+
+    def create_key(self, key: NewKey) -> ApiKey:
+        params = {"id": key.id, "name": key.name, "tenant": key.tenant,
+                  "secret_hash": key.secret_hash, **self._stamp()}  # fmt: skip
+        with self._writing() as conn:
+            return key_record(self._all(conn, "insert_key", params)[0], self.values)
+
+    def find_key(self, key_id: str) -> StoredKey | None:
+        with self._reading() as conn:
+            rows = self._all(conn, "get_key", {"id": key_id})
+        return StoredKey(key_record(rows[0], self.values), rows[0]["secret_hash"]) if rows else None
+
+    def list_keys(self) -> list[ApiKey]:
+        with self._reading() as conn:
+            return [key_record(row, self.values) for row in self._all(conn, "list_keys")]
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        with self._writing() as conn:
+            rows = self._all(conn, "revoke_key", {"id": key_id, **self._stamp()})
+        if not rows:
+            raise KeyNotFound(
+                f"no API key with id {key_id!r} (`underway keys APP list` shows them)"
+            )
+        return key_record(rows[0], self.values)
+
+    def touch_key(self, key_id: str) -> None:
+        with self._writing() as conn:
+            self._run(conn, self._q["touch_key"], {"id": key_id, **self._stamp()})
+
+
+class SqlStore(SqlKeys, ABC, Generic[C]):
     """The `Store` verbs both SQL backends share, over a backend's connections and values.
 
     Statements are rendered once, when the store is built: every statement whose only
@@ -512,32 +614,37 @@ class SqlStore(ABC, Generic[C]):
             if self._run(conn, self._q["set_schedule_paused"], params).rowcount == 0:
                 raise ScheduleNotFound(f"no schedule named {name!r}")
 
-    # --- API keys -----------------------------------------------------------------------------
+    # --- callbacks ----------------------------------------------------------------------------
 
-    def create_key(self, key: NewKey) -> ApiKey:
-        params = {"id": key.id, "name": key.name, "tenant": key.tenant,
-                  "secret_hash": key.secret_hash, **self._stamp()}  # fmt: skip
-        with self._writing() as conn:
-            return key_record(self._all(conn, "insert_key", params)[0], self.values)
-
-    def find_key(self, key_id: str) -> StoredKey | None:
+    def claim_deliveries(self, sender: str, limit: int, lease_seconds: float) -> list[DueDelivery]:
+        if limit <= 0:
+            return []
+        stamp = self._stamp()
         with self._reading() as conn:
-            rows = self._all(conn, "get_key", {"id": key_id})
-        return StoredKey(key_record(rows[0], self.values), rows[0]["secret_hash"]) if rows else None
+            if not self._all(conn, "deliveries_due", stamp or None):
+                return []  # nothing due: no lock taken
+        params = {"sender": sender, "lease": lease_seconds, "limit": limit, **stamp}
+        with self._writing() as conn:
+            rows = self._all(conn, "claim_deliveries", params)
+        return [due_delivery(row, self.values) for row in rows]
 
-    def list_keys(self) -> list[ApiKey]:
+    def record_delivery(self, result: DeliveryResult) -> bool:
+        stamp = self._stamp()
+        outcome = {"status_code": result.status_code, "error": result.error, **stamp}
+        params = {"id": result.delivery_id, "token": result.token, "status": result.status.value,
+                  "retry_in": result.retry_in, **outcome}  # fmt: skip
+        with self._writing(atomic=True) as conn:
+            rows = self._all(conn, "record_delivery", params)
+            if not rows:
+                return False  # the lease ran out and another sender has it, or the job is gone
+            attempt = {"id": result.delivery_id, "number": rows[0]["attempts"],
+                       "duration": result.duration, **outcome}  # fmt: skip
+            self._run(conn, self._q["insert_delivery_attempt"], attempt)
+        return True
+
+    def deliveries(self, job_id: uuid.UUID) -> list[Delivery]:
+        params = {"job_id": self.values.dump_id(job_id)}
         with self._reading() as conn:
-            return [key_record(row, self.values) for row in self._all(conn, "list_keys")]
-
-    def revoke_key(self, key_id: str) -> ApiKey:
-        with self._writing() as conn:
-            rows = self._all(conn, "revoke_key", {"id": key_id, **self._stamp()})
-        if not rows:
-            raise KeyNotFound(
-                f"no API key with id {key_id!r} (`underway keys APP list` shows them)"
-            )
-        return key_record(rows[0], self.values)
-
-    def touch_key(self, key_id: str) -> None:
-        with self._writing() as conn:
-            self._run(conn, self._q["touch_key"], {"id": key_id, **self._stamp()})
+            rows = self._all(conn, "job_deliveries", params)
+            attempts = self._all(conn, "job_delivery_attempts", params) if rows else []
+        return build_deliveries(rows, attempts, self.values)
