@@ -12,6 +12,7 @@ from web_support import Served, Web
 
 import underway
 import underway.testing
+from underway.callbacks import new_secret
 from underway.web import create_api
 
 
@@ -126,3 +127,21 @@ def test_the_api_mounts_in_the_users_own_fastapi_app(web: Web) -> None:
         assert schema["servers"] == [{"url": "/underway"}]  # clients call under the mount
     finally:
         served.stop()
+
+
+def test_a_jobs_attempts_include_its_callback_deliveries(make_web: Callable[..., Web]) -> None:
+    web = make_web(webhook_secret=new_secret())
+    client = web.as_admin()
+    body = {"task": "web.add", "args": {"a": 1}, "callback_url": "https://example.com/hook"}
+    job = client.post("/api/v1/jobs", json=body).json()
+    client.post(f"/api/v1/jobs/{job['id']}/cancel")  # a final state: a callback is owed
+    [delivery] = client.get(f"/api/v1/jobs/{job['id']}/attempts").json()
+    assert (delivery["kind"], delivery["type"]) == ("delivery", "job.cancelled")
+    assert delivery["url"] == "https://example.com/hook" and delivery["job_id"] == job["id"]
+    assert delivery["status"] == "pending" and delivery["id"].startswith("msg_")
+
+
+def test_a_callback_url_needs_the_apps_webhook_secret(web: Web) -> None:
+    body = {"task": "web.add", "args": {"a": 1}, "callback_url": "https://example.com/hook"}
+    response = web.as_admin().post("/api/v1/jobs", json=body)
+    assert response.status_code == 422 and "webhook_secret" in response.json()["detail"]

@@ -10,12 +10,12 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
-from ..jobjson import job_to_json
+from ..jobjson import delivery_to_json, job_to_json
 from ..model import Job, Status, View
 from .access import AppDep, ScopeDep, job_or_404
 from .arguments import check_arguments
 from .render import attempt_json
-from .schemas import AttemptOut, CountOut, DeadLettersIn, EnqueueIn, JobOut, PageOut, Problem
+from .schemas import CountOut, DeadLettersIn, EnqueueIn, HistoryOut, JobOut, PageOut, Problem
 from .texts import Text, checked
 
 router = APIRouter(tags=["jobs"])
@@ -109,13 +109,14 @@ async def delete_job(app: AppDep, scope: ScopeDep, job_id: uuid.UUID) -> Respons
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/jobs/{job_id}/attempts", response_model=list[AttemptOut], responses=NOT_FOUND)
+@router.get("/jobs/{job_id}/attempts", response_model=list[HistoryOut], responses=NOT_FOUND)
 async def job_attempts(app: AppDep, scope: ScopeDep, job_id: uuid.UUID) -> Response:
-    """Every attempt of the job, oldest first: worker, start and end, outcome, error, duration."""
+    """Every attempt of the job, oldest first (worker, start and end, outcome, error,
+    duration), then its completion callbacks with their attempts."""
     await job_or_404(app, scope, job_id)
     history = [attempt_json(a) for a in await app.attempts_async(job_id)]
-    # CALLBACK DELIVERIES: once `app.deliveries(job_id)` is on main, append each delivery here
-    # as {"kind": "delivery", ...} (and add its model to the response's union in schemas.py).
+    history += [{"kind": "delivery", **delivery_to_json(d)}
+                for d in await app.deliveries_async(job_id)]  # fmt: skip
     return JSONResponse(history)
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from ..model import Status
+from ..model import DeliveryStatus, Status
 from ..tasks import INT32_MAX, MAX_DELAY_SECONDS
 
 
@@ -159,6 +159,36 @@ class AttemptOut(BaseModel):
     outcome: str | None
     error: JobErrorOut | None
     duration: float | None
+
+
+class DeliveryAttemptOut(BaseModel):
+    number: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration: float
+
+
+class DeliveryOut(BaseModel):
+    """A signed completion callback of the job (`kind` "delivery"), with its attempts; `id` is
+    its `webhook-id`."""
+
+    kind: Literal["delivery"]
+    id: str
+    job_id: uuid.UUID
+    type: str
+    url: str
+    status: DeliveryStatus
+    created_at: datetime
+    next_at: datetime | None
+    delivered_at: datetime | None
+    last_error: str | None
+    last_status_code: int | None
+    attempts: list[DeliveryAttemptOut]
+
+
+#: an entry of a job's history: an attempt to run it, or a callback delivery
+HistoryOut = Annotated[AttemptOut | DeliveryOut, Field(discriminator="kind")]
 
 
 class WorkerOut(BaseModel):
