@@ -84,8 +84,12 @@ BEGIN
             WHEN n.rescues > o.rescues THEN 'rescued'
             WHEN n.attempt < o.attempt THEN 'handed_back'
             ELSE 'retry' END,
-        error_type = CASE WHEN n.status = 'completed' THEN NULL ELSE n.error_type END,
-        error_message = CASE WHEN n.status = 'completed' THEN NULL ELSE n.error_message END
+        -- a completed or handed-back attempt failed at nothing: the job's error is an
+        -- earlier attempt's
+        error_type = CASE WHEN n.status = 'completed' OR n.attempt < o.attempt
+                          THEN NULL ELSE n.error_type END,
+        error_message = CASE WHEN n.status = 'completed' OR n.attempt < o.attempt
+                             THEN NULL ELSE n.error_message END
     FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
     WHERE o.status = 'running' AND n.status <> 'running'
       AND a.job_id = n.id AND a.ended_at IS NULL;
