@@ -7,6 +7,7 @@
 -- when it committed. Readers walk (xid, seq) and only below the oldest transaction still in
 -- flight, so a change that commits late can never land behind a reader's cursor.
 CREATE TABLE {schema}.underway_changes (
+    -- the writing transaction, or a younger one that changed the same job first (see below)
     xid              xid8 NOT NULL DEFAULT pg_current_xact_id(),
     seq              bigint GENERATED ALWAYS AS IDENTITY,
     job_id           uuid NOT NULL,
@@ -99,10 +100,17 @@ BEGIN
     FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
     WHERE n.status = 'running' AND o.status <> 'running';
     -- What watchers see; a heartbeat changes nothing they can see and records nothing.
-    INSERT INTO {schema}.underway_changes (job_id, kind, status, attempt, rescues, run_at,
+    -- A job's changes must keep the order they committed in, and this transaction may have
+    -- taken its id before one that changed the job first (it waited for the row lock, as a
+    -- batch of outcomes waits for a cancel): it then files its change under that younger id.
+    -- Still never below its own id, so the change stays invisible to readers until it commits.
+    INSERT INTO {schema}.underway_changes (xid, job_id, kind, status, attempt, rescues, run_at,
         progress, status_message, payload, result, error_message, error_type, error_traceback,
         started_at, completed_at, updated_at, cancel_requested)
-    SELECT n.id,
+    SELECT greatest(pg_current_xact_id(), (
+            SELECT c.xid FROM {schema}.underway_changes AS c
+            WHERE c.job_id = n.id ORDER BY c.xid DESC LIMIT 1)),
+        n.id,
         CASE
             WHEN n.status IS DISTINCT FROM o.status THEN CASE
                 WHEN n.status = 'running' THEN 'started'
