@@ -37,3 +37,26 @@ def add_reporter(app: underway.App) -> underway.Task[[int, float], Any]:
 
     task: underway.Task[[int, float], Any] = app.task(name=REPORT_TASK)(report)
     return task
+
+
+WAITER_TASK = "bench.wait_cancel"
+
+
+def add_waiter(app: underway.App) -> underway.Task[[str], Any]:
+    """A task that waits to be cancelled and appends the wall-clock time it saw the cancel
+    to the file `record`, so the benchmark can tell how long a cancel took to reach it."""
+    import os
+    import time
+
+    def wait_cancel(ctx: underway.Context, record: str) -> None:
+        ctx.report_status("waiting")
+        if ctx.wait_cancelled(60):
+            seen = f"{ctx.job.id} {time.time():.6f}\n"
+            fd = os.open(record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, seen.encode())
+            finally:
+                os.close(fd)
+
+    task: underway.Task[[str], Any] = app.task(name=WAITER_TASK)(wait_cancel)
+    return task

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 import workloads
-from bench_app import add_reporter, make_app
+from bench_app import add_reporter, add_waiter, make_app
 from psycopg import sql
 from workloads import FreshUrl, Row, percentiles
 
@@ -65,6 +65,45 @@ def update_latency(fresh_url: FreshUrl, jobs: int, steps: int, pause_s: float) -
         "reports": len(latencies),
         "expected_reports": jobs * steps,
         "latency_of": "watcher's time.time() on arrival - task's time.time() at report",
+        **percentiles(latencies),
+        "max_ms": max(latencies) if latencies else None,
+    }
+
+
+def cancel_latency(fresh_url: FreshUrl, jobs: int, record_dir: str) -> Row:
+    """`jobs` running jobs, cancelled one at a time from this process; latency = the task's
+    wall clock when `ctx.wait_cancelled` returned minus ours just before `app.cancel`."""
+    url = fresh_url("cancel")
+    app, _ = make_app(url)
+    waiter = add_waiter(app)
+    app.migrate()
+    record = f"{record_dir}/cancels.log"
+    sent: dict[str, float] = {}
+    with workloads._idle_workers(url, 1, jobs) as worker_errors:
+        running = [waiter.enqueue(record) for _ in range(jobs)]
+        deadline = time.monotonic() + 30
+        while any(app.get_job(j.id).status != underway.Status.RUNNING for j in running):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the jobs did not start; worker:\n" + worker_errors())
+            time.sleep(0.05)
+        for job in running:
+            time.sleep(0.05)
+            sent[str(job.id)] = time.time()
+            app.cancel(job.id)
+        for job in running:
+            app.wait(job.id, timeout=30)
+    app.close()
+    seen = {}
+    with open(record) as lines:
+        for line in lines:
+            job_id, at = line.split()
+            seen[job_id] = float(at)
+    latencies = [(seen[i] - sent[i]) * 1000 for i in sent if i in seen]
+    return {
+        "key": "cancel_latency",
+        "workload": "cancel latency, app.cancel -> the running task sees it (other process)",
+        "jobs": jobs,
+        "seen": len(latencies),
         **percentiles(latencies),
         "max_ms": max(latencies) if latencies else None,
     }

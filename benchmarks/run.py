@@ -275,6 +275,15 @@ def run_all(args: argparse.Namespace, target: Target) -> dict[str, Any]:
                 target, "update latency", lambda: live.update_latency(fresh, jobs, 10, 0.15)
             )
         )
+        progress(f"cancel latency: {jobs * 2} running jobs cancelled one by one from here")
+        with tempfile.TemporaryDirectory() as record_dir:
+            results.append(
+                again_on_restart(
+                    target,
+                    "cancel latency",
+                    lambda: live.cancel_latency(fresh, jobs * 2, record_dir),
+                )
+            )
     if "explain" in args.only:
         progress("query plans of the worker's hot statements")
         out["explain"] = again_on_restart(target, "explain", target.explain)
