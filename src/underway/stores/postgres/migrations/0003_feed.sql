@@ -75,7 +75,10 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION {schema}.underway_jobs_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Without stats on the transition tables the planner guesses them big, and the per-job lookup
+-- below would then cross jit_above_cost: compiling the statement costs more than it runs.
+CREATE FUNCTION {schema}.underway_jobs_updated() RETURNS trigger LANGUAGE plpgsql
+SET jit = off AS $$
 BEGIN
     -- The attempt that ended: closed with how it ended.
     UPDATE {schema}.underway_attempts AS a
