@@ -244,7 +244,7 @@ def schedules_table(found: Sequence[ScheduleInfo]) -> Table:
     from rich.table import Table
 
     table = Table(header_style="bold")
-    for column in ("schedule", "task", "rule", "state", "next run", "last run"):
+    for column in ("schedule", "task", "tenant", "rule", "state", "next run", "last run"):
         table.add_column(column)
     for column in ("fired", "runs", "failures", "last took", "average"):
         table.add_column(column, justify="right")
@@ -256,6 +256,7 @@ def schedules_table(found: Sequence[ScheduleInfo]) -> Table:
         table.add_row(
             name,
             escape(info.task),
+            escape(info.tenant) if info.tenant else "[dim]-[/]",
             escape(info.rule),
             styled_state(info.state),
             _next_run(info, now),

@@ -21,6 +21,7 @@ from .messages import (
     Outcome,
     Report,
     ScheduleState,
+    TaskCounters,
 )
 
 
@@ -86,7 +87,9 @@ class Store(Protocol):
     def retry(self, job_id: uuid.UUID) -> Job:
         """Failed or cancelled -> pending again, attempts reset."""
 
-    def stats(self) -> Stats: ...
+    def stats(self, tenant: str | None = None) -> Stats:
+        """Jobs by status, overall and per task, queue and tenant; with `tenant`, only that
+        tenant's jobs are counted."""
 
     # --- queues and retention -----------------------------------------------------------------
     def set_queue_paused(self, name: str, paused: bool) -> None:
@@ -103,9 +106,11 @@ class Store(Protocol):
         batches of `batch` rows per transaction; returns how many were deleted."""
 
     # --- schedules ----------------------------------------------------------------------------
-    def register_schedule(self, name: str, task: str, rule: str, anchor: datetime) -> ScheduleState:
+    def register_schedule(
+        self, name: str, task: str, rule: str, anchor: datetime, tenant: str | None = None
+    ) -> ScheduleState:
         """Create the schedule's row if missing (interval slots count from `anchor`), or update
-        its task and rule text; anchor, paused, last slot and counts are kept."""
+        its task, rule text and tenant; anchor, paused, last slot and counts are kept."""
 
     def schedule_states(self) -> list[ScheduleState]: ...
 
@@ -124,8 +129,19 @@ class Store(Protocol):
     def set_schedule_paused(self, name: str, paused: bool) -> None:
         """Pause or resume a schedule (ScheduleNotFound if the store has none of that name)."""
 
-    def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
-        """Run statistics per task and per schedule."""
+    def run_stats(
+        self, tenant: str | None = None
+    ) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
+        """Run statistics per task and per schedule (of one tenant's jobs, with `tenant`)."""
+
+    # --- metrics ------------------------------------------------------------------------------
+    def counters(self) -> list[TaskCounters]:
+        """What happened to jobs per task and queue, counted as it happened (triggers of
+        migration 0006): never lower than at any earlier call, whatever was pruned."""
+
+    def queue_depth(self) -> dict[str, dict[str, int]]:
+        """Unfinished jobs per queue and status (pending, running); read without touching the
+        finished ones."""
 
 
 @runtime_checkable

@@ -23,7 +23,7 @@ from ..errors import DuplicateKey, InvalidTransition, JobNotFound, ScheduleNotFo
 from ..model import Job, JobError, Page, QueueInfo, RunStats, Stats, Status, View
 from ..schedule import Overlap
 from ..settings import Settings
-from .messages import JobFilter, NewJob, ScheduleState
+from .messages import Histogram, JobFilter, NewJob, ScheduleState, TaskCounters
 from .sqlfile import placeholders, render
 
 
@@ -127,24 +127,47 @@ def schedule_state(r: Row, values: Values) -> ScheduleState:
     return ScheduleState(
         name=r["name"], task=r["task"], rule=r["rule"], anchor=load_time(r["anchor"]),
         last_slot=load_time(r["last_slot"]), next_run=load_time(r["next_run"]),
-        paused=bool(r["paused"]), run_count=r["run_count"],
+        paused=bool(r["paused"]), run_count=r["run_count"], tenant=r["tenant"],
     )  # fmt: skip
 
 
 # --- assembling results ------------------------------------------------------------------------
 
 
-def build_stats(rows: Sequence[Sequence[Any]], scheduled: int, retrying: int) -> Stats:
-    """Stats from (task, queue, status, count) rows, the same for every store."""
+def build_stats(
+    rows: Sequence[Sequence[Any]], scheduled: int, retrying: int, tenant: str | None = None
+) -> Stats:
+    """Stats from (task, queue, tenant, status, count) rows, the same for every store."""
     by_status: dict[str, int] = {st.value: 0 for st in Status}
     by_task: dict[str, dict[str, int]] = {}
     by_queue: dict[str, dict[str, int]] = {}
-    for task, queue, status, count in rows:
+    by_tenant: dict[str, dict[str, int]] = {}
+    for task, queue, owner, status, count in rows:
         by_status[status] += count
-        for table, name in ((by_task, task), (by_queue, queue)):
-            counts = table.setdefault(name, {st.value: 0 for st in Status})
-            counts[status] += count
-    return Stats(by_status, by_task, by_queue, scheduled=scheduled, retrying=retrying)
+        for table, name in ((by_task, task), (by_queue, queue), (by_tenant, owner)):
+            if name is not None:
+                counts = table.setdefault(name, {st.value: 0 for st in Status})
+                counts[status] += count
+    return Stats(by_status, by_task, by_queue, by_tenant=by_tenant, tenant=tenant,
+                 scheduled=scheduled, retrying=retrying)  # fmt: skip
+
+
+def build_counters(row: Sequence[Any]) -> TaskCounters:
+    """TaskCounters from a `counters` row: task, queue, the six counts, then each histogram's
+    count, sum and buckets."""
+    task, queue, *values = row
+    enqueued, completed, failed, retried, cancelled, rescued = (int(v) for v in values[:6])
+    rest = values[6:]
+    size = len(rest) // 2
+
+    def histogram(part: Sequence[Any]) -> Histogram:
+        return Histogram(int(part[0]), float(part[1]), tuple(int(v) for v in part[2:]))
+
+    return TaskCounters(
+        task, queue, enqueued=enqueued, completed=completed, failed=failed, retried=retried,
+        cancelled=cancelled, rescued=rescued, duration=histogram(rest[:size]),
+        pickup=histogram(rest[size:]),
+    )  # fmt: skip
 
 
 def build_queues(
@@ -263,10 +286,20 @@ class SqlStore(ABC, Generic[C]):
             used = placeholders(text)
             if used <= self._constants.keys():
                 self._q[name] = render(text, **{k: self._constants[k] for k in used})
+        scopes = {False: "", True: self._q["filter_tenant"]}
         self._runs = {
-            group: {name: self._render(name, group=group) for name in RUN_STATEMENTS}
+            (group, scoped): {
+                name: self._render(name, group=group, tenant=scopes[scoped])
+                for name in RUN_STATEMENTS
+            }
             for group in ("task", "schedule")
+            for scoped in scopes
         }
+        self._stats = {
+            scoped: (self._render("stats", tenant=text),
+                     self._render("stats_pending_views", tenant=text))
+            for scoped, text in scopes.items()
+        }  # fmt: skip
         self._lists: dict[tuple[str, ...], str] = {}
         self._job = job_mapper(self.values)
         self._wake = {}
@@ -342,20 +375,26 @@ class SqlStore(ABC, Generic[C]):
             text = self._lists[names] = self._render("list_jobs", filters=filters)
         return text
 
-    def stats(self) -> Stats:
+    def stats(self, tenant: str | None = None) -> Stats:
+        counts, views = self._stats[tenant is not None]
+        scope = {} if tenant is None else {"tenant": tenant}
         with self._reading() as conn:
-            rows = self._run(conn, self._q["stats"]).fetchall()
-            views = self._run(conn, self._q["stats_pending_views"], self._stamp() or None)
-            scheduled, retrying = views.fetchall()[0]
-        return build_stats(rows, scheduled, retrying)
+            rows = self._run(conn, counts, scope or None).fetchall()
+            pending = self._run(conn, views, {**self._stamp(), **scope} or None)
+            scheduled, retrying = pending.fetchall()[0]
+        return build_stats(rows, scheduled, retrying, tenant)
 
-    def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
+    def run_stats(
+        self, tenant: str | None = None
+    ) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
         load_time = self.values.load_time or _same
+        scope = None if tenant is None else {"tenant": tenant}
         out = []
         with self._reading() as conn:
-            for statements in self._runs.values():
+            for group in ("task", "schedule"):
+                statements = self._runs[group, tenant is not None]
                 aggregates, recent, running = (
-                    self._run(conn, statements[name]).fetchall() for name in RUN_STATEMENTS
+                    self._run(conn, statements[name], scope).fetchall() for name in RUN_STATEMENTS
                 )
                 aggregates = [(n, runs, fails, load_time(last), avg)
                               for n, runs, fails, last, avg in aggregates]  # fmt: skip
@@ -422,10 +461,26 @@ class SqlStore(ABC, Generic[C]):
 
         return prune_in_batches(delete_batch, batch)
 
+    # --- metrics ------------------------------------------------------------------------------
+
+    def counters(self) -> list[TaskCounters]:
+        with self._reading() as conn:
+            rows = self._run(conn, self._q["counters"]).fetchall()
+        return [build_counters(row) for row in rows]
+
+    def queue_depth(self) -> dict[str, dict[str, int]]:
+        depth: dict[str, dict[str, int]] = {}
+        with self._reading() as conn:
+            for queue, status, count in self._run(conn, self._q["queue_depth"]).fetchall():
+                depth.setdefault(queue, {})[status] = int(count)
+        return depth
+
     # --- schedules ----------------------------------------------------------------------------
 
-    def register_schedule(self, name: str, task: str, rule: str, anchor: datetime) -> ScheduleState:
-        params = {"name": name, "task": task, "rule": rule,
+    def register_schedule(
+        self, name: str, task: str, rule: str, anchor: datetime, tenant: str | None = None
+    ) -> ScheduleState:
+        params = {"name": name, "task": task, "rule": rule, "tenant": tenant,
                   "anchor": self.values.dump_time(anchor), **self._stamp()}  # fmt: skip
         with self._writing() as conn:
             return schedule_state(self._all(conn, "register_schedule", params)[0], self.values)

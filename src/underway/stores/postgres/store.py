@@ -180,6 +180,16 @@ class PostgresStore(SqlStore[psycopg.Connection[Any]]):
     def _queues_changed(self) -> None:
         self._limited_read_at = float("-inf")
 
+    # --- retention ----------------------------------------------------------------------------
+
+    def prune(self, older_than: float, statuses: Sequence[Status], batch: int = 1000) -> int:
+        """Prune (see `Store.prune`), then fold the counter rows of connections that are gone
+        into one, so the counters table stays as small as the live connections make it."""
+        deleted = super().prune(older_than, statuses, batch)
+        with self._tx() as conn:
+            conn.execute(self._q["fold_counters"])
+        return deleted
+
     # --- schema -------------------------------------------------------------------------------
 
     def migrate(self) -> int:

@@ -1,0 +1,204 @@
+-- Tenants on schedules, and the counters behind /metrics (docs/decisions/0014-metrics.md).
+--
+-- Counters count events as they happen, in the transaction that makes them, by triggers on the
+-- job table: so every process's work is counted, whatever code path changed the job, and
+-- deleting (pruning) jobs never takes a count back. The histograms' buckets are cumulative
+-- (`_le_NN` counts observations <= the NN-th bound); the bounds, in seconds, are
+-- 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600
+-- and must match underway.stores.messages.HISTOGRAM_BOUNDS.
+--
+-- What is counted, from a job row before (old) and after (new) a change of status:
+--   enqueued   a job inserted
+--   completed, failed, cancelled   the job reached that status
+--   retried    running -> pending with the attempt spent (an error retry), or failed/cancelled
+--              -> pending (a person's retry)
+--   rescued    the job's lease expired and it was taken back (rescues went up)
+--   duration   an attempt that ended by itself (not rescued, not handed back): from its start
+--              to the change
+--   pickup     every attempt that ended: from when it was due (run_at) to its start
+
+
+ALTER TABLE {schema}.underway_schedules ADD COLUMN tenant text;
+
+-- One row per connection (shard: its backend pid), task and queue: a connection only ever
+-- adds to its own rows, so no transaction waits on another's counter, not even a user's
+-- long transaction that enqueues on its own connection. Reads sum the shards; pruning folds
+-- the rows of connections that are gone into shard 0.
+CREATE TABLE {schema}.underway_counters (
+    shard              integer NOT NULL,
+    task               text NOT NULL,
+    queue              text NOT NULL,
+    enqueued           bigint NOT NULL DEFAULT 0,
+    completed          bigint NOT NULL DEFAULT 0,
+    failed             bigint NOT NULL DEFAULT 0,
+    retried            bigint NOT NULL DEFAULT 0,
+    cancelled          bigint NOT NULL DEFAULT 0,
+    rescued            bigint NOT NULL DEFAULT 0,
+    duration_count     bigint NOT NULL DEFAULT 0,
+    duration_sum       double precision NOT NULL DEFAULT 0,
+    duration_le_00     bigint NOT NULL DEFAULT 0,
+    duration_le_01     bigint NOT NULL DEFAULT 0,
+    duration_le_02     bigint NOT NULL DEFAULT 0,
+    duration_le_03     bigint NOT NULL DEFAULT 0,
+    duration_le_04     bigint NOT NULL DEFAULT 0,
+    duration_le_05     bigint NOT NULL DEFAULT 0,
+    duration_le_06     bigint NOT NULL DEFAULT 0,
+    duration_le_07     bigint NOT NULL DEFAULT 0,
+    duration_le_08     bigint NOT NULL DEFAULT 0,
+    duration_le_09     bigint NOT NULL DEFAULT 0,
+    duration_le_10     bigint NOT NULL DEFAULT 0,
+    duration_le_11     bigint NOT NULL DEFAULT 0,
+    duration_le_12     bigint NOT NULL DEFAULT 0,
+    duration_le_13     bigint NOT NULL DEFAULT 0,
+    duration_le_14     bigint NOT NULL DEFAULT 0,
+    duration_le_15     bigint NOT NULL DEFAULT 0,
+    pickup_count       bigint NOT NULL DEFAULT 0,
+    pickup_sum         double precision NOT NULL DEFAULT 0,
+    pickup_le_00       bigint NOT NULL DEFAULT 0,
+    pickup_le_01       bigint NOT NULL DEFAULT 0,
+    pickup_le_02       bigint NOT NULL DEFAULT 0,
+    pickup_le_03       bigint NOT NULL DEFAULT 0,
+    pickup_le_04       bigint NOT NULL DEFAULT 0,
+    pickup_le_05       bigint NOT NULL DEFAULT 0,
+    pickup_le_06       bigint NOT NULL DEFAULT 0,
+    pickup_le_07       bigint NOT NULL DEFAULT 0,
+    pickup_le_08       bigint NOT NULL DEFAULT 0,
+    pickup_le_09       bigint NOT NULL DEFAULT 0,
+    pickup_le_10       bigint NOT NULL DEFAULT 0,
+    pickup_le_11       bigint NOT NULL DEFAULT 0,
+    pickup_le_12       bigint NOT NULL DEFAULT 0,
+    pickup_le_13       bigint NOT NULL DEFAULT 0,
+    pickup_le_14       bigint NOT NULL DEFAULT 0,
+    pickup_le_15       bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (shard, task, queue)
+);
+
+CREATE FUNCTION {schema}.underway_count_enqueued() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {schema}.underway_counters AS c (shard, task, queue, enqueued)
+    SELECT pg_backend_pid(), task, queue, count(*) FROM new_rows
+    GROUP BY task, queue ORDER BY task, queue
+    ON CONFLICT (shard, task, queue) DO UPDATE SET enqueued = c.enqueued + excluded.enqueued;
+    RETURN NULL;
+END
+$$;
+
+-- Per statement, not per row: a batch (or a COPY) adds to the counters once.
+CREATE TRIGGER underway_count_enqueued AFTER INSERT ON {schema}.underway_jobs
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.underway_count_enqueued();
+
+CREATE FUNCTION {schema}.underway_count_changes() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {schema}.underway_counters AS c (shard, task, queue,
+        completed, failed, retried, cancelled, rescued, duration_count, duration_sum, duration_le_00, duration_le_01, duration_le_02, duration_le_03, duration_le_04, duration_le_05, duration_le_06, duration_le_07, duration_le_08, duration_le_09, duration_le_10, duration_le_11, duration_le_12, duration_le_13, duration_le_14, duration_le_15, pickup_count, pickup_sum, pickup_le_00, pickup_le_01, pickup_le_02, pickup_le_03, pickup_le_04, pickup_le_05, pickup_le_06, pickup_le_07, pickup_le_08, pickup_le_09, pickup_le_10, pickup_le_11, pickup_le_12, pickup_le_13, pickup_le_14, pickup_le_15)
+    SELECT pg_backend_pid(), task, queue,
+           count(*) FILTER (WHERE status = 'completed'),
+           count(*) FILTER (WHERE status = 'failed'),
+           count(*) FILTER (WHERE retried),
+           count(*) FILTER (WHERE status = 'cancelled'),
+           count(*) FILTER (WHERE rescued),
+           count(*) FILTER (WHERE timed),
+           coalesce(sum(d) FILTER (WHERE timed), 0),
+           count(*) FILTER (WHERE timed AND d <= 0.005),
+           count(*) FILTER (WHERE timed AND d <= 0.01),
+           count(*) FILTER (WHERE timed AND d <= 0.025),
+           count(*) FILTER (WHERE timed AND d <= 0.05),
+           count(*) FILTER (WHERE timed AND d <= 0.1),
+           count(*) FILTER (WHERE timed AND d <= 0.25),
+           count(*) FILTER (WHERE timed AND d <= 0.5),
+           count(*) FILTER (WHERE timed AND d <= 1),
+           count(*) FILTER (WHERE timed AND d <= 2.5),
+           count(*) FILTER (WHERE timed AND d <= 5),
+           count(*) FILTER (WHERE timed AND d <= 10),
+           count(*) FILTER (WHERE timed AND d <= 30),
+           count(*) FILTER (WHERE timed AND d <= 60),
+           count(*) FILTER (WHERE timed AND d <= 300),
+           count(*) FILTER (WHERE timed AND d <= 900),
+           count(*) FILTER (WHERE timed AND d <= 3600),
+           count(*) FILTER (WHERE ended),
+           coalesce(sum(p) FILTER (WHERE ended), 0),
+           count(*) FILTER (WHERE ended AND p <= 0.005),
+           count(*) FILTER (WHERE ended AND p <= 0.01),
+           count(*) FILTER (WHERE ended AND p <= 0.025),
+           count(*) FILTER (WHERE ended AND p <= 0.05),
+           count(*) FILTER (WHERE ended AND p <= 0.1),
+           count(*) FILTER (WHERE ended AND p <= 0.25),
+           count(*) FILTER (WHERE ended AND p <= 0.5),
+           count(*) FILTER (WHERE ended AND p <= 1),
+           count(*) FILTER (WHERE ended AND p <= 2.5),
+           count(*) FILTER (WHERE ended AND p <= 5),
+           count(*) FILTER (WHERE ended AND p <= 10),
+           count(*) FILTER (WHERE ended AND p <= 30),
+           count(*) FILTER (WHERE ended AND p <= 60),
+           count(*) FILTER (WHERE ended AND p <= 300),
+           count(*) FILTER (WHERE ended AND p <= 900),
+           count(*) FILTER (WHERE ended AND p <= 3600)
+    FROM (
+        SELECT n.task, n.queue, n.status,
+               (o.status = 'running' AND n.status = 'pending' AND n.attempt = o.attempt
+                AND n.rescues = o.rescues)
+               OR (o.status IN ('failed', 'cancelled') AND n.status = 'pending') AS retried,
+               n.rescues > o.rescues AS rescued,
+               o.status = 'running' AND n.rescues = o.rescues
+               AND NOT (n.status = 'pending' AND n.attempt < o.attempt) AS timed,
+               greatest(extract(epoch FROM n.updated_at - o.started_at)::float8, 0) AS d,
+               o.status = 'running' AS ended,
+               greatest(extract(epoch FROM o.started_at - o.run_at)::float8, 0) AS p
+        FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
+        -- claims (pending -> running) count nothing: the pickup is observed when the attempt ends
+        WHERE n.status <> o.status AND n.status <> 'running'
+    ) AS changed
+    GROUP BY task, queue
+    ORDER BY task, queue
+    ON CONFLICT (shard, task, queue) DO UPDATE SET
+        completed = c.completed + excluded.completed,
+        failed = c.failed + excluded.failed,
+        retried = c.retried + excluded.retried,
+        cancelled = c.cancelled + excluded.cancelled,
+        rescued = c.rescued + excluded.rescued,
+        duration_count = c.duration_count + excluded.duration_count,
+        duration_sum = c.duration_sum + excluded.duration_sum,
+        duration_le_00 = c.duration_le_00 + excluded.duration_le_00,
+        duration_le_01 = c.duration_le_01 + excluded.duration_le_01,
+        duration_le_02 = c.duration_le_02 + excluded.duration_le_02,
+        duration_le_03 = c.duration_le_03 + excluded.duration_le_03,
+        duration_le_04 = c.duration_le_04 + excluded.duration_le_04,
+        duration_le_05 = c.duration_le_05 + excluded.duration_le_05,
+        duration_le_06 = c.duration_le_06 + excluded.duration_le_06,
+        duration_le_07 = c.duration_le_07 + excluded.duration_le_07,
+        duration_le_08 = c.duration_le_08 + excluded.duration_le_08,
+        duration_le_09 = c.duration_le_09 + excluded.duration_le_09,
+        duration_le_10 = c.duration_le_10 + excluded.duration_le_10,
+        duration_le_11 = c.duration_le_11 + excluded.duration_le_11,
+        duration_le_12 = c.duration_le_12 + excluded.duration_le_12,
+        duration_le_13 = c.duration_le_13 + excluded.duration_le_13,
+        duration_le_14 = c.duration_le_14 + excluded.duration_le_14,
+        duration_le_15 = c.duration_le_15 + excluded.duration_le_15,
+        pickup_count = c.pickup_count + excluded.pickup_count,
+        pickup_sum = c.pickup_sum + excluded.pickup_sum,
+        pickup_le_00 = c.pickup_le_00 + excluded.pickup_le_00,
+        pickup_le_01 = c.pickup_le_01 + excluded.pickup_le_01,
+        pickup_le_02 = c.pickup_le_02 + excluded.pickup_le_02,
+        pickup_le_03 = c.pickup_le_03 + excluded.pickup_le_03,
+        pickup_le_04 = c.pickup_le_04 + excluded.pickup_le_04,
+        pickup_le_05 = c.pickup_le_05 + excluded.pickup_le_05,
+        pickup_le_06 = c.pickup_le_06 + excluded.pickup_le_06,
+        pickup_le_07 = c.pickup_le_07 + excluded.pickup_le_07,
+        pickup_le_08 = c.pickup_le_08 + excluded.pickup_le_08,
+        pickup_le_09 = c.pickup_le_09 + excluded.pickup_le_09,
+        pickup_le_10 = c.pickup_le_10 + excluded.pickup_le_10,
+        pickup_le_11 = c.pickup_le_11 + excluded.pickup_le_11,
+        pickup_le_12 = c.pickup_le_12 + excluded.pickup_le_12,
+        pickup_le_13 = c.pickup_le_13 + excluded.pickup_le_13,
+        pickup_le_14 = c.pickup_le_14 + excluded.pickup_le_14,
+        pickup_le_15 = c.pickup_le_15 + excluded.pickup_le_15;
+    RETURN NULL;
+END
+$$;
+
+-- Transition tables rule out a column list (UPDATE OF status), so this runs after every update
+-- statement; one that changes no status (a heartbeat, a report) inserts nothing.
+CREATE TRIGGER underway_count_changes AFTER UPDATE ON {schema}.underway_jobs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.underway_count_changes();
