@@ -17,6 +17,7 @@ from typing import Any
 from .declarations import Declarations
 from .errors import InvalidArguments, JobNotFound, JobTimeout
 from .events import Events, UpdateCallback
+from .feed import Feed
 from .hooks import app_running
 from .model import Job, Page, QueueInfo, ScheduleInfo, Stats, Status, View
 from .producer import Producer
@@ -28,10 +29,11 @@ from .stores import Store, open_store
 from .stores.messages import JobFilter
 from .tasks import Options, Task
 from .twins import twin
+from .watching import Watching
 from .worker import Worker
 
 
-class App(Declarations):
+class App(Declarations, Watching):
     """Tasks and the store they run from.
 
     >>> app = underway.App("sqlite:///jobs.db")       # or postgresql://..., or App() to read
@@ -56,6 +58,8 @@ class App(Declarations):
         self.producer = Producer(lambda: self.store, self.events, self.settings.max_args_bytes)
         self._store: Store | None = None
         self._store_lock = threading.Lock()
+        #: wakes this process's watchers when any process changed a job
+        self.feed = Feed(lambda: self.store)
         #: a place for resources opened at startup (`app.state.http = ...`)
         self.state = SimpleNamespace()
 
@@ -90,6 +94,7 @@ class App(Declarations):
         return self.store.migrate()
 
     def close(self) -> None:
+        self.feed.close()
         with self._store_lock:
             if self._store is not None:
                 self._store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,26 +103,31 @@ class Reports:
     """A running job's latest progress, status message and payload, written by the task (any
     thread) and read by the worker, which writes them to the store coalesced."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, on_report: Callable[[], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._snapshot = Snapshot(0, job.progress, job.status_message, None)
+        #: told after every report (from the task's thread), so the worker writes it soon
+        self._on_report = on_report or _nothing
 
     def progress(self, fraction: float, message: str | None) -> None:
         with self._lock:
             s = self._snapshot
             text = s.status_message if message is None else encoding.clean_text(message)
             self._snapshot = Snapshot(s.version + 1, fraction, text, s.payload_json)
+        self._on_report()
 
     def status(self, message: str) -> None:
         with self._lock:
             s = self._snapshot
             text = encoding.clean_text(message)
             self._snapshot = Snapshot(s.version + 1, s.progress, text, s.payload_json)
+        self._on_report()
 
     def payload(self, payload_json: str) -> None:
         with self._lock:
             s = self._snapshot
             self._snapshot = Snapshot(s.version + 1, s.progress, s.status_message, payload_json)
+        self._on_report()
 
     def snapshot(self) -> Snapshot:
         return self._snapshot  # frozen, replaced whole: no lock needed to read
@@ -144,3 +150,7 @@ class Cancellation:
 
     def wait(self, timeout: float | None) -> bool:
         return self._event.wait(timeout)
+
+
+def _nothing() -> None:
+    pass

@@ -146,10 +146,8 @@ class Declarations:
         `catch_up` says what happens to slots missed while nothing ran ("latest": run once;
         "all": run each, at most `max_catch_up`; "skip": none); a slot is missed once it is
         `misfire_grace` late. `overlap` ("allow", "skip", "wait") says what a slot does while
-        the previous run is unfinished. `tenant` is the tenant every job it fires carries.
-        Other keywords are task options (queue, timeout...).
+        the previous run is unfinished. Jobs carry `tenant`; other keywords are task options.
         """
-
         unknown = sorted(set(task_options) - TASK_OPTIONS)
         if unknown:
             raise ConfigurationError(
@@ -159,6 +157,7 @@ class Declarations:
             )
         _rule(every, cron, timezone, initial_delay)  # a bad rule must not leave a task behind
         _policies(catch_up, overlap)
+        _check_tenant(tenant)
 
         def register(func: Callable[P, R]) -> Task[P, R]:
             handle: Task[P, R] = self.task(**task_options)(func)
@@ -195,10 +194,7 @@ class Declarations:
         catch_up, overlap = _policies(catch_up, overlap)
         if args:
             handle.new_job((), args, Options())  # refuse bad arguments now, not at the slot
-        if tenant is not None and (not isinstance(tenant, str) or not tenant):
-            raise ConfigurationError(
-                f"a schedule's tenant must be a non-empty string or None, got {tenant!r}"
-            )
+        _check_tenant(tenant)
         schedule = Schedule(
             name=name or handle.name, task=handle.name, rule=rule, catch_up=CatchUp(catch_up),
             max_catch_up=max_catch_up, misfire_grace=_seconds(misfire_grace),
@@ -253,6 +249,13 @@ def _policies(catch_up: CatchUp | str, overlap: Overlap | str) -> tuple[CatchUp,
             f"catch_up must be one of {[c.value for c in CatchUp]} and overlap one of "
             f"{[o.value for o in Overlap]}; got catch_up={catch_up!r}, overlap={overlap!r}"
         ) from None
+
+
+def _check_tenant(tenant: object) -> None:
+    if tenant is not None and (not isinstance(tenant, str) or not tenant):
+        raise ConfigurationError(
+            f"a schedule's tenant must be a non-empty string or None, got {tenant!r}"
+        )
 
 
 def _default_name(func: Callable[..., Any]) -> str:

@@ -85,6 +85,7 @@ class Job:
     cancel_requested: bool = False
     rescues: int = 0
     schedule: str | None = None  # the schedule that fired this job, if any
+    updated_at: datetime | None = None  # when the store last changed the job
 
     @property
     def finished(self) -> bool:
@@ -171,3 +172,57 @@ class ScheduleInfo:
     @property
     def state(self) -> str:
         return "paused" if self.paused else self.stats.state
+
+
+class ChangeKind(enum.StrEnum):
+    """What a change did to a job (`Change.kind`)."""
+
+    ENQUEUED = "enqueued"
+    STARTED = "started"
+    REPORTED = "reported"  # progress, status message or payload of a running job
+    REQUEUED = "requeued"  # running -> pending: a retry wait, a hand-back or a crash rescue
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    CANCEL_REQUESTED = "cancel_requested"
+    RETRIED = "retried"  # failed or cancelled -> pending, asked for by a person
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change any process made to a job, as `app.watch()` yields it. `job` is the job as
+    it was right after the change; pass `cursor` as `since=` to resume after it."""
+
+    cursor: str
+    kind: ChangeKind
+    at: datetime
+    job: Job
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptInfo:
+    """One run of a job: who ran it, when, and how it ended (`outcome` is None while it runs:
+    "completed", "failed", "cancelled", "retry", "rescued" or "handed_back")."""
+
+    job_id: uuid.UUID
+    number: int
+    worker_id: str | None
+    started_at: datetime
+    ended_at: datetime | None = None
+    outcome: str | None = None
+    error: JobError | None = None
+    duration: float | None = None  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A live worker process, as `app.workers()` lists it."""
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...] | None  # None: every queue
+    concurrency: int
+    started_at: datetime
+    last_beat_at: datetime
+    running: int  # jobs it runs now

@@ -35,8 +35,12 @@ class Settings:
     wake_check_seconds: float = 0.002
     #: how long running jobs may finish after SIGTERM before they are handed back
     shutdown_grace_seconds: float = 10.0
-    #: how often a running job's progress reports are written at most
-    progress_flush_seconds: float = 0.25
+    #: a running job's first report after a quiet spell is written at once; later ones are
+    #: coalesced and written at most this often (watchers then see the latest)
+    progress_flush_seconds: float = 0.1
+    #: how long the change feed keeps changes that `app.watch(since=...)` can resume from (a
+    #: deleted job's changes go with it)
+    change_retention_seconds: float = 3600.0
     #: how many times a job may lose its worker (crash, kill) before it fails for good
     max_rescues: int = 3
     #: refuse arguments whose JSON is larger than this

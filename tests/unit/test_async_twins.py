@@ -39,6 +39,8 @@ APP_STORE_CALLS = [
     "pause_schedule",
     "resume_schedule",
     "trigger_schedule",
+    "attempts",
+    "workers",
 ]
 
 #: App methods that need no twin, and why
@@ -51,6 +53,7 @@ APP_NO_TWIN = {
     "lifespan": "registers a lifespan: no I/O",
     "get_task": "reads the registry: no I/O",
     "on_update": "subscribes to in-process snapshots: no I/O",
+    "watch": "an iterator, not a call: its twin watch_async is an async iterator (ITERATORS)",
     "scheduler": "builds a Scheduler object; its tick() is the blocking call, run() the async one",
     "run_worker": "runs its own event loop until stopped; async code awaits Worker(app).run()",
     "run_scheduler": "runs its own event loop until stopped; async code awaits Scheduler.run()",
@@ -148,7 +151,22 @@ def test_no_async_twin_is_left_without_its_sync_call(
     cls: type, store_calls: list[str], no_twin: dict[str, str]
 ) -> None:
     orphans = {name.removesuffix("_async") for name in async_methods(cls)} - set(store_calls)
+    orphans -= set(ITERATORS.get(cls, ()))
     assert not orphans, f"{cls.__name__} has _async methods of no listed store call: {orphans}"
+
+
+#: iterators over the store, each with an `_async` twin that is an async iterator
+ITERATORS = {App: ["watch"]}
+
+
+@pytest.mark.parametrize(("cls", "name"), [(c, n) for c, names in ITERATORS.items() for n in names])
+def test_an_iterator_has_an_async_iterator_twin_with_the_same_parameters(
+    cls: type, name: str
+) -> None:
+    sync, twin = getattr(cls, name), getattr(cls, f"{name}_async")
+    assert inspect.isgeneratorfunction(sync), f"{cls.__name__}.{name} should be a generator"
+    assert inspect.isasyncgenfunction(twin), f"{cls.__name__}.{name}_async is no async iterator"
+    assert _without_self(inspect.signature(twin)) == _without_self(inspect.signature(sync))
 
 
 def _without_self(sig: inspect.Signature) -> list[tuple[str, Any, Any, Any]]:

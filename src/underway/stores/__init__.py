@@ -9,19 +9,23 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
-from ..model import Job, Page, QueueInfo, RunStats, Stats, Status
+from ..model import AttemptInfo, Change, Job, Page, QueueInfo, RunStats, Stats, Status, WorkerInfo
 from ..schedule import Overlap
 from ..settings import Settings
 from .messages import (
+    ChangeFilter,
     Claimed,
     HeartbeatResult,
     JobFilter,
     Lease,
+    Listener,
     NewJob,
     Outcome,
     Report,
     ScheduleState,
     TaskCounters,
+    Topic,
+    WorkerBeat,
 )
 
 
@@ -142,6 +146,38 @@ class Store(Protocol):
     def queue_depth(self) -> dict[str, dict[str, int]]:
         """Unfinished jobs per queue and status (pending, running); read without touching the
         finished ones."""
+
+    # --- the change feed, attempts and workers ------------------------------------------------
+    def listen(self, topic: Topic) -> Listener:
+        """A listener for notices on `topic`, with a connection of its own; only ever a hint
+        (on "cancels", a payload is a job id). Close it when done."""
+
+    def change_head(self) -> str:
+        """The cursor of the latest change every reader can see: where "from now on" starts."""
+
+    def changes(self, after: str, where: ChangeFilter, limit: int) -> list[Change]:
+        """Up to `limit` changes after cursor `after`, oldest first. A change appears here
+        only once everything before it in the feed is visible, so a reader that resumes at
+        the last cursor it got never skips one (InvalidArguments for a foreign cursor)."""
+
+    def prune_changes(self, older_than: float, batch: int = 5000) -> int:
+        """Drop changes older than `older_than` seconds (a job's go with it when it is
+        deleted); returns how many."""
+
+    def attempts(self, job_id: uuid.UUID) -> list[AttemptInfo]:
+        """Every attempt of a job, oldest first."""
+
+    def beat_worker(self, beat: WorkerBeat) -> None:
+        """Say this worker is alive for `beat.lease` more seconds (registers it at first)."""
+
+    def forget_worker(self, worker_id: str) -> None:
+        """Remove a worker that stopped (and the rows of long-dead ones)."""
+
+    def workers(self) -> list[WorkerInfo]:
+        """Live workers, oldest first, each with the jobs it runs now."""
+
+    def cancel_requests(self, job_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these running jobs were asked to cancel."""
 
 
 @runtime_checkable

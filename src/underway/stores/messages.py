@@ -7,6 +7,7 @@ import enum
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Literal, Protocol
 
 from ..model import JSON, Job, JobError, Status, View
 
@@ -50,6 +51,7 @@ class NewJob:
             callback_url=self.callback_url,
             key=self.key,
             schedule=self.schedule,
+            updated_at=created_at,
         )
 
 
@@ -232,3 +234,40 @@ class TaskCounters:
     rescued: int = 0  # leases that expired (the worker died) and were taken back
     duration: Histogram = Histogram()  # attempts that ended by themselves: start to end
     pickup: Histogram = Histogram()  # every attempt that ended: due (run_at) to start
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeFilter:
+    """Which jobs' changes a watcher wants; None matches any."""
+
+    job_id: uuid.UUID | None = None
+    task: str | None = None
+    queue: str | None = None
+    tenant: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerBeat:
+    """What a worker says of itself at each heartbeat; `lease` is how long it counts as alive
+    without another."""
+
+    id: str
+    host: str
+    pid: int
+    queues: tuple[str, ...] | None
+    concurrency: int
+    lease: float
+
+
+#: what a store's notices are about: the change feed, or cancel requests of running jobs
+Topic = Literal["changes", "cancels"]
+
+
+class Listener(Protocol):
+    """A store's notices on one topic, read by one thread."""
+
+    def wait(self, timeout: float) -> list[str] | None:
+        """Block up to `timeout`: the notices' payloads ([] when none came in time), or None
+        when the store cannot tell what changed, or may have missed notices: look anyway."""
+
+    def close(self) -> None: ...

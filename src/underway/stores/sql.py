@@ -85,7 +85,7 @@ JOB_COLUMNS: tuple[tuple[str, str | None], ...] = (
     ("run_at", "time"), ("created_at", "time"), ("progress", None), ("status_message", None),
     ("payload", "json?"), ("result", "json?"), ("tenant", None), ("callback_url", None),
     ("key", None), ("started_at", "time"), ("completed_at", "time"),
-    ("cancel_requested", "flag"), ("schedule", None), ("rescues", None),
+    ("cancel_requested", "flag"), ("schedule", None), ("rescues", None), ("updated_at", "time"),
 )  # fmt: skip
 
 _ROW_TO_JOB = """\
@@ -459,7 +459,13 @@ class SqlStore(ABC, Generic[C]):
             with self._writing() as conn:
                 return int(self._run(conn, self._q["prune"], params).rowcount)
 
-        return prune_in_batches(delete_batch, batch)
+        deleted = prune_in_batches(delete_batch, batch)
+        if "fold_counters" in self._q:
+            # PostgreSQL counts per connection: the rows of connections that are gone fold
+            # into one, so the counters stay as few as the live connections make them.
+            with self._writing() as conn:
+                self._run(conn, self._q["fold_counters"])
+        return deleted
 
     # --- metrics ------------------------------------------------------------------------------
 

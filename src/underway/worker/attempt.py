@@ -38,8 +38,8 @@ class Attempt:
     written_version: int = 0  # the reports version the store has
 
     @classmethod
-    def of(cls, claimed: Claimed) -> Attempt:
-        reports, cancellation = Reports(claimed.job), Cancellation()
+    def of(cls, claimed: Claimed, on_report: Callable[[], None] | None = None) -> Attempt:
+        reports, cancellation = Reports(claimed.job, on_report), Cancellation()
         return cls(claimed, Context(claimed.job, reports, cancellation), reports, cancellation)
 
     @property

@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import signal
+import socket
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -30,7 +32,7 @@ from ..registry import Registry
 from ..scheduler import Scheduler
 from ..settings import Settings
 from ..stores import Store
-from ..stores.messages import Claimed, Outcome
+from ..stores.messages import Claimed, Outcome, WorkerBeat
 from ..threads import StoreThreads
 from .attempt import Attempt, Runner
 from .idle import Idle
@@ -86,6 +88,7 @@ class Worker:
         self._stopped_hard = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._report_arrived: Callable[[], None] | None = None
 
     # --- public control -----------------------------------------------------------------------
 
@@ -131,9 +134,10 @@ class Worker:
             self.store, threads, self._written, max(30.0, self.settings.lease_seconds)
         )
         upkeep = Upkeep(
-            self.id, self.store, threads, self.settings, self.events, self.running, writer,
+            self._beat(), self.store, threads, self.settings, self.events, self.running, writer,
             self.wake,
         )  # fmt: skip
+        self._report_arrived = upkeep.report_arrived
         runner = Runner(self.registry, self.concurrency, self._hold_slot)
         assert self._wake is not None
         idle = Idle(self, threads, self._wake)
@@ -143,6 +147,7 @@ class Worker:
                 ("heartbeat", upkeep.heartbeats()),
                 ("reporter", upkeep.reports()),
                 ("pruner", upkeep.pruning()),
+                ("cancels", upkeep.cancels()),
             )
         ]
         stop_scheduler = asyncio.Event()
@@ -153,6 +158,7 @@ class Worker:
             )
         writing = asyncio.create_task(writer.run(), name="underway-writer")
         try:
+            await upkeep.beat()
             await upkeep.rescue()
             await self._dispatch(threads, runner, writer, idle)
             await self._shutdown()
@@ -162,6 +168,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*side, return_exceptions=True)
             await writer.close(writing)
+            await upkeep.forget()
             threads.close()
             runner.close()
             self.log.info("worker %s stopped after %d jobs", self.id, self.processed)
@@ -196,7 +203,7 @@ class Worker:
     # --- one job ------------------------------------------------------------------------------
 
     def _start(self, claimed: Claimed, runner: Runner, writer: OutcomeWriter) -> None:
-        attempt = Attempt.of(claimed)
+        attempt = Attempt.of(claimed, self._report_arrived)
         self.running[claimed.job.id] = attempt
         self.slots_used += 1
         self.events.publish(claimed.job)
@@ -231,6 +238,14 @@ class Worker:
             )
         elif self.events.watched:
             self.events.publish(finished_snapshot(job, outcome, datetime.now(UTC)))
+
+    def _beat(self) -> WorkerBeat:
+        """What this worker says of itself to the registry at each heartbeat."""
+        return WorkerBeat(
+            self.id, socket.gethostname(), os.getpid(),
+            tuple(self.queues) if self.queues else None, self.concurrency,
+            max(self.settings.lease_seconds, 3 * self.settings.heartbeat_seconds),
+        )  # fmt: skip
 
     def _hold_slot(self, thread: Future[Any]) -> None:
         """Count a slot busy until a sync task's thread really returns."""

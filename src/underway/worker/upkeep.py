@@ -1,9 +1,11 @@
-"""A worker's upkeep: heartbeats that keep its leases (and learn of cancels and lost leases),
-rescue of other workers' expired leases, coalesced progress reports, and pruning of old jobs."""
+"""A worker's upkeep: heartbeats that keep its leases (and learn of cancels and lost leases)
+and keep it listed among the live workers, prompt cancels, rescue of other workers' expired
+leases, coalesced progress reports, and pruning of old jobs and changes."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -14,9 +16,10 @@ from ..events import Events
 from ..model import Status
 from ..settings import Settings
 from ..stores import Store
-from ..stores.messages import Lease, Report
+from ..stores.messages import Lease, Report, WorkerBeat
 from ..threads import StoreThreads
 from .attempt import Attempt
+from .idle import WAIT_SLICE
 from .outcomes import StopReason, with_report
 from .writer import OutcomeWriter
 
@@ -31,7 +34,7 @@ class Upkeep:
 
     def __init__(
         self,
-        worker_id: str,
+        beat: WorkerBeat,
         store: Store,
         threads: StoreThreads,
         settings: Settings,
@@ -40,7 +43,8 @@ class Upkeep:
         writer: OutcomeWriter,
         on_rescued: Callable[[], None],
     ) -> None:
-        self.worker_id = worker_id
+        self.worker_id = beat.id
+        self.beat_info = beat
         self.store = store
         self.threads = threads
         self.settings = settings
@@ -48,7 +52,26 @@ class Upkeep:
         self.running = running
         self.writer = writer
         self.on_rescued = on_rescued
-        self.log = logging.LoggerAdapter(log, {"worker_id": worker_id})
+        self.log = logging.LoggerAdapter(log, {"worker_id": beat.id})
+        self._loop = asyncio.get_running_loop()
+        self._reported = asyncio.Event()
+        self._report_flagged = False  # the event is set or about to be: skip another wake
+
+    # --- the workers registry -----------------------------------------------------------------
+
+    async def beat(self) -> None:
+        """Keep this worker listed among the live ones for another lease."""
+        try:
+            await self.threads.call(self.store.beat_worker, self.beat_info)
+        except Exception as exc:
+            self.log.error("announcing the worker failed: %s", exc)
+
+    async def forget(self) -> None:
+        """Take this worker off the list as it stops."""
+        try:
+            await self.threads.call(self.store.forget_worker, self.worker_id)
+        except Exception as exc:
+            self.log.error("removing the worker from the registry failed: %s", exc)
 
     # --- leases -------------------------------------------------------------------------------
 
@@ -56,6 +79,7 @@ class Upkeep:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
             await self.heartbeat()
+            await self.beat()
             await self.rescue()
 
     async def heartbeat(self) -> None:
@@ -96,10 +120,23 @@ class Upkeep:
 
     # --- reports ------------------------------------------------------------------------------
 
+    def report_arrived(self) -> None:
+        """A task reported (from any thread): write it now, or at the end of the current
+        flush interval if a write just went out."""
+        if not self._report_flagged:
+            self._report_flagged = True
+            with contextlib.suppress(RuntimeError):  # the worker's loop closed
+                self._loop.call_soon_threadsafe(self._reported.set)
+
     async def reports(self) -> None:
+        # The first report after a quiet spell goes out at once (watchers see it within
+        # milliseconds); those that follow within `progress_flush_seconds` are coalesced.
         while True:
-            await asyncio.sleep(self.settings.progress_flush_seconds)
+            await self._reported.wait()
+            self._reported.clear()
+            self._report_flagged = False
             await self.flush_reports()
+            await asyncio.sleep(self.settings.progress_flush_seconds)
 
     async def flush_reports(self) -> None:
         """Write the reports of every running job that has new ones, in one call."""
@@ -125,6 +162,34 @@ class Upkeep:
                         attempt.job, report.progress, report.status_message, report.payload_json
                     )
                 )
+
+    # --- prompt cancels ------------------------------------------------------------------------
+
+    async def cancels(self) -> None:
+        """Stop a running job as soon as someone asks to cancel it: PostgreSQL notifies the
+        job's id; on SQLite the worker asks about its running jobs a few times a second. The
+        heartbeat stays the backstop."""
+        notices = self.threads.notices
+        listener = await self.threads.on(notices, self.store.listen, "cancels")
+        try:
+            while True:
+                notice = await self.threads.on(notices, listener.wait, WAIT_SLICE)
+                if notice == [] or not self.running:
+                    continue
+                ids = list(self.running) if notice is None else _running_ids(notice, self.running)
+                if ids:
+                    requested = await self.threads.on(notices, self.store.cancel_requests, ids)
+                    for job_id in requested:
+                        attempt = self.running.get(job_id)
+                        if attempt is not None:
+                            attempt.stop(StopReason.CANCEL)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.log.error("listening for cancel requests failed (%s); heartbeats still "
+                           "deliver them", exc)  # fmt: skip
+        finally:
+            notices.submit(listener.close)  # after the wait in flight: its thread owns it
 
     # --- retention ----------------------------------------------------------------------------
 
@@ -158,3 +223,20 @@ class Upkeep:
             return
         if deleted:
             self.log.info("pruned %d finished jobs", deleted)
+        try:
+            await self.threads.on(
+                self.threads.upkeep, self.store.prune_changes, s.change_retention_seconds
+            )
+        except Exception as exc:
+            self.log.error("pruning old changes failed: %s", exc)
+
+
+def _running_ids(payloads: list[str], running: Mapping[uuid.UUID, Attempt]) -> list[uuid.UUID]:
+    """The jobs named by cancel notices that this worker runs."""
+    ids = []
+    for payload in payloads:
+        with contextlib.suppress(ValueError):
+            job_id = uuid.UUID(payload)
+            if job_id in running:
+                ids.append(job_id)
+    return ids

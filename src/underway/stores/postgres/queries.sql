@@ -532,3 +532,85 @@ ON CONFLICT (shard, task, queue) DO UPDATE SET
 -- Unfinished jobs only: the status index finds them without reading the finished ones.
 SELECT queue, status, count(*) FROM {schema}.underway_jobs
 WHERE status IN ('pending', 'running') GROUP BY queue, status;
+
+-- --- the change feed, attempts and workers (stores/history.py) -------------------------------
+
+-- name: changes
+-- A job as it was right after each change: the changing fields from the change, the fixed
+-- ones from the job. Only changes below the oldest transaction still in flight: everything
+-- there has committed, and nothing can commit there later, so a cursor never skips a change.
+-- {filters}: the change_* fragments below that apply.
+SELECT c.xid::text || '-' || c.seq AS cursor, c.kind, c.updated_at AS at,
+    j.id, j.task, j.title, j.args, j.queue, j.priority, c.status, c.attempt, j.max_attempts,
+    c.run_at, j.created_at, c.progress, c.status_message, c.payload, c.result, j.tenant,
+    j.callback_url, j.key, c.started_at, c.completed_at, c.cancel_requested, j.schedule,
+    c.rescues, c.error_message, c.error_type, c.error_traceback, c.updated_at
+FROM {schema}.underway_changes AS c JOIN {schema}.underway_jobs AS j ON j.id = c.job_id
+WHERE (c.xid, c.seq) > (%(xid)s::xid8, %(seq)s)
+  AND c.xid < pg_snapshot_xmin(pg_current_snapshot()) {filters}
+ORDER BY c.xid, c.seq
+LIMIT %(limit)s;
+
+-- name: change_job
+AND c.job_id = %(job_id)s
+
+-- name: change_task
+AND j.task = %(task)s
+
+-- name: change_queue
+AND j.queue = %(queue)s
+
+-- name: change_tenant
+AND j.tenant = %(tenant)s
+
+-- name: change_head
+-- Where "from now on" starts: the last change every reader can already see.
+SELECT coalesce((
+    SELECT xid::text || '-' || seq FROM {schema}.underway_changes
+    WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY xid DESC, seq DESC LIMIT 1
+), '0-0');
+
+-- name: prune_changes
+-- The feed keeps changes for a while: a reader that was away longer resumes at the oldest kept.
+WITH doomed AS (
+    SELECT xid, seq FROM {schema}.underway_changes
+    WHERE updated_at < now() - %(age)s * interval '1 second'
+    ORDER BY xid, seq
+    LIMIT %(batch)s
+)
+DELETE FROM {schema}.underway_changes AS c USING doomed
+WHERE c.xid = doomed.xid AND c.seq = doomed.seq;
+
+-- name: attempts
+SELECT job_id, number, worker_id, started_at, ended_at, outcome, error_type, error_message,
+       extract(epoch FROM ended_at - started_at) AS duration
+FROM {schema}.underway_attempts WHERE job_id = %(id)s ORDER BY id;
+
+-- name: beat_worker
+INSERT INTO {schema}.underway_workers
+    (id, host, pid, queues, concurrency, started_at, last_beat_at, expires_at)
+VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, now(), now(),
+        now() + %(lease)s * interval '1 second')
+ON CONFLICT (id) DO UPDATE
+SET last_beat_at = now(), expires_at = now() + %(lease)s * interval '1 second';
+
+-- name: forget_worker
+DELETE FROM {schema}.underway_workers WHERE id = %(id)s;
+
+-- name: workers
+-- Live workers, with the jobs each is running now (the running index holds only those).
+SELECT w.id, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.last_beat_at,
+       (SELECT count(*) FROM {schema}.underway_jobs AS j
+        WHERE j.status = 'running' AND j.worker_id = w.id) AS running
+FROM {schema}.underway_workers AS w
+WHERE w.expires_at > now()
+ORDER BY w.started_at, w.id;
+
+-- name: prune_workers
+-- Dead workers stay listed nowhere; their rows go after a day.
+DELETE FROM {schema}.underway_workers WHERE expires_at < now() - interval '1 day';
+
+-- name: cancel_requests
+SELECT id FROM {schema}.underway_jobs
+WHERE id = ANY(%(ids)s) AND status = 'running' AND cancel_requested;

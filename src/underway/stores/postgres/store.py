@@ -21,10 +21,13 @@ from psycopg_pool import ConnectionPool
 from ...errors import StoreError
 from ...model import Job, Status
 from ...settings import Settings
-from ..messages import Claimed, HeartbeatResult, Lease, NewJob, Outcome, Report
-from ..sql import Row, SqlStore, Values, job_mapper
+from ..history import HistoryVerbs
+from ..messages import Claimed, HeartbeatResult, Lease, Listener, NewJob, Outcome, Report, Topic
+from ..sql import Row, Values, job_mapper
 from ..sqlfile import load_migrations, load_queries, render
 from .inserts import COPY_THRESHOLD, Inserter, one, records
+from .listener import Listener as PgListener
+from .listener import topic_channel
 
 log = logging.getLogger("underway.postgres")
 PACKAGE = __name__.rsplit(".", 1)[0]
@@ -50,7 +53,13 @@ def _queue_shape(queues: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
     return "many", {"queues": list(queues)}
 
 
-class PostgresStore(SqlStore[psycopg.Connection[Any]]):
+def feed_position(cursor: str) -> dict[str, Any]:
+    """A feed cursor, `<xid>-<seq>`, as the changes statement takes it."""
+    xid, seq = cursor.split("-")
+    return {"xid": str(int(xid)), "seq": int(seq)}
+
+
+class PostgresStore(HistoryVerbs[psycopg.Connection[Any]]):
     """A `Store` on PostgreSQL. Thread-safe: every call borrows a pooled connection."""
 
     #: writes on several connections proceed in parallel (row locks, not a file lock)
@@ -179,16 +188,6 @@ class PostgresStore(SqlStore[psycopg.Connection[Any]]):
 
     def _queues_changed(self) -> None:
         self._limited_read_at = float("-inf")
-
-    # --- retention ----------------------------------------------------------------------------
-
-    def prune(self, older_than: float, statuses: Sequence[Status], batch: int = 1000) -> int:
-        """Prune (see `Store.prune`), then fold the counter rows of connections that are gone
-        into one, so the counters table stays as small as the live connections make it."""
-        deleted = super().prune(older_than, statuses, batch)
-        with self._tx() as conn:
-            conn.execute(self._q["fold_counters"])
-        return deleted
 
     # --- schema -------------------------------------------------------------------------------
 
@@ -319,6 +318,14 @@ class PostgresStore(SqlStore[psycopg.Connection[Any]]):
         shape, params = _queue_shape(queues)
         value = self._rows(self.next_due_sql[shape], params)[0][0]
         return None if value is None else float(value)
+
+    def _feed_position(self, cursor: str) -> dict[str, Any]:
+        return feed_position(cursor)
+
+    def listen(self, topic: Topic) -> Listener:
+        channel = topic_channel(topic, self.schema)
+        listen = render(QUERIES["listen"], channel=sql.Identifier(channel).as_string())
+        return PgListener(self.conninfo, channel, listen)
 
     def wait_for_change(self, timeout: float) -> bool:
         """Block until a NOTIFY about new work arrives (True) or `timeout` passes (False)."""

@@ -372,3 +372,68 @@ ORDER BY task, queue;
 -- Unfinished jobs only: the status index finds them without reading the finished ones.
 SELECT queue, status, count(*) FROM underway_jobs
 WHERE status IN ('pending', 'running') GROUP BY queue, status;
+
+-- --- the change feed, attempts and workers (stores/history.py) -------------------------------
+
+-- name: changes
+-- A job as it was right after each change: the changing fields from the change, the fixed
+-- ones from the job. One writer at a time: seq order is commit order.
+-- {filters}: the change_* fragments below that apply.
+SELECT CAST(c.seq AS TEXT) AS cursor, c.kind, c.updated_at AS at,
+    j.id, j.task, j.title, j.args, j.queue, j.priority, c.status, c.attempt, j.max_attempts,
+    c.run_at, j.created_at, c.progress, c.status_message, c.payload, c.result, j.tenant,
+    j.callback_url, j.key, c.started_at, c.completed_at, c.cancel_requested, j.schedule,
+    c.rescues, c.error_message, c.error_type, c.error_traceback, c.updated_at
+FROM underway_changes AS c JOIN underway_jobs AS j ON j.id = c.job_id
+WHERE c.seq > :seq {filters}
+ORDER BY c.seq
+LIMIT :limit;
+
+-- name: change_job
+AND c.job_id = :job_id
+
+-- name: change_task
+AND j.task = :task
+
+-- name: change_queue
+AND j.queue = :queue
+
+-- name: change_tenant
+AND j.tenant = :tenant
+
+-- name: change_head
+SELECT CAST(coalesce(max(seq), 0) AS TEXT) FROM underway_changes;
+
+-- name: prune_changes
+DELETE FROM underway_changes WHERE seq IN (
+    SELECT seq FROM underway_changes WHERE updated_at < :now - :age LIMIT :batch
+);
+
+-- name: attempts
+SELECT job_id, number, worker_id, started_at, ended_at, outcome, error_type, error_message,
+       ended_at - started_at AS duration
+FROM underway_attempts WHERE job_id = :id ORDER BY id;
+
+-- name: beat_worker
+INSERT INTO underway_workers
+    (id, host, pid, queues, concurrency, started_at, last_beat_at, expires_at)
+VALUES (:id, :host, :pid, :queues, :concurrency, :now, :now, :now + :lease)
+ON CONFLICT (id) DO UPDATE SET last_beat_at = :now, expires_at = :now + :lease;
+
+-- name: forget_worker
+DELETE FROM underway_workers WHERE id = :id;
+
+-- name: workers
+SELECT w.id, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.last_beat_at,
+       (SELECT count(*) FROM underway_jobs AS j
+        WHERE j.status = 'running' AND j.worker_id = w.id) AS running
+FROM underway_workers AS w
+WHERE w.expires_at > :now
+ORDER BY w.started_at, w.id;
+
+-- name: prune_workers
+DELETE FROM underway_workers WHERE expires_at < :now - 86400;
+
+-- name: cancel_requests
+SELECT id FROM underway_jobs
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'running' AND cancel_requested;

@@ -17,9 +17,11 @@ from typing import Any
 from ...errors import StoreError
 from ...model import Job, Status
 from ...settings import Settings
-from ..messages import Claimed, HeartbeatResult, Lease, NewJob, Outcome, Report
-from ..sql import Row, SqlStore, Values, job_mapper
+from ..history import HistoryVerbs
+from ..messages import Claimed, HeartbeatResult, Lease, Listener, NewJob, Outcome, Report, Topic
+from ..sql import Row, Values, job_mapper
 from ..sqlfile import load_migrations, load_queries, render
+from .listener import DataVersionListener, Ticker
 
 Q = load_queries(__name__.rsplit(".", 1)[0])
 MIGRATIONS = load_migrations(__name__.rsplit(".", 1)[0])
@@ -41,6 +43,11 @@ VALUES = Values(
     dump_list=json.dumps,
 )
 _job = job_mapper(VALUES)
+
+#: how often a watcher's thread reads the file's data version, and how often a busy worker
+#: asks whether one of its jobs was asked to cancel (SQLite has no notices to push either)
+FEED_CHECK_SECONDS = 0.01
+CANCEL_CHECK_SECONDS = 0.25
 
 
 def _queue_shape(queues: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
@@ -66,7 +73,12 @@ def _render_next_due() -> dict[str, str]:
             "many": render(Q["next_due"], queues=Q["filter_queues"])}  # fmt: skip
 
 
-class SqliteStore(SqlStore[sqlite3.Connection]):
+def feed_position(cursor: str) -> dict[str, Any]:
+    """A feed cursor, the change's seq, as the changes statement takes it."""
+    return {"seq": int(cursor)}
+
+
+class SqliteStore(HistoryVerbs[sqlite3.Connection]):
     """A `Store` on one SQLite file. Each thread gets its own connection."""
 
     #: one writer at a time anyway: a second connection of ours would only queue on the lock
@@ -322,6 +334,15 @@ class SqliteStore(SqlStore[sqlite3.Connection]):
         shape, params = _queue_shape(queues)
         row = self._read(self.next_due_sql[shape], params).fetchone()
         return None if row[0] is None else float(row[0]) - time.time()
+
+    def _feed_position(self, cursor: str) -> dict[str, Any]:
+        return feed_position(cursor)
+
+    def listen(self, topic: Topic) -> Listener:
+        if topic == "cancels":
+            return Ticker(CANCEL_CHECK_SECONDS)
+        every = max(self.settings.wake_check_seconds, FEED_CHECK_SECONDS)
+        return DataVersionListener(lambda: _connect(self.path), Q["data_version"], every)
 
     def wait_for_change(self, timeout: float) -> bool:
         # The data version changes when another connection commits; reading it touches only
