@@ -76,6 +76,11 @@ class StoreCollector(Collector):
         yield from counter_families(counters)
         yield from histogram_families(counters)
         yield depth_family(store.queue_depth())
+        alive = GaugeMetricFamily(
+            "underway_workers_alive", "Worker processes heartbeating now, on every machine."
+        )
+        alive.add_metric([], float(len(store.workers())))
+        yield alive
 
 
 def counter_families(counters: Sequence[TaskCounters]) -> Iterator[Metric]:
