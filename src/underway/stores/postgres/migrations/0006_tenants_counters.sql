@@ -93,62 +93,87 @@ BEGIN
     INSERT INTO {schema}.underway_counters AS c (shard, task, queue,
         completed, failed, retried, cancelled, rescued, duration_count, duration_sum, duration_le_00, duration_le_01, duration_le_02, duration_le_03, duration_le_04, duration_le_05, duration_le_06, duration_le_07, duration_le_08, duration_le_09, duration_le_10, duration_le_11, duration_le_12, duration_le_13, duration_le_14, duration_le_15, pickup_count, pickup_sum, pickup_le_00, pickup_le_01, pickup_le_02, pickup_le_03, pickup_le_04, pickup_le_05, pickup_le_06, pickup_le_07, pickup_le_08, pickup_le_09, pickup_le_10, pickup_le_11, pickup_le_12, pickup_le_13, pickup_le_14, pickup_le_15)
     SELECT pg_backend_pid(), task, queue,
-           count(*) FILTER (WHERE status = 'completed'),
-           count(*) FILTER (WHERE status = 'failed'),
-           count(*) FILTER (WHERE retried),
-           count(*) FILTER (WHERE status = 'cancelled'),
-           count(*) FILTER (WHERE rescued),
-           count(*) FILTER (WHERE timed),
+           coalesce(sum(n) FILTER (WHERE status = 'completed'), 0),
+           coalesce(sum(n) FILTER (WHERE status = 'failed'), 0),
+           coalesce(sum(n) FILTER (WHERE retried), 0),
+           coalesce(sum(n) FILTER (WHERE status = 'cancelled'), 0),
+           coalesce(sum(n) FILTER (WHERE rescued), 0),
+           coalesce(sum(n) FILTER (WHERE timed), 0),
            coalesce(sum(d) FILTER (WHERE timed), 0),
-           count(*) FILTER (WHERE timed AND d <= 0.005),
-           count(*) FILTER (WHERE timed AND d <= 0.01),
-           count(*) FILTER (WHERE timed AND d <= 0.025),
-           count(*) FILTER (WHERE timed AND d <= 0.05),
-           count(*) FILTER (WHERE timed AND d <= 0.1),
-           count(*) FILTER (WHERE timed AND d <= 0.25),
-           count(*) FILTER (WHERE timed AND d <= 0.5),
-           count(*) FILTER (WHERE timed AND d <= 1),
-           count(*) FILTER (WHERE timed AND d <= 2.5),
-           count(*) FILTER (WHERE timed AND d <= 5),
-           count(*) FILTER (WHERE timed AND d <= 10),
-           count(*) FILTER (WHERE timed AND d <= 30),
-           count(*) FILTER (WHERE timed AND d <= 60),
-           count(*) FILTER (WHERE timed AND d <= 300),
-           count(*) FILTER (WHERE timed AND d <= 900),
-           count(*) FILTER (WHERE timed AND d <= 3600),
-           count(*) FILTER (WHERE ended),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 0), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 1), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 2), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 3), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 4), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 5), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 6), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 7), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 8), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 9), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 10), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 11), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 12), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 13), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 14), 0),
+           coalesce(sum(n) FILTER (WHERE timed AND d_bucket <= 15), 0),
+           coalesce(sum(n) FILTER (WHERE ended), 0),
            coalesce(sum(p) FILTER (WHERE ended), 0),
-           count(*) FILTER (WHERE ended AND p <= 0.005),
-           count(*) FILTER (WHERE ended AND p <= 0.01),
-           count(*) FILTER (WHERE ended AND p <= 0.025),
-           count(*) FILTER (WHERE ended AND p <= 0.05),
-           count(*) FILTER (WHERE ended AND p <= 0.1),
-           count(*) FILTER (WHERE ended AND p <= 0.25),
-           count(*) FILTER (WHERE ended AND p <= 0.5),
-           count(*) FILTER (WHERE ended AND p <= 1),
-           count(*) FILTER (WHERE ended AND p <= 2.5),
-           count(*) FILTER (WHERE ended AND p <= 5),
-           count(*) FILTER (WHERE ended AND p <= 10),
-           count(*) FILTER (WHERE ended AND p <= 30),
-           count(*) FILTER (WHERE ended AND p <= 60),
-           count(*) FILTER (WHERE ended AND p <= 300),
-           count(*) FILTER (WHERE ended AND p <= 900),
-           count(*) FILTER (WHERE ended AND p <= 3600)
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 0), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 1), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 2), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 3), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 4), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 5), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 6), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 7), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 8), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 9), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 10), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 11), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 12), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 13), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 14), 0),
+           coalesce(sum(n) FILTER (WHERE ended AND p_bucket <= 15), 0)
     FROM (
-        SELECT n.task, n.queue, n.status,
-               (o.status = 'running' AND n.status = 'pending' AND n.attempt = o.attempt
-                AND n.rescues = o.rescues)
-               OR (o.status IN ('failed', 'cancelled') AND n.status = 'pending') AS retried,
-               n.rescues > o.rescues AS rescued,
-               o.status = 'running' AND n.rescues = o.rescues
-               AND NOT (n.status = 'pending' AND n.attempt < o.attempt) AS timed,
-               greatest(extract(epoch FROM n.updated_at - o.started_at)::float8, 0) AS d,
-               o.status = 'running' AS ended,
-               greatest(extract(epoch FROM o.started_at - o.run_at)::float8, 0) AS p
-        FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
-        -- claims (pending -> running) count nothing: the pickup is observed when the attempt ends
-        WHERE n.status <> o.status AND n.status <> 'running'
-    ) AS changed
+        -- Jobs that changed alike, grouped first: the sums above then run over a few groups,
+        -- not over every row of a batch.
+        SELECT task, queue, status, retried, rescued, timed, ended, d_bucket, p_bucket,
+               count(*) AS n, sum(d) AS d, sum(p) AS p
+        FROM (
+            SELECT *,
+                   CASE WHEN d <= 0.005 THEN 0 WHEN d <= 0.01 THEN 1 WHEN d <= 0.025 THEN 2
+                        WHEN d <= 0.05 THEN 3 WHEN d <= 0.1 THEN 4 WHEN d <= 0.25 THEN 5
+                        WHEN d <= 0.5 THEN 6 WHEN d <= 1 THEN 7 WHEN d <= 2.5 THEN 8
+                        WHEN d <= 5 THEN 9 WHEN d <= 10 THEN 10 WHEN d <= 30 THEN 11
+                        WHEN d <= 60 THEN 12 WHEN d <= 300 THEN 13 WHEN d <= 900 THEN 14
+                        WHEN d <= 3600 THEN 15
+                        ELSE 16 END AS d_bucket,
+                   CASE WHEN p <= 0.005 THEN 0 WHEN p <= 0.01 THEN 1 WHEN p <= 0.025 THEN 2
+                        WHEN p <= 0.05 THEN 3 WHEN p <= 0.1 THEN 4 WHEN p <= 0.25 THEN 5
+                        WHEN p <= 0.5 THEN 6 WHEN p <= 1 THEN 7 WHEN p <= 2.5 THEN 8
+                        WHEN p <= 5 THEN 9 WHEN p <= 10 THEN 10 WHEN p <= 30 THEN 11
+                        WHEN p <= 60 THEN 12 WHEN p <= 300 THEN 13 WHEN p <= 900 THEN 14
+                        WHEN p <= 3600 THEN 15
+                        ELSE 16 END AS p_bucket
+            FROM (
+                SELECT n.task, n.queue, n.status,
+                       (o.status = 'running' AND n.status = 'pending' AND n.attempt = o.attempt
+                        AND n.rescues = o.rescues)
+                       OR (o.status IN ('failed', 'cancelled') AND n.status = 'pending') AS retried,
+                       n.rescues > o.rescues AS rescued,
+                       o.status = 'running' AND n.rescues = o.rescues
+                       AND NOT (n.status = 'pending' AND n.attempt < o.attempt) AS timed,
+                       greatest(extract(epoch FROM n.updated_at - o.started_at)::float8, 0) AS d,
+                       o.status = 'running' AS ended,
+                       greatest(extract(epoch FROM o.started_at - o.run_at)::float8, 0) AS p
+                FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
+                -- claims (pending -> running) count nothing: the pickup is observed when the
+                -- attempt ends
+                WHERE n.status <> o.status AND n.status <> 'running'
+            ) AS changed
+        ) AS bucketed
+        GROUP BY task, queue, status, retried, rescued, timed, ended, d_bucket, p_bucket
+    ) AS alike
     GROUP BY task, queue
     ORDER BY task, queue
     ON CONFLICT (shard, task, queue) DO UPDATE SET
