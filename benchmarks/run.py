@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import live
 import report
 import workloads
 from report import ms, progress, rate, ratio, say, table
@@ -65,8 +66,10 @@ PEERS: dict[str, dict[str, str]] = {
     },
 }
 T = TypeVar("T")
-WORKLOADS = ("enqueue", "bulk", "drain", "pickup", "yardstick", "explain", "scale")
-DEFAULT_ONLY = ("enqueue", "bulk", "drain", "pickup", "yardstick", "explain")
+WORKLOADS = ("enqueue", "bulk", "drain", "pickup", "live", "yardstick", "explain", "scale")
+DEFAULT_ONLY = ("enqueue", "bulk", "drain", "pickup", "live", "yardstick", "explain")
+#: the concurrency of the live drains (feed on, feed off, watched)
+LIVE_CONCURRENCY = 100
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -241,7 +244,7 @@ def run_all(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     # elsewhere on the machine spreads over all of them instead of hitting one.
     rounds = []
     out["round_load"] = []
-    throughput = {"enqueue", "bulk", "drain", "yardstick"} & args.only
+    throughput = {"enqueue", "bulk", "drain", "live", "yardstick"} & args.only
     for i in range(1, k + 1 if throughput else 1):
         rounds.append(_throughput_round(args, target, f" [round {i}/{k}]" if k > 1 else ""))
         out["round_load"].append(os.getloadavg()[0] if hasattr(os, "getloadavg") else None)
@@ -262,6 +265,23 @@ def run_all(args: argparse.Namespace, target: Target) -> dict[str, Any]:
                     target,
                     f"pickup {workers}",
                     lambda w=workers: workloads.pickup(fresh, args.pickup_jobs, pause, w),
+                )
+            )
+    if "live" in args.only:
+        jobs = 3 if args.quick else 10
+        progress(f"update latency: {jobs} jobs x 10 reports, 150 ms apart, watched from here")
+        results.append(
+            again_on_restart(
+                target, "update latency", lambda: live.update_latency(fresh, jobs, 10, 0.15)
+            )
+        )
+        progress(f"cancel latency: {jobs * 2} running jobs cancelled one by one from here")
+        with tempfile.TemporaryDirectory() as record_dir:
+            results.append(
+                again_on_restart(
+                    target,
+                    "cancel latency",
+                    lambda: live.cancel_latency(fresh, jobs * 2, record_dir),
                 )
             )
     if "explain" in args.only:
@@ -324,6 +344,16 @@ def _throughput_round(args: argparse.Namespace, target: Target, tag: str) -> lis
                         lambda p=p, c=c: workloads.drain(fresh, n, c, processes=p),
                     )
                 )
+    if "live" in args.only:
+        c = LIVE_CONCURRENCY
+        for variant in ("feed_on", "feed_off", "watched"):
+            progress(f"drain, {variant.replace('_', ' ')}: {n:,} jobs, concurrency {c}{tag}")
+            done.append(
+                run(
+                    f"drain {variant}",
+                    lambda v=variant: live.drain_variant(fresh, target.name, n, c, v),
+                )
+            )
     if "yardstick" in args.only:
         progress(f"yardstick: raw {target.name} statements, {n:,} jobs each{tag}")
         rows = run(
@@ -567,8 +597,22 @@ def _target(
     return "; ".join(parts)
 
 
+def _live_notes(results: list[dict[str, Any]]) -> list[str]:
+    """What the change feed and its watchers cost the drain, from the same rounds."""
+    by_key = {r["key"]: r.get("jobs_per_s") for r in results}
+    on, off, watched = (by_key.get(f"drain_{v}") for v in ("feed_on", "feed_off", "watched"))
+    if not (on and off):
+        return []
+    notes = [f"change feed: the drain runs at {on / off:.0%} of its rate with the feed off "
+             f"(cost {1 - on / off:+.1%}; budget 10%)"]  # fmt: skip
+    if watched:
+        notes.append(f"  with 2 watchers following every change: {watched / on:.0%} of the drain "
+                     "with none (the watchers share the machine's 2 cores)")  # fmt: skip
+    return notes
+
+
 def _notes(store: str, results: list[dict[str, Any]]) -> list[str]:
-    notes = []
+    notes = _live_notes(results)
     if any(r["key"] == "enqueue_one" for r in results):
         notes.append("enqueue one by one: latency columns are one enqueue() call.")
     drains = [r for r in results if r["key"] == "drain"]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench_app import make_app
+from bench_app import add_reporter, add_waiter, make_app
 from procs import cpu_ticks, wait_for_go
 
 import underway
@@ -171,6 +171,8 @@ def drain(url: str, concurrency: int, probe: bool, profile_dir: Path | None) -> 
 
 def idle(url: str, concurrency: int) -> None:
     app, _ = make_app(url)
+    add_reporter(app)
+    add_waiter(app)
     app.migrate()
     print(json.dumps({"ready": True}), flush=True)
     app.run_worker(concurrency=concurrency)  # until SIGTERM, which it handles gracefully

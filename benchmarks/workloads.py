@@ -122,6 +122,7 @@ def drain(
     processes: int = 1,
     probe: bool = False,
     profile_dir: Path | None = None,
+    before_start: Callable[[str], None] | None = None,
 ) -> Row:
     """Pre-fill N jobs, then `processes` worker processes run them with `burst=True`, started
     together. Each worker times its own run, so interpreter start and imports are not counted;
@@ -133,6 +134,8 @@ def drain(
     for i in range(0, n, 10_000):
         noop.enqueue_many([{}] * min(10_000, n - i))
     app.close()
+    if before_start is not None:
+        before_start(url)
 
     cmd = [sys.executable, str(WORKER_SCRIPT), url, "drain", "--concurrency", str(concurrency)]
     if probe:

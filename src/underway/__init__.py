@@ -26,7 +26,21 @@ from .errors import (
     UnderwayError,
     UnknownTask,
 )
-from .model import Job, JobError, Page, Stats, Status, View
+from .model import (
+    AttemptInfo,
+    Change,
+    ChangeKind,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Job,
+    JobError,
+    Page,
+    Stats,
+    Status,
+    View,
+    WorkerInfo,
+)
 from .retry import Backoff
 from .settings import Settings
 from .tasks import BoundTask, Task
@@ -34,11 +48,17 @@ from .worker import Worker
 
 __all__ = [
     "App",
+    "AttemptInfo",
     "Backoff",
     "BoundTask",
     "Cancel",
+    "Change",
+    "ChangeKind",
     "ConfigurationError",
     "Context",
+    "Delivery",
+    "DeliveryAttempt",
+    "DeliveryStatus",
     "DependencyError",
     "DuplicateKey",
     "InvalidArguments",
@@ -60,5 +80,6 @@ __all__ = [
     "UnknownTask",
     "View",
     "Worker",
+    "WorkerInfo",
 ]
 __version__ = "0.1.0"

@@ -19,7 +19,7 @@ from .errors import InvalidArguments, JobNotFound, JobTimeout
 from .events import Events, UpdateCallback
 from .feed import Feed
 from .hooks import app_running
-from .model import Job, Page, QueueInfo, ScheduleInfo, Stats, Status, View
+from .model import Delivery, Job, Page, QueueInfo, ScheduleInfo, Stats, Status, View
 from .producer import Producer
 from .registry import Registry
 from .schedule import Schedule
@@ -55,7 +55,10 @@ class App(Declarations, Watching):
         self.registry = Registry()
         #: job snapshots and worker wake-ups within this process
         self.events = Events()
-        self.producer = Producer(lambda: self.store, self.events, self.settings.max_args_bytes)
+        self.producer = Producer(
+            lambda: self.store, self.events, self.settings.max_args_bytes,
+            signs_callbacks=self.settings.webhook_secret is not None,
+        )  # fmt: skip
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         #: wakes this process's watchers when any process changed a job
@@ -210,6 +213,11 @@ class App(Declarations, Watching):
             time.sleep(waiting.pause(poll))
         return job
 
+    def deliveries(self, job_id: uuid.UUID | str) -> list[Delivery]:
+        """The job's completion callbacks, one per final state it reached, oldest first, each
+        with its attempts (when, the receiver's status code, the error, how long it took)."""
+        return self.store.deliveries(_as_uuid(job_id))
+
     def stats(self, tenant: str | None = None) -> Stats:
         """Counts by status, overall and per task, queue and tenant; and per task and per
         schedule: runs, failures, last run, last and average duration, state ("failing" when
@@ -262,6 +270,7 @@ class App(Declarations, Watching):
     cancel_async = twin(cancel)
     retry_async = twin(retry)
     stats_async = twin(stats)
+    deliveries_async = twin(deliveries)
     queues_async = twin(queues)
     pause_queue_async = twin(pause_queue)
     resume_queue_async = twin(resume_queue)

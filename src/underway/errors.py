@@ -44,6 +44,12 @@ class DuplicateKey(UnderwayError):
     """Another unfinished job already holds the unique key."""
 
 
+class CallbackRefused(UnderwayError):
+    """A callback URL that underway will not send to: its address is loopback, private,
+    link-local, metadata or otherwise not public, and no `callback_allow` entry permits it.
+    Recorded on the delivery, which then fails for good."""
+
+
 class JobTimeout(UnderwayError):
     """Raised by `App.wait` when the job did not finish in time."""
 

@@ -174,6 +174,44 @@ class ScheduleInfo:
         return "paused" if self.paused else self.stats.state
 
 
+class DeliveryStatus(enum.StrEnum):
+    """Where a completion callback stands: still owed (`pending`, maybe waiting for its next
+    attempt), `delivered` (a 2xx answer), or `failed` for good (attempts spent, or refused)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One POST of a delivery and what came of it."""
+
+    number: int
+    at: datetime
+    status_code: int | None  # the receiver's answer; None when there was none
+    error: str | None  # why the attempt did not succeed; None when it did
+    duration: float  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A completion callback a job owes its `callback_url`: one per final state it reached.
+    `id` is the Standard Webhooks message id (`webhook-id`), the same in every attempt."""
+
+    id: str
+    job_id: uuid.UUID
+    type: str  # job.completed | job.failed | job.cancelled
+    url: str
+    status: DeliveryStatus
+    created_at: datetime
+    next_at: datetime | None  # when the next attempt is due (pending only)
+    delivered_at: datetime | None = None
+    last_error: str | None = None
+    last_status_code: int | None = None
+    attempts: tuple[DeliveryAttempt, ...] = ()
+
+
 class ChangeKind(enum.StrEnum):
     """What a change did to a job (`Change.kind`)."""
 

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from .callbacks.guard import parse_url
 from .errors import ConfigurationError
 from .events import Events
 from .model import Job
@@ -18,11 +19,29 @@ class Producer:
     """Inserts validated jobs, wakes this process's workers and publishes the new jobs.
     `store()` opens the store on first use."""
 
-    def __init__(self, store: Callable[[], Store], events: Events, max_args_bytes: int) -> None:
+    def __init__(
+        self,
+        store: Callable[[], Store],
+        events: Events,
+        max_args_bytes: int,
+        signs_callbacks: bool = False,
+    ) -> None:
         self._store = store
         self.events = events
         #: the largest JSON arguments a job may carry, in bytes (setting max_args_bytes)
         self.max_args_bytes = max_args_bytes
+        #: the app has a webhook_secret, so its jobs may carry a callback_url
+        self.signs_callbacks = signs_callbacks
+
+    def check_callback_url(self, url: str) -> None:
+        """Refuse a callback this app could not sign, or a URL that is not http(s)."""
+        if not self.signs_callbacks:
+            raise ConfigurationError(
+                "a callback_url needs a signing secret, and this app has none: set "
+                "App(webhook_secret='whsec_...') or UNDERWAY_WEBHOOK_SECRET (make one with "
+                "underway.callbacks.new_secret())"
+            )
+        parse_url(url)
 
     def insert(self, jobs: list[NewJob], connection: Any = None) -> list[Job]:
         """Insert `jobs` in one transaction: the store's own, or the caller's `connection`."""

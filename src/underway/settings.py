@@ -59,6 +59,20 @@ class Settings:
     pool_size: int = 10
     #: PostgreSQL: how long to wait for the first connection
     connect_timeout_seconds: float = 10.0
+    # --- completion callbacks (docs/guide.md#callbacks) ---
+    #: signs callbacks (Standard Webhooks): `whsec_` and base64 of the key; a job may carry a
+    #: callback_url only when this is set
+    webhook_secret: str | None = dataclasses.field(default=None, repr=False)
+    #: networks ("10.0.0.0/8", "127.0.0.1/32") and host names callbacks may reach although
+    #: they are loopback, private, link-local or metadata addresses (env: comma-separated)
+    callback_allow: tuple[str, ...] = ()
+    #: how long one POST (one redirect hop) may take before the attempt counts as failed
+    callback_timeout_seconds: float = 10.0
+    #: attempts of one delivery before it fails for good
+    callback_max_attempts: int = 12
+    #: wait after the first failed attempt; it doubles after each (with jitter) up to the cap
+    callback_backoff_base_seconds: float = 5.0
+    callback_backoff_max_seconds: float = 3600.0
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, /, **overrides: Any) -> Settings:
@@ -108,9 +122,27 @@ class Settings:
             raise ConfigurationError("retention and prune interval settings must be >= 0")
         if self.shutdown_grace_seconds < 0:
             raise ConfigurationError("shutdown_grace_seconds must be >= 0")
+        self._check_callbacks()
+
+    def _check_callbacks(self) -> None:
+        # Imported here: the callbacks package reads Settings, and settings must stay a leaf.
+        from .callbacks.guard import Allow
+        from .callbacks.signing import secret_key
+
+        if self.webhook_secret is not None:
+            secret_key(self.webhook_secret)
+        Allow.parse(self.callback_allow)
+        if self.callback_timeout_seconds <= 0 or self.callback_max_attempts < 1:
+            raise ConfigurationError(
+                "callback_timeout_seconds must be > 0 and callback_max_attempts >= 1"
+            )
+        if min(self.callback_backoff_base_seconds, self.callback_backoff_max_seconds) < 0:
+            raise ConfigurationError("callback backoff settings must be >= 0 seconds")
 
 
 def _convert(name: str, type_name: Any, raw: Any) -> Any:
+    if str(type_name) == "tuple[str, ...]":
+        return _texts(name, raw)
     kind = {"float": float, "int": int, "str": str}.get(str(type_name), str)
     problem = ConfigurationError(
         f"setting {name} must be a{'n' if kind is int else ''} {kind.__name__}"
@@ -130,3 +162,16 @@ def _convert(name: str, type_name: Any, raw: Any) -> Any:
     if kind is float and not math.isfinite(value):
         raise problem
     return value
+
+
+def _texts(name: str, raw: Any) -> tuple[str, ...]:
+    """A list setting: comma-separated text (as environment variables carry it) or a list."""
+    items = raw.split(",") if isinstance(raw, str) else raw
+    try:
+        texts = tuple(str(item).strip() for item in items)
+    except TypeError:
+        raise ConfigurationError(
+            f"setting {name} must be a list of strings or comma-separated text, got {raw!r} "
+            f"(from UNDERWAY_{name.upper()} or App({name}=...))"
+        ) from None
+    return tuple(text for text in texts if text)

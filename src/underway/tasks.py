@@ -31,6 +31,8 @@ class Enqueuer(Protocol):
     @property
     def max_args_bytes(self) -> int: ...
 
+    def check_callback_url(self, url: str) -> None: ...
+
     def insert(self, jobs: list[NewJob], connection: Any = None) -> list[Job]: ...
 
     async def insert_async(self, jobs: list[NewJob], connection: Any = None) -> list[Job]: ...
@@ -206,6 +208,8 @@ class Task(Generic[P, R]):
                 f"over the limit of {limit:,} (setting max_args_bytes); store large data "
                 "elsewhere and pass a reference"
             )
+        if opts.callback_url is not None:
+            self.app.check_callback_url(opts.callback_url)
         delay = opts.delay or 0.0
         return NewJob(
             id=uuid7(),

@@ -24,6 +24,8 @@ class StoreThreads:
     a claim never waits behind a batch of completions; SQLite has one writer anyway, so there
     it is `main`. `waiter`: blocking change waits. `schedules`: the scheduler's ticks.
     `upkeep`: pruning, which may run long and must hold up neither heartbeats nor slots.
+    `deliveries`: the callback deliverer's claims and records, so that its work, however
+    much there is, never delays a heartbeat.
     `notices`: the wait for cancel requests, and the check of what they name."""
 
     def __init__(self, store: Store) -> None:
@@ -37,6 +39,7 @@ class StoreThreads:
         self.waiter = ThreadPoolExecutor(1, thread_name_prefix="underway-wait")
         self.schedules = ThreadPoolExecutor(1, thread_name_prefix="underway-schedules")
         self.upkeep = ThreadPoolExecutor(1, thread_name_prefix="underway-upkeep")
+        self.deliveries = ThreadPoolExecutor(1, thread_name_prefix="underway-deliveries")
         self.notices = ThreadPoolExecutor(1, thread_name_prefix="underway-notices")
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -51,7 +54,15 @@ class StoreThreads:
         """Release each thread's store connection on that thread, then end the threads (a
         change wait still running ends within its short slice)."""
         threads = dict.fromkeys(
-            (self.main, self.outcomes, self.waiter, self.schedules, self.upkeep, self.notices)
+            (
+                self.main,
+                self.outcomes,
+                self.waiter,
+                self.schedules,
+                self.upkeep,
+                self.deliveries,
+                self.notices,
+            )
         )
         for thread in threads:
             thread.submit(self.store.close_thread)

@@ -21,6 +21,7 @@ from underway import (
     StoreError,
     Task,
 )
+from underway.callbacks import new_secret
 
 MakeApp = Callable[..., App]
 
@@ -47,7 +48,7 @@ def test_enqueue_returns_the_job_get_job_shows(make_app: MakeApp) -> None:
 
 
 def test_enqueue_options_land_on_the_job(make_app: MakeApp) -> None:
-    app = make_app()
+    app = make_app(webhook_secret=new_secret())  # a callback_url needs a signing secret
     add = add_task(app)
     job = add.options(
         queue="bulk",

@@ -90,7 +90,20 @@ async def long_async(ctx: underway.Context, seconds: float, fast_file: str = "")
     return "done"
 
 
+def steps(ctx: underway.Context, n: int, pause: float = 0.15) -> int:
+    """Reports progress in `n` steps, `pause` seconds apart, each with a status message and a
+    payload: what a watcher in another process must see, every one, in order."""
+    mark(ctx, "start")
+    for i in range(1, n + 1):
+        time.sleep(pause)
+        ctx.set_payload({"step": i})
+        ctx.report_progress(i / n, f"step {i} of {n}")
+    mark(ctx, "end")
+    return n
+
+
 TASKS: dict[str, Callable[..., Any]] = {
+    "steps": steps,
     "record": record,
     "gated": gated,
     "long_sync": long_sync,

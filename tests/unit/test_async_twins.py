@@ -30,6 +30,7 @@ APP_STORE_CALLS = [
     "retry",
     "wait",
     "stats",
+    "deliveries",
     "queues",
     "pause_queue",
     "resume_queue",

@@ -6,6 +6,8 @@
     underway jobs myproject.jobs:app retry --all-failed
     underway queues myproject.jobs:app pause bulk
     underway schedules myproject.jobs:app list
+    underway workers myproject.jobs:app
+    underway jobs myproject.jobs:app watch --job ID
     underway prune myproject.jobs:app --older-than 3d
     underway migrate myproject.jobs:app
     underway demo
@@ -14,7 +16,7 @@ APP is `module:attribute`, as with uvicorn. click parses the commands; rich draw
 is imported only when something is drawn, so `import underway` needs neither.
 
 One module per concept: loading.py (the APP argument), worker.py (the worker and scheduler
-processes), jobs.py, queues.py, schedules.py, maintenance.py (migrate, prune), demo.py;
+processes), jobs.py, queues.py, schedules.py, workers.py, maintenance.py (migrate, prune), demo.py;
 render.py and tables.py draw; durations.py reads `3d`-style durations.
 """
 
@@ -40,6 +42,7 @@ from .queues import queues
 from .render import STATUS_STYLES, job_to_dict, make_console, progress_text, status_text
 from .schedules import schedules
 from .worker import scheduler, worker
+from .workers import workers
 
 
 class _Group(click.Group):
@@ -62,7 +65,7 @@ def cli() -> None:
     """
 
 
-for _command in (worker, scheduler, jobs, queues, schedules, prune, migrate, demo):
+for _command in (worker, scheduler, jobs, queues, schedules, workers, prune, migrate, demo):
     cli.add_command(_command)
 
 

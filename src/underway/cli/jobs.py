@@ -1,7 +1,8 @@
-"""`underway jobs APP ...`: list, show, cancel, retry and count jobs."""
+"""`underway jobs APP ...`: list, show, watch, cancel, retry and count jobs."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import uuid
@@ -13,7 +14,7 @@ from ..errors import JobNotFound, UnderwayError
 from ..model import Status, View
 from .loading import AppRef, app_argument, bind_app
 from .render import job_to_dict, make_console
-from .tables import job_detail, jobs_table, stats_tables
+from .tables import attempts_table, change_line, job_detail, jobs_table, stats_tables
 
 
 @click.group()
@@ -91,11 +92,47 @@ def show_command(ref: AppRef, job_id: str, as_json: bool) -> None:
         return
     console = make_console()
     console.print(job_detail(job, console))
+    attempts = ref.app.attempts(job.id)
+    if attempts:
+        console.print(attempts_table(attempts))
     if job.error is not None and job.error.traceback:
         from rich.text import Text
 
         console.print(Text("traceback:", style="bold"))
         console.print(Text(job.error.traceback.rstrip()), soft_wrap=True)
+
+
+@jobs.command("watch")
+@click.option("--job", "job_id", metavar="ID", help="Only this job.")
+@click.option("--task", help="Only jobs of this task name.")
+@click.option("--queue", help="Only jobs in this queue.")
+@click.option("--tenant", help="Only jobs of this tenant.")
+@click.option("--since", metavar="CURSOR", help="Resume after this change's cursor.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per change per line.")
+@click.pass_obj
+def watch_command(
+    ref: AppRef,
+    job_id: str | None,
+    task: str | None,
+    queue: str | None,
+    tenant: str | None,
+    since: str | None,
+    as_json: bool,
+) -> None:
+    """Print every change any process makes to matching jobs as it happens (Ctrl-C stops;
+    --job stops once the job finished)."""
+    console = make_console()
+    changes = ref.app.watch(job=job_id, task=task, queue=queue, tenant=tenant, since=since)
+    with contextlib.suppress(KeyboardInterrupt):
+        for change in changes:
+            if as_json:
+                line = {"cursor": change.cursor, "kind": change.kind.value,
+                        "at": change.at.isoformat(), "job": job_to_dict(change.job)}  # fmt: skip
+                click.echo(json.dumps(line, ensure_ascii=False))
+            else:
+                console.print(change_line(change, console))
+            if job_id is not None and change.job.finished:
+                return
 
 
 @jobs.command("cancel")

@@ -1,4 +1,5 @@
-"""The rich tables the commands print: jobs, one job's fields, stats, queues and schedules."""
+"""The rich tables the commands print: jobs, one job's fields and attempts, stats, queues,
+schedules and workers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ..model import Job, JobError, QueueInfo, RunStats, ScheduleInfo, Stats, Status
+from ..model import (
+    AttemptInfo,
+    Change,
+    Job,
+    JobError,
+    QueueInfo,
+    RunStats,
+    ScheduleInfo,
+    Stats,
+    Status,
+    WorkerInfo,
+)
 from .render import (
     is_unicode,
     local_time,
@@ -278,3 +290,58 @@ def _next_run(info: ScheduleInfo, now: datetime) -> str:
     if info.registered:  # defined in the app, but no scheduler has picked it up yet
         return "[dim]once a scheduler runs[/]"
     return "-"
+
+
+# --- attempts and workers ---------------------------------------------------------------------
+
+
+def attempts_table(attempts: Sequence[AttemptInfo]) -> Table:
+    """Every attempt of one job, oldest first."""
+    from rich.table import Table
+
+    now = datetime.now(UTC)
+    table = Table(header_style="bold", title="attempts", title_justify="left")
+    for name in ("#", "outcome", "started", "took", "worker", "error"):
+        table.add_column(name, justify="right" if name in ("#", "took") else "left")
+    for a in attempts:
+        outcome = styled(a.outcome) if a.outcome else styled("running")
+        error = "" if a.error is None else f"{a.error.type}: {a.error.message}"
+        table.add_row(
+            str(a.number), outcome, relative(a.started_at, now), took(a.duration),
+            (a.worker_id or "")[:12], error[:_MESSAGE_MAX],
+        )  # fmt: skip
+    return table
+
+
+def change_line(change: Change, console: Console) -> Text:
+    """One change as `jobs watch` prints it: when, what, which job, and where it stands."""
+    from rich.text import Text
+
+    job = change.job
+    line = Text(f"{local_time(change.at)}  ")
+    line.append(f"{change.kind.value:<16}", style="bold")
+    line.append(f" {job.id}  {job.task}  ")
+    line.append_text(status_text(job, views=False))
+    if job.progress is not None:
+        line.append("  ")
+        line.append_text(progress_text(job.progress, is_unicode(console)))
+    if job.status_message:
+        line.append(f"  {job.status_message[:_MESSAGE_MAX]}")
+    return line
+
+
+def workers_table(found: Sequence[WorkerInfo]) -> Table:
+    """The live workers, with what each runs now."""
+    from rich.table import Table
+
+    now = datetime.now(UTC)
+    table = Table(header_style="bold")
+    for name in ("worker", "host", "pid", "queues", "running", "started", "last beat"):
+        table.add_column(name, justify="right" if name in ("pid", "running") else "left")
+    for w in found:
+        queues = ",".join(w.queues) if w.queues else "all"
+        table.add_row(
+            w.id[:12], w.host, str(w.pid), queues, f"{w.running}/{w.concurrency}",
+            relative(w.started_at, now), relative(w.last_beat_at, now),
+        )  # fmt: skip
+    return table

@@ -9,12 +9,25 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
-from ..model import AttemptInfo, Change, Job, Page, QueueInfo, RunStats, Stats, Status, WorkerInfo
+from ..model import (
+    AttemptInfo,
+    Change,
+    Delivery,
+    Job,
+    Page,
+    QueueInfo,
+    RunStats,
+    Stats,
+    Status,
+    WorkerInfo,
+)
 from ..schedule import Overlap
 from ..settings import Settings
 from .messages import (
     ChangeFilter,
     Claimed,
+    DeliveryResult,
+    DueDelivery,
     HeartbeatResult,
     JobFilter,
     Lease,
@@ -146,6 +159,22 @@ class Store(Protocol):
     def queue_depth(self) -> dict[str, dict[str, int]]:
         """Unfinished jobs per queue and status (pending, running); read without touching the
         finished ones."""
+
+    # --- callbacks ----------------------------------------------------------------------------
+    # A delivery row is written by the store itself (a trigger) in the transaction that moves
+    # a job with a callback_url into a final state, and deleted with its job.
+
+    def claim_deliveries(self, sender: str, limit: int, lease_seconds: float) -> list[DueDelivery]:
+        """Lease up to `limit` due pending deliveries to `sender` for `lease_seconds`, oldest
+        due first; a delivery leased to one sender is not due for another until the lease
+        ends."""
+
+    def record_delivery(self, result: DeliveryResult) -> bool:
+        """Record one attempt and the status it leaves the delivery in; False (nothing
+        written) when the claim's lease is no longer held."""
+
+    def deliveries(self, job_id: uuid.UUID) -> list[Delivery]:
+        """The job's deliveries, oldest first, each with its attempts."""
 
     # --- the change feed, attempts and workers ------------------------------------------------
     def listen(self, topic: Topic) -> Listener:

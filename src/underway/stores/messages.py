@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal, Protocol
 
-from ..model import JSON, Job, JobError, Status, View
+from ..model import JSON, DeliveryStatus, Job, JobError, Status, View
 
 
 @dataclass(slots=True)  # not frozen: it is internal, and frozen __init__ costs bulk enqueue
@@ -234,6 +234,33 @@ class TaskCounters:
     rescued: int = 0  # leases that expired (the worker died) and were taken back
     duration: Histogram = Histogram()  # attempts that ended by themselves: start to end
     pickup: Histogram = Histogram()  # every attempt that ended: due (run_at) to start
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A delivery a sender holds a lease on; `token` must match for its result to land."""
+
+    id: str  # the Standard Webhooks message id
+    job_id: uuid.UUID
+    type: str
+    url: str
+    attempts: int  # attempts made before this one
+    created_at: datetime
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """One attempt of a delivery, as the sender records it, and the status it leaves:
+    delivered, pending again in `retry_in` seconds, or failed for good."""
+
+    delivery_id: str
+    token: str
+    status: DeliveryStatus
+    duration: float
+    status_code: int | None = None
+    error: str | None = None
+    retry_in: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,10 +20,30 @@ from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ..errors import DuplicateKey, InvalidTransition, JobNotFound, ScheduleNotFound
-from ..model import Job, JobError, Page, QueueInfo, RunStats, Stats, Status, View
+from ..model import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    Job,
+    JobError,
+    Page,
+    QueueInfo,
+    RunStats,
+    Stats,
+    Status,
+    View,
+)
 from ..schedule import Overlap
 from ..settings import Settings
-from .messages import Histogram, JobFilter, NewJob, ScheduleState, TaskCounters
+from .messages import (
+    DeliveryResult,
+    DueDelivery,
+    Histogram,
+    JobFilter,
+    NewJob,
+    ScheduleState,
+    TaskCounters,
+)
 from .sqlfile import placeholders, render
 
 
@@ -129,6 +149,44 @@ def schedule_state(r: Row, values: Values) -> ScheduleState:
         last_slot=load_time(r["last_slot"]), next_run=load_time(r["next_run"]),
         paused=bool(r["paused"]), run_count=r["run_count"], tenant=r["tenant"],
     )  # fmt: skip
+
+
+def due_delivery(r: Row, values: Values) -> DueDelivery:
+    """A claimed delivery row as the sender reads it."""
+    load_id: Callable[[Any], Any] = values.load_id or _same
+    load_time: Callable[[Any], Any] = values.load_time or _same
+    return DueDelivery(
+        id=r["id"], job_id=load_id(r["job_id"]), type=r["type"], url=r["url"],
+        attempts=r["attempts"], created_at=load_time(r["created_at"]), token=r["lease_token"],
+    )  # fmt: skip
+
+
+def build_deliveries(
+    rows: Sequence[Row], attempt_rows: Sequence[Row], values: Values
+) -> list[Delivery]:
+    """A job's deliveries from their rows, each with its attempts in order."""
+    load_id: Callable[[Any], Any] = values.load_id or _same
+    load_time: Callable[[Any], Any] = values.load_time or _same
+    attempts: dict[str, list[DeliveryAttempt]] = {}
+    for a in attempt_rows:
+        attempts.setdefault(a["delivery_id"], []).append(
+            DeliveryAttempt(a["number"], load_time(a["at"]), a["status_code"], a["error"],
+                            float(a["duration"]))
+        )  # fmt: skip
+    out = []
+    for r in rows:
+        status = DeliveryStatus(r["status"])
+        out.append(
+            Delivery(
+                id=r["id"], job_id=load_id(r["job_id"]), type=r["type"], url=r["url"],
+                status=status, created_at=load_time(r["created_at"]),
+                next_at=load_time(r["next_at"]) if status is DeliveryStatus.PENDING else None,
+                delivered_at=load_time(r["delivered_at"]), last_error=r["last_error"],
+                last_status_code=r["last_status_code"],
+                attempts=tuple(attempts.get(r["id"], ())),
+            )
+        )  # fmt: skip
+    return out
 
 
 # --- assembling results ------------------------------------------------------------------------
@@ -533,3 +591,38 @@ class SqlStore(ABC, Generic[C]):
             params = {"name": name, "paused": paused, **self._stamp()}
             if self._run(conn, self._q["set_schedule_paused"], params).rowcount == 0:
                 raise ScheduleNotFound(f"no schedule named {name!r}")
+
+    # --- callbacks ----------------------------------------------------------------------------
+
+    def claim_deliveries(self, sender: str, limit: int, lease_seconds: float) -> list[DueDelivery]:
+        if limit <= 0:
+            return []
+        stamp = self._stamp()
+        with self._reading() as conn:
+            if not self._all(conn, "deliveries_due", stamp or None):
+                return []  # nothing due: no lock taken
+        params = {"sender": sender, "lease": lease_seconds, "limit": limit, **stamp}
+        with self._writing() as conn:
+            rows = self._all(conn, "claim_deliveries", params)
+        return [due_delivery(row, self.values) for row in rows]
+
+    def record_delivery(self, result: DeliveryResult) -> bool:
+        stamp = self._stamp()
+        outcome = {"status_code": result.status_code, "error": result.error, **stamp}
+        params = {"id": result.delivery_id, "token": result.token, "status": result.status.value,
+                  "retry_in": result.retry_in, **outcome}  # fmt: skip
+        with self._writing(atomic=True) as conn:
+            rows = self._all(conn, "record_delivery", params)
+            if not rows:
+                return False  # the lease ran out and another sender has it, or the job is gone
+            attempt = {"id": result.delivery_id, "number": rows[0]["attempts"],
+                       "duration": result.duration, **outcome}  # fmt: skip
+            self._run(conn, self._q["insert_delivery_attempt"], attempt)
+        return True
+
+    def deliveries(self, job_id: uuid.UUID) -> list[Delivery]:
+        params = {"job_id": self.values.dump_id(job_id)}
+        with self._reading() as conn:
+            rows = self._all(conn, "job_deliveries", params)
+            attempts = self._all(conn, "job_delivery_attempts", params) if rows else []
+        return build_deliveries(rows, attempts, self.values)

@@ -36,6 +36,7 @@ class Attempt:
     stop_reason: StopReason | None = None
     entered: bool = False  # Runner.run has started
     written_version: int = 0  # the reports version the store has
+    written_at: float = float("-inf")  # when its reports were last written (loop time)
 
     @classmethod
     def of(cls, claimed: Claimed, on_report: Callable[[], None] | None = None) -> Attempt:

@@ -22,6 +22,7 @@ from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from ..callbacks.deliverer import Deliverer
 from ..context import job_logger
 from ..errors import ConfigurationError
 from ..events import Events
@@ -88,6 +89,7 @@ class Worker:
         self._stopped_hard = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._deliverer: Deliverer | None = None
         self._report_arrived: Callable[[], None] | None = None
 
     # --- public control -----------------------------------------------------------------------
@@ -150,6 +152,9 @@ class Worker:
                 ("cancels", upkeep.cancels()),
             )
         ]
+        if self.settings.webhook_secret is not None:  # without it no job can have a callback
+            self._deliverer = Deliverer(self.id, self.store, threads, self.settings)
+            side.append(asyncio.create_task(self._deliverer.run(), name="underway-deliverer"))
         stop_scheduler = asyncio.Event()
         if self.with_scheduler and self.registry.schedules:
             scheduler = Scheduler(self.registry, self.store, self.events)
@@ -238,6 +243,8 @@ class Worker:
             )
         elif self.events.watched:
             self.events.publish(finished_snapshot(job, outcome, datetime.now(UTC)))
+        if landed and job.callback_url and self._deliverer and outcome.status.finished:
+            self._deliverer.wake()  # its delivery was written with the outcome: send it now
 
     def _beat(self) -> WorkerBeat:
         """What this worker says of itself to the registry at each heartbeat."""

@@ -121,39 +121,51 @@ class Upkeep:
     # --- reports ------------------------------------------------------------------------------
 
     def report_arrived(self) -> None:
-        """A task reported (from any thread): write it now, or at the end of the current
-        flush interval if a write just went out."""
+        """A task reported (from any thread): write it now, or at the end of its job's flush
+        interval if that job's reports were just written."""
         if not self._report_flagged:
             self._report_flagged = True
             with contextlib.suppress(RuntimeError):  # the worker's loop closed
                 self._loop.call_soon_threadsafe(self._reported.set)
 
     async def reports(self) -> None:
-        # The first report after a quiet spell goes out at once (watchers see it within
-        # milliseconds); those that follow within `progress_flush_seconds` are coalesced.
+        # A job's first report after a quiet spell goes out at once (watchers see it within
+        # milliseconds); the job's reports that follow within `progress_flush_seconds` are
+        # coalesced into one write at the end of that interval. Jobs due together share a write.
+        held_until: float | None = None
         while True:
-            await self._reported.wait()
+            wait = None if held_until is None else max(held_until - self._loop.time(), 0.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reported.wait(), wait)
             self._reported.clear()
             self._report_flagged = False
-            await self.flush_reports()
-            await asyncio.sleep(self.settings.progress_flush_seconds)
+            held_until = await self.flush_reports(self.settings.progress_flush_seconds)
 
-    async def flush_reports(self) -> None:
-        """Write the reports of every running job that has new ones, in one call."""
+    async def flush_reports(self, interval: float = 0.0) -> float | None:
+        """Write, in one call, the new reports of every running job whose reports were last
+        written at least `interval` seconds ago; returns when the first one held back is due."""
+        now = self._loop.time()
         dirty: list[tuple[Attempt, int, Report]] = []
+        held_until: float | None = None
         for attempt in list(self.running.values()):
             unwritten = attempt.unwritten_report()
-            if unwritten is not None:
+            if unwritten is None:
+                continue
+            due = attempt.written_at + interval
+            if due <= now:
                 dirty.append((attempt, *unwritten))
+            elif held_until is None or due < held_until:
+                held_until = due
         if not dirty:
-            return
+            return held_until
         try:
             await self.threads.call(self.store.report, [report for _, _, report in dirty])
         except Exception as exc:
             self.log.error("writing progress of %d jobs failed: %s", len(dirty), exc)
-            return
+            return now + max(interval, 0.1)  # try again, not in a tight loop
         for attempt, version, report in dirty:
             attempt.written_version = max(attempt.written_version, version)
+            attempt.written_at = now
             # An attempt that ended while its report was written publishes its final state
             # with its outcome; a running snapshot now would arrive after that one.
             if self.running.get(attempt.job.id) is attempt and self.events.watched:
@@ -162,6 +174,7 @@ class Upkeep:
                         attempt.job, report.progress, report.status_message, report.payload_json
                     )
                 )
+        return held_until
 
     # --- prompt cancels ------------------------------------------------------------------------
 

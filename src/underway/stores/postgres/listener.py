@@ -14,10 +14,14 @@ import psycopg
 log = logging.getLogger("underway.postgres")
 
 
+#: the channel word of each topic, as the migration-0003 triggers spell it
+CHANNELS = {"changes": "feed", "cancels": "cancel"}
+
+
 def topic_channel(topic: str, schema: str) -> str:
     """The channel the migration-0003 triggers notify on; the same expression as theirs
-    (`'underway-<topic>:' || left(md5(schema), 16)`), and always under PostgreSQL's 63 bytes."""
-    return f"underway-{topic}:{hashlib.md5(schema.encode()).hexdigest()[:16]}"
+    (`'underway-<word>:' || left(md5(schema), 16)`), and always under PostgreSQL's 63 bytes."""
+    return f"underway-{CHANNELS[topic]}:{hashlib.md5(schema.encode()).hexdigest()[:16]}"
 
 
 class Listener:

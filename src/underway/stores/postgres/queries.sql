@@ -533,6 +533,62 @@ ON CONFLICT (shard, task, queue) DO UPDATE SET
 SELECT queue, status, count(*) FROM {schema}.underway_jobs
 WHERE status IN ('pending', 'running') GROUP BY queue, status;
 
+-- --- callbacks ---------------------------------------------------------------------------------
+
+-- name: deliveries_due
+-- Read before claiming, so an idle deliverer locks nothing.
+SELECT 1 FROM {schema}.underway_deliveries
+WHERE status = 'pending' AND next_at <= now() LIMIT 1;
+
+-- name: claim_deliveries
+-- The lease pushes next_at to its end: a sender that dies leaves the delivery due again then.
+-- SKIP LOCKED: several workers claiming at once each take different deliveries.
+UPDATE {schema}.underway_deliveries AS d
+SET locked_by = %(sender)s,
+    lease_token = md5(random()::text || d.id),
+    locked_until = now() + %(lease)s * interval '1 second',
+    next_at = now() + %(lease)s * interval '1 second'
+WHERE d.id IN (
+    SELECT id FROM {schema}.underway_deliveries
+    WHERE status = 'pending' AND next_at <= now()
+    ORDER BY next_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING d.id, d.job_id, d.type, d.url, d.attempts, d.created_at, d.lease_token;
+
+-- name: record_delivery
+-- Only the claim that holds the lease records; its attempt is numbered from the new count.
+UPDATE {schema}.underway_deliveries
+SET status = %(status)s,
+    attempts = attempts + 1,
+    next_at = CASE WHEN %(status)s = 'pending'
+                   THEN now() + %(retry_in)s * interval '1 second' ELSE next_at END,
+    locked_by = NULL,
+    lease_token = NULL,
+    locked_until = NULL,
+    delivered_at = CASE WHEN %(status)s = 'delivered' THEN now() ELSE delivered_at END,
+    last_error = %(error)s,
+    last_status_code = %(status_code)s
+WHERE id = %(id)s AND lease_token = %(token)s AND status = 'pending'
+RETURNING attempts;
+
+-- name: insert_delivery_attempt
+INSERT INTO {schema}.underway_delivery_attempts
+    (delivery_id, number, at, status_code, error, duration)
+VALUES (%(id)s, %(number)s, now() - %(duration)s * interval '1 second', %(status_code)s,
+        %(error)s, %(duration)s);
+
+-- name: job_deliveries
+SELECT * FROM {schema}.underway_deliveries WHERE job_id = %(job_id)s ORDER BY created_at, id;
+
+-- name: job_delivery_attempts
+SELECT a.* FROM {schema}.underway_delivery_attempts AS a
+JOIN {schema}.underway_deliveries AS d ON d.id = a.delivery_id
+WHERE d.job_id = %(job_id)s
+ORDER BY a.delivery_id, a.number;
+
+
 -- --- the change feed, attempts and workers (stores/history.py) -------------------------------
 
 -- name: changes

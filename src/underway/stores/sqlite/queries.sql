@@ -373,6 +373,57 @@ ORDER BY task, queue;
 SELECT queue, status, count(*) FROM underway_jobs
 WHERE status IN ('pending', 'running') GROUP BY queue, status;
 
+-- --- callbacks ---------------------------------------------------------------------------------
+
+-- name: deliveries_due
+-- Read before claiming, so an idle deliverer never takes the write lock.
+SELECT 1 FROM underway_deliveries INDEXED BY underway_deliveries_due
+WHERE status = 'pending' AND next_at <= :now LIMIT 1;
+
+-- name: claim_deliveries
+-- The lease pushes next_at to its end: a sender that dies leaves the delivery due again then.
+UPDATE underway_deliveries
+SET locked_by = :sender,
+    lease_token = lower(hex(randomblob(8))),
+    locked_until = :now + :lease,
+    next_at = :now + :lease
+WHERE id IN (
+    SELECT id FROM underway_deliveries INDEXED BY underway_deliveries_due
+    WHERE status = 'pending' AND next_at <= :now
+    ORDER BY next_at, id
+    LIMIT :limit
+)
+RETURNING id, job_id, type, url, attempts, created_at, lease_token;
+
+-- name: record_delivery
+-- Only the claim that holds the lease records; its attempt is numbered from the new count.
+UPDATE underway_deliveries
+SET status = :status,
+    attempts = attempts + 1,
+    next_at = CASE WHEN :status = 'pending' THEN :now + :retry_in ELSE next_at END,
+    locked_by = NULL,
+    lease_token = NULL,
+    locked_until = NULL,
+    delivered_at = CASE WHEN :status = 'delivered' THEN :now ELSE delivered_at END,
+    last_error = :error,
+    last_status_code = :status_code
+WHERE id = :id AND lease_token = :token AND status = 'pending'
+RETURNING attempts;
+
+-- name: insert_delivery_attempt
+INSERT INTO underway_delivery_attempts (delivery_id, number, at, status_code, error, duration)
+VALUES (:id, :number, :now - :duration, :status_code, :error, :duration);
+
+-- name: job_deliveries
+SELECT * FROM underway_deliveries WHERE job_id = :job_id ORDER BY created_at, id;
+
+-- name: job_delivery_attempts
+SELECT a.* FROM underway_delivery_attempts AS a
+JOIN underway_deliveries AS d ON d.id = a.delivery_id
+WHERE d.job_id = :job_id
+ORDER BY a.delivery_id, a.number;
+
+
 -- --- the change feed, attempts and workers (stores/history.py) -------------------------------
 
 -- name: changes
