@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 
 from .model import Status
 from .stores import Store
-from .stores.messages import HISTOGRAM_BOUNDS, Histogram, TaskCounters
+from .stores.messages import HISTOGRAM_BOUNDS, DeliveryCounts, Histogram, TaskCounters
 
 #: the Content-Type header of `render`'s body
 CONTENT_TYPE: str = CONTENT_TYPE_LATEST
@@ -81,6 +81,7 @@ class StoreCollector(Collector):
         )
         alive.add_metric([], float(len(store.workers())))
         yield alive
+        yield from delivery_families(store.delivery_counts())
 
 
 def counter_families(counters: Sequence[TaskCounters]) -> Iterator[Metric]:
@@ -123,6 +124,28 @@ def depth_family(depth: dict[str, dict[str, int]]) -> Metric:
         for status in (Status.PENDING, Status.RUNNING):
             family.add_metric([queue, status.value], float(depth[queue].get(status.value, 0)))
     return family
+
+
+def delivery_families(counts: DeliveryCounts) -> Iterator[Metric]:
+    """Completion callbacks: deliveries by how they ended, attempts, and the backlog."""
+    ended = CounterMetricFamily(
+        "underway_callback_deliveries",
+        "Callback deliveries that ended: delivered, or failed for good (retries spent).",
+        labels=("status",),
+    )
+    ended.add_metric(["delivered"], float(counts.delivered))
+    ended.add_metric(["failed"], float(counts.failed))
+    yield ended
+    attempts = CounterMetricFamily(
+        "underway_callback_attempts", "Callback POSTs made, successful or not."
+    )
+    attempts.add_metric([], float(counts.attempts))
+    yield attempts
+    pending = GaugeMetricFamily(
+        "underway_callback_deliveries_pending", "Callback deliveries waiting to be sent (again)."
+    )
+    pending.add_metric([], float(counts.pending))
+    yield pending
 
 
 def registry(app: Observed) -> CollectorRegistry:

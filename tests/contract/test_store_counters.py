@@ -8,9 +8,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from underway.model import JobError, Status
+from underway.model import DeliveryStatus, JobError, Status
 from underway.stores import Store
-from underway.stores.messages import HISTOGRAM_BOUNDS, Outcome, TaskCounters
+from underway.stores.messages import (
+    HISTOGRAM_BOUNDS,
+    DeliveryCounts,
+    DeliveryResult,
+    Outcome,
+    TaskCounters,
+)
 
 Put = Callable[..., Any]
 Claim = Callable[..., Any]
@@ -187,3 +193,22 @@ def test_the_finish_result_is_unchanged_by_the_counting(
     landed = store.finish([Outcome.completed(claimed.job.id, claimed.token, json.dumps(5))])
     assert landed == {claimed.job.id}
     assert store.get(claimed.job.id).result == 5  # type: ignore[union-attr]
+
+
+def test_callback_deliveries_are_counted_and_pruning_takes_nothing_back(
+    store: Store, put: Put, claim_one: Claim, complete: Callable[..., Any]
+) -> None:
+    for _ in range(3):
+        put(store, callback_url="https://example.com/hook")
+        complete(store, claim_one(store))
+    assert store.delivery_counts() == DeliveryCounts(pending=3)
+    first, second, third = store.claim_deliveries("sender-1", 3, 30.0)
+    for due, status in ((first, "delivered"), (second, "failed"), (third, "pending")):
+        result = DeliveryResult(
+            due.id, due.token, DeliveryStatus(status), 0.01, status_code=500, retry_in=60
+        )
+        assert store.record_delivery(result)
+    assert store.delivery_counts() == DeliveryCounts(delivered=1, failed=1, attempts=3, pending=1)
+
+    store.prune(0.0, [Status.COMPLETED])
+    assert store.delivery_counts() == DeliveryCounts(delivered=1, failed=1, attempts=3, pending=0)

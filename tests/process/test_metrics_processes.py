@@ -74,6 +74,7 @@ def test_two_worker_processes_are_counted_once_each_and_pruning_takes_nothing_ba
     assert of(samples, "underway_job_pickup_seconds_count", **task) == 300
     assert of(samples, "underway_workers_alive") == 2
     assert of(samples, "underway_queue_depth", queue="default", status="pending") == 0
+    assert ("underway_callback_attempts_total", ()) in samples  # none had a callback_url
 
     # another process serves the same numbers
     with underway.App(h.url, **SETTINGS) as elsewhere:

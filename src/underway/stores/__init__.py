@@ -26,6 +26,7 @@ from ..settings import Settings
 from .messages import (
     ChangeFilter,
     Claimed,
+    DeliveryCounts,
     DeliveryResult,
     DueDelivery,
     HeartbeatResult,
@@ -155,6 +156,10 @@ class Store(Protocol):
     def counters(self) -> list[TaskCounters]:
         """What happened to jobs per task and queue, counted as it happened (triggers of
         migration 0006): never lower than at any earlier call, whatever was pruned."""
+
+    def delivery_counts(self) -> DeliveryCounts:
+        """Callback deliveries delivered, failed for good and attempted (counted as they
+        happened), and pending now."""
 
     def queue_depth(self) -> dict[str, dict[str, int]]:
         """Unfinished jobs per queue and status (pending, running); read without touching the

@@ -220,6 +220,17 @@ class Histogram:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryCounts:
+    """Completion callbacks: deliveries that ended delivered or failed for good and attempts
+    made (counted as they happened, never lower later), and deliveries pending now."""
+
+    delivered: int = 0
+    failed: int = 0
+    attempts: int = 0
+    pending: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class TaskCounters:
     """What happened to the jobs of one task in one queue since the store was made. Counted by
     the store as it happens, so they never go down, not even when jobs are pruned."""

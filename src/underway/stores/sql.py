@@ -36,6 +36,7 @@ from ..model import (
 from ..schedule import Overlap
 from ..settings import Settings
 from .messages import (
+    DeliveryCounts,
     DeliveryResult,
     DueDelivery,
     Histogram,
@@ -523,6 +524,7 @@ class SqlStore(ABC, Generic[C]):
             # into one, so the counters stay as few as the live connections make them.
             with self._writing() as conn:
                 self._run(conn, self._q["fold_counters"])
+                self._run(conn, self._q["fold_delivery_counters"])
         return deleted
 
     # --- metrics ------------------------------------------------------------------------------
@@ -531,6 +533,13 @@ class SqlStore(ABC, Generic[C]):
         with self._reading() as conn:
             rows = self._run(conn, self._q["counters"]).fetchall()
         return [build_counters(row) for row in rows]
+
+    def delivery_counts(self) -> DeliveryCounts:
+        with self._reading() as conn:
+            delivered, failed, attempts, pending = self._run(
+                conn, self._q["delivery_counts"]
+            ).fetchall()[0]
+        return DeliveryCounts(int(delivered), int(failed), int(attempts), int(pending))
 
     def queue_depth(self) -> dict[str, dict[str, int]]:
         depth: dict[str, dict[str, int]] = {}

@@ -670,3 +670,22 @@ DELETE FROM {schema}.underway_workers WHERE expires_at < now() - interval '1 day
 -- name: cancel_requests
 SELECT id FROM {schema}.underway_jobs
 WHERE id = ANY(%(ids)s) AND status = 'running' AND cancel_requested;
+
+-- name: delivery_counts
+-- The pending ones through the due index, which holds only those.
+SELECT (SELECT coalesce(sum(delivered), 0) FROM {schema}.underway_delivery_counters),
+       (SELECT coalesce(sum(failed), 0) FROM {schema}.underway_delivery_counters),
+       (SELECT coalesce(sum(attempts), 0) FROM {schema}.underway_delivery_counters),
+       (SELECT count(*) FROM {schema}.underway_deliveries WHERE status = 'pending');
+
+-- name: fold_delivery_counters
+WITH gone AS (
+    DELETE FROM {schema}.underway_delivery_counters
+    WHERE shard <> 0 AND shard NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
+    RETURNING *
+)
+INSERT INTO {schema}.underway_delivery_counters AS c (shard, delivered, failed, attempts)
+SELECT 0, sum(delivered), sum(failed), sum(attempts) FROM gone HAVING count(*) > 0
+ON CONFLICT (shard) DO UPDATE SET delivered = c.delivered + excluded.delivered,
+                                  failed = c.failed + excluded.failed,
+                                  attempts = c.attempts + excluded.attempts;

@@ -488,3 +488,10 @@ DELETE FROM underway_workers WHERE expires_at < :now - 86400;
 -- name: cancel_requests
 SELECT id FROM underway_jobs
 WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'running' AND cancel_requested;
+
+-- name: delivery_counts
+-- The pending ones through the due index, which holds only those.
+SELECT (SELECT coalesce(sum(delivered), 0) FROM underway_delivery_counters),
+       (SELECT coalesce(sum(failed), 0) FROM underway_delivery_counters),
+       (SELECT coalesce(sum(attempts), 0) FROM underway_delivery_counters),
+       (SELECT count(*) FROM underway_deliveries WHERE status = 'pending');

@@ -227,3 +227,32 @@ $$;
 CREATE TRIGGER underway_count_changes AFTER UPDATE ON {schema}.underway_jobs
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.underway_count_changes();
+
+-- Callback deliveries (migration 0004), counted the same way: attempts made, and deliveries
+-- that ended delivered or failed for good. Pruning a job deletes its deliveries, not these.
+-- A sender records one delivery per statement, so a row trigger is enough.
+CREATE TABLE {schema}.underway_delivery_counters (
+    shard     integer PRIMARY KEY,
+    delivered bigint NOT NULL DEFAULT 0,
+    failed    bigint NOT NULL DEFAULT 0,
+    attempts  bigint NOT NULL DEFAULT 0
+);
+
+CREATE FUNCTION {schema}.underway_count_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {schema}.underway_delivery_counters AS c (shard, delivered, failed, attempts)
+    VALUES (pg_backend_pid(),
+            (NEW.status = 'delivered' AND OLD.status <> 'delivered')::int,
+            (NEW.status = 'failed' AND OLD.status <> 'failed')::int,
+            greatest(NEW.attempts - OLD.attempts, 0))
+    ON CONFLICT (shard) DO UPDATE SET delivered = c.delivered + excluded.delivered,
+                                      failed = c.failed + excluded.failed,
+                                      attempts = c.attempts + excluded.attempts;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER underway_count_deliveries
+    AFTER UPDATE OF status, attempts ON {schema}.underway_deliveries
+    FOR EACH ROW WHEN (OLD.status <> NEW.status OR OLD.attempts <> NEW.attempts)
+    EXECUTE FUNCTION {schema}.underway_count_deliveries();

@@ -176,3 +176,24 @@ BEGIN
         pickup_le_14 = pickup_le_14 + excluded.pickup_le_14,
         pickup_le_15 = pickup_le_15 + excluded.pickup_le_15;
 END;
+
+-- Callback deliveries (migration 0004), counted the same way: attempts made, and deliveries
+-- that ended delivered or failed for good. Pruning a job deletes its deliveries, not these.
+CREATE TABLE underway_delivery_counters (
+    shard     INTEGER PRIMARY KEY,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    failed    INTEGER NOT NULL DEFAULT 0,
+    attempts  INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TRIGGER underway_count_deliveries AFTER UPDATE OF status, attempts ON underway_deliveries
+WHEN old.status <> new.status OR old.attempts <> new.attempts
+BEGIN
+    INSERT INTO underway_delivery_counters (shard, delivered, failed, attempts)
+    VALUES (0, new.status = 'delivered' AND old.status <> 'delivered',
+            new.status = 'failed' AND old.status <> 'failed',
+            max(new.attempts - old.attempts, 0))
+    ON CONFLICT (shard) DO UPDATE SET delivered = delivered + excluded.delivered,
+                                      failed = failed + excluded.failed,
+                                      attempts = attempts + excluded.attempts;
+END;
