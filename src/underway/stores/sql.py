@@ -35,16 +35,7 @@ from ..model import (
 )
 from ..schedule import Overlap
 from ..settings import Settings
-from .messages import (
-    DeliveryCounts,
-    DeliveryResult,
-    DueDelivery,
-    Histogram,
-    JobFilter,
-    NewJob,
-    ScheduleState,
-    TaskCounters,
-)
+from .messages import DeliveryResult, DueDelivery, JobFilter, NewJob, ScheduleState
 from .sqlfile import placeholders, render
 
 
@@ -209,24 +200,6 @@ def build_stats(
                 counts[status] += count
     return Stats(by_status, by_task, by_queue, by_tenant=by_tenant, tenant=tenant,
                  scheduled=scheduled, retrying=retrying)  # fmt: skip
-
-
-def build_counters(row: Sequence[Any]) -> TaskCounters:
-    """TaskCounters from a `counters` row: task, queue, the six counts, then each histogram's
-    count, sum and buckets."""
-    task, queue, *values = row
-    enqueued, completed, failed, retried, cancelled, rescued = (int(v) for v in values[:6])
-    rest = values[6:]
-    size = len(rest) // 2
-
-    def histogram(part: Sequence[Any]) -> Histogram:
-        return Histogram(int(part[0]), float(part[1]), tuple(int(v) for v in part[2:]))
-
-    return TaskCounters(
-        task, queue, enqueued=enqueued, completed=completed, failed=failed, retried=retried,
-        cancelled=cancelled, rescued=rescued, duration=histogram(rest[:size]),
-        pickup=histogram(rest[size:]),
-    )  # fmt: skip
 
 
 def build_queues(
@@ -518,35 +491,7 @@ class SqlStore(ABC, Generic[C]):
             with self._writing() as conn:
                 return int(self._run(conn, self._q["prune"], params).rowcount)
 
-        deleted = prune_in_batches(delete_batch, batch)
-        if "fold_counters" in self._q:
-            # PostgreSQL counts per connection: the rows of connections that are gone fold
-            # into one, so the counters stay as few as the live connections make them.
-            with self._writing() as conn:
-                self._run(conn, self._q["fold_counters"])
-                self._run(conn, self._q["fold_delivery_counters"])
-        return deleted
-
-    # --- metrics ------------------------------------------------------------------------------
-
-    def counters(self) -> list[TaskCounters]:
-        with self._reading() as conn:
-            rows = self._run(conn, self._q["counters"]).fetchall()
-        return [build_counters(row) for row in rows]
-
-    def delivery_counts(self) -> DeliveryCounts:
-        with self._reading() as conn:
-            delivered, failed, attempts, pending = self._run(
-                conn, self._q["delivery_counts"]
-            ).fetchall()[0]
-        return DeliveryCounts(int(delivered), int(failed), int(attempts), int(pending))
-
-    def queue_depth(self) -> dict[str, dict[str, int]]:
-        depth: dict[str, dict[str, int]] = {}
-        with self._reading() as conn:
-            for queue, status, count in self._run(conn, self._q["queue_depth"]).fetchall():
-                depth.setdefault(queue, {})[status] = int(count)
-        return depth
+        return prune_in_batches(delete_batch, batch)
 
     # --- schedules ----------------------------------------------------------------------------
 
