@@ -181,7 +181,10 @@ def stats_tables(stats: Stats) -> list[Table]:
     overall.add_row("[dim]pending: retrying[/]", str(stats.retrying))
     overall.add_row("[bold]total[/]", str(stats.total))
     tables = [overall]
-    for title, groups in (("per task", stats.by_task), ("per queue", stats.by_queue)):
+    groups_by = [("per task", stats.by_task), ("per queue", stats.by_queue)]
+    if stats.by_tenant and stats.tenant is None:
+        groups_by.append(("per tenant", stats.by_tenant))
+    for title, groups in groups_by:
         table = Table(title=title, title_justify="left", header_style="bold")
         table.add_column(title.split()[-1])
         for status in statuses:
