@@ -51,7 +51,8 @@ class Watching:
         enqueued, started, progress and status reports, retry waits, the finish, cancel
         requests. Each carries the job as it was right after it and a `cursor`; pass the last
         one you got as `since=` to resume without missing or repeating a change (changes are
-        kept for `change_retention_seconds`). Without `since`, from now on. Ends after
+        kept for `change_retention_seconds`). Without `since`, from the first iteration on
+        (the iterator is lazy: iterate before you change the jobs you want to see). Ends after
         `timeout` seconds without a change, if given; otherwise runs until you stop it.
 
         >>> for change in app.watch(job=job.id, timeout=30):

@@ -69,8 +69,11 @@ def test_progress_is_visible_while_the_job_runs(
     worker = start_worker(app)
 
     def progress_seen() -> Job | None:
+        # The first report is written at once, the payload set just after it with the next
+        # write: wait until both have landed.
         current = app.get_job(job.id)
-        return current if current is not None and (current.progress or 0) > 0 else None
+        landed = current is not None and (current.progress or 0) > 0 and current.payload
+        return current if landed else None
 
     running = wait_for(progress_seen, what="progress to show while the job runs")
     assert isinstance(running, Job)

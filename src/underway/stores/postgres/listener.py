@@ -35,10 +35,19 @@ class Listener:
         self._conn: psycopg.Connection[Any] | None = None
         self._lock = threading.Lock()
         self._closed = False
+        # LISTEN before the caller looks at the store: a notice sent between its look and its
+        # first wait is then waiting for it, not lost.
+        try:
+            self._connect()
+        except psycopg.Error as exc:
+            log.warning("listening on %s failed (%s); retrying at the first wait", channel, exc)
 
     def wait(self, timeout: float) -> list[str] | None:
         try:
-            conn = self._connection()
+            conn = self._conn
+            if conn is None or conn.closed:
+                # Notices sent while no connection listened are lost: look, then wait.
+                return [] if self._connect() is None else None
             payloads = [n.payload for n in conn.notifies(timeout=timeout, stop_after=1)]
             if payloads:  # take the others that came together
                 payloads += [n.payload for n in conn.notifies(timeout=0)]
@@ -51,8 +60,11 @@ class Listener:
             time.sleep(min(timeout, 0.5))
             return None
 
-    def _connection(self) -> psycopg.Connection[Any]:
+    def _connect(self) -> psycopg.Connection[Any] | None:
+        """A listening connection (None once closed)."""
         with self._lock:
+            if self._closed:
+                return None
             if self._conn is None or self._conn.closed:
                 conn = psycopg.connect(self.conninfo, autocommit=True)
                 conn.execute(self._listen_sql)

@@ -56,8 +56,10 @@ def _queue_shape(queues: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
 
 def feed_position(cursor: str) -> dict[str, Any]:
     """A feed cursor, `<xid>-<seq>`, as the changes statement takes it."""
-    xid, seq = cursor.split("-")
-    return {"xid": str(int(xid)), "seq": int(seq)}
+    xid, seq = (int(part) for part in cursor.split("-"))
+    if not (0 <= xid < 2**64 and 0 <= seq < 2**63):  # xid8 and bigint
+        raise ValueError(cursor)
+    return {"xid": str(xid), "seq": seq}
 
 
 class PostgresStore(HistoryVerbs[psycopg.Connection[Any]], MeteringVerbs[psycopg.Connection[Any]]):

@@ -76,7 +76,10 @@ def _render_next_due() -> dict[str, str]:
 
 def feed_position(cursor: str) -> dict[str, Any]:
     """A feed cursor, the change's seq, as the changes statement takes it."""
-    return {"seq": int(cursor)}
+    seq = int(cursor)
+    if not 0 <= seq < 2**63:  # SQLite's INTEGER; a bigger one would not even bind
+        raise ValueError(cursor)
+    return {"seq": seq}
 
 
 class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connection]):

@@ -7,6 +7,7 @@
 -- when it committed. Readers walk (xid, seq) and only below the oldest transaction still in
 -- flight, so a change that commits late can never land behind a reader's cursor.
 CREATE TABLE {schema}.underway_changes (
+    -- the writing transaction, or a younger one that changed the same job first (see below)
     xid              xid8 NOT NULL DEFAULT pg_current_xact_id(),
     seq              bigint GENERATED ALWAYS AS IDENTITY,
     job_id           uuid NOT NULL,
@@ -74,7 +75,10 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION {schema}.underway_jobs_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Without stats on the transition tables the planner guesses them big, and the per-job lookup
+-- below would then cross jit_above_cost: compiling the statement costs more than it runs.
+CREATE FUNCTION {schema}.underway_jobs_updated() RETURNS trigger LANGUAGE plpgsql
+SET jit = off AS $$
 BEGIN
     -- The attempt that ended: closed with how it ended.
     UPDATE {schema}.underway_attempts AS a
@@ -84,8 +88,12 @@ BEGIN
             WHEN n.rescues > o.rescues THEN 'rescued'
             WHEN n.attempt < o.attempt THEN 'handed_back'
             ELSE 'retry' END,
-        error_type = CASE WHEN n.status = 'completed' THEN NULL ELSE n.error_type END,
-        error_message = CASE WHEN n.status = 'completed' THEN NULL ELSE n.error_message END
+        -- a completed or handed-back attempt failed at nothing: the job's error is an
+        -- earlier attempt's
+        error_type = CASE WHEN n.status = 'completed' OR n.attempt < o.attempt
+                          THEN NULL ELSE n.error_type END,
+        error_message = CASE WHEN n.status = 'completed' OR n.attempt < o.attempt
+                             THEN NULL ELSE n.error_message END
     FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
     WHERE o.status = 'running' AND n.status <> 'running'
       AND a.job_id = n.id AND a.ended_at IS NULL;
@@ -95,10 +103,17 @@ BEGIN
     FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
     WHERE n.status = 'running' AND o.status <> 'running';
     -- What watchers see; a heartbeat changes nothing they can see and records nothing.
-    INSERT INTO {schema}.underway_changes (job_id, kind, status, attempt, rescues, run_at,
+    -- A job's changes must keep the order they committed in, and this transaction may have
+    -- taken its id before one that changed the job first (it waited for the row lock, as a
+    -- batch of outcomes waits for a cancel): it then files its change under that younger id.
+    -- Still never below its own id, so the change stays invisible to readers until it commits.
+    INSERT INTO {schema}.underway_changes (xid, job_id, kind, status, attempt, rescues, run_at,
         progress, status_message, payload, result, error_message, error_type, error_traceback,
         started_at, completed_at, updated_at, cancel_requested)
-    SELECT n.id,
+    SELECT greatest(pg_current_xact_id(), (
+            SELECT c.xid FROM {schema}.underway_changes AS c
+            WHERE c.job_id = n.id ORDER BY c.xid DESC LIMIT 1)),
+        n.id,
         CASE
             WHEN n.status IS DISTINCT FROM o.status THEN CASE
                 WHEN n.status = 'running' THEN 'started'

@@ -98,8 +98,12 @@ BEGIN
             WHEN NEW.rescues > OLD.rescues THEN 'rescued'
             WHEN NEW.attempt < OLD.attempt THEN 'handed_back'
             ELSE 'retry' END,
-        error_type = CASE WHEN NEW.status = 'completed' THEN NULL ELSE NEW.error_type END,
-        error_message = CASE WHEN NEW.status = 'completed' THEN NULL ELSE NEW.error_message END
+        -- a completed or handed-back attempt failed at nothing: the job's error is an
+        -- earlier attempt's
+        error_type = CASE WHEN NEW.status = 'completed' OR NEW.attempt < OLD.attempt
+                          THEN NULL ELSE NEW.error_type END,
+        error_message = CASE WHEN NEW.status = 'completed' OR NEW.attempt < OLD.attempt
+                             THEN NULL ELSE NEW.error_message END
     WHERE job_id = NEW.id AND ended_at IS NULL;
 END;
 
