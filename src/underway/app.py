@@ -134,7 +134,8 @@ class App(Declarations, Watching, Operations):
     def trigger_schedule(self, name: str) -> Job:
         """Run the schedule's task now, outside its slots."""
         schedule = self.registry.schedule(name)
-        job = self.get_task(schedule.task).new_job((), schedule.args, Options())
+        options = Options(tenant=schedule.tenant)
+        job = self.get_task(schedule.task).new_job((), schedule.args, options)
         job.schedule = name
         self._ensure_registered(name)
         created = self.store.trigger_schedule(name, job)
@@ -227,13 +228,11 @@ class App(Declarations, Watching, Operations):
         return self.store.deliveries(_as_uuid(job_id))
 
     def stats(self, tenant: str | None = None) -> Stats:
-        """Counts by status, overall and per task and queue; and per task and per schedule:
-        runs, failures, last run, last and average duration, state ("failing" when the
-        latest run failed). With `tenant`: only that tenant's counts (no run statistics)."""
-        if tenant is not None:
-            return self.store.stats(tenant)
-        tasks, schedules = self.store.run_stats()
-        return dataclasses.replace(self.store.stats(), tasks=tasks, schedules=schedules)
+        """Counts by status, overall and per task, queue and tenant; and per task and per
+        schedule: runs, failures, last run, last and average duration, state ("failing" when
+        the latest run failed). With `tenant`, every count covers that tenant's jobs only."""
+        tasks, schedules = self.store.run_stats(tenant)
+        return dataclasses.replace(self.store.stats(tenant), tasks=tasks, schedules=schedules)
 
     # --- queues and retention ------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ TASK_OPTIONS = frozenset(
 #: the options `@app.periodic(...)` takes besides the task options
 PERIODIC_OPTIONS = (
     "every", "cron", "timezone", "initial_delay", "catch_up", "max_catch_up", "misfire_grace",
-    "overlap", "args", "schedule_name",
+    "overlap", "args", "schedule_name", "tenant",
 )  # fmt: skip
 
 
@@ -132,6 +132,7 @@ class Declarations:
         overlap: Overlap | str = Overlap.ALLOW,
         args: Mapping[str, Any] | None = None,
         schedule_name: str | None = None,
+        tenant: str | None = None,
         **task_options: Any,
     ) -> TaskDecorator:
         """Register a task and run it on a rule: `every=` an interval, or `cron=` an expression
@@ -145,9 +146,8 @@ class Declarations:
         `catch_up` says what happens to slots missed while nothing ran ("latest": run once;
         "all": run each, at most `max_catch_up`; "skip": none); a slot is missed once it is
         `misfire_grace` late. `overlap` ("allow", "skip", "wait") says what a slot does while
-        the previous run is unfinished. Other keywords are task options (queue, timeout...).
+        the previous run is unfinished. Jobs carry `tenant`; other keywords are task options.
         """
-
         unknown = sorted(set(task_options) - TASK_OPTIONS)
         if unknown:
             raise ConfigurationError(
@@ -157,13 +157,14 @@ class Declarations:
             )
         _rule(every, cron, timezone, initial_delay)  # a bad rule must not leave a task behind
         _policies(catch_up, overlap)
+        _check_tenant(tenant)
 
         def register(func: Callable[P, R]) -> Task[P, R]:
             handle: Task[P, R] = self.task(**task_options)(func)
             self.schedule(
                 handle, every=every, cron=cron, timezone=timezone, initial_delay=initial_delay,
                 catch_up=catch_up, max_catch_up=max_catch_up, misfire_grace=misfire_grace,
-                overlap=overlap, args=args, name=schedule_name,
+                overlap=overlap, args=args, name=schedule_name, tenant=tenant,
             )  # fmt: skip
             return handle
 
@@ -183,19 +184,21 @@ class Declarations:
         overlap: Overlap | str = Overlap.ALLOW,
         args: Mapping[str, Any] | None = None,
         name: str | None = None,
+        tenant: str | None = None,
     ) -> Schedule:
         """Run an existing task on a rule, for rules that come from settings at run time:
         `app.schedule(cleanup, every=settings.cleanup_interval)`. Calling it again for the
-        same name replaces the rule."""
+        same name replaces the rule. The jobs it fires carry `tenant`."""
         handle = self.get_task(task) if isinstance(task, str) else task
         rule = _rule(every, cron, timezone, initial_delay)
         catch_up, overlap = _policies(catch_up, overlap)
         if args:
             handle.new_job((), args, Options())  # refuse bad arguments now, not at the slot
+        _check_tenant(tenant)
         schedule = Schedule(
             name=name or handle.name, task=handle.name, rule=rule, catch_up=CatchUp(catch_up),
             max_catch_up=max_catch_up, misfire_grace=_seconds(misfire_grace),
-            overlap=Overlap(overlap), args=dict(args or {}),
+            overlap=Overlap(overlap), args=dict(args or {}), tenant=tenant,
         )  # fmt: skip
         self.registry.add_schedule(schedule)
         return schedule
@@ -246,6 +249,13 @@ def _policies(catch_up: CatchUp | str, overlap: Overlap | str) -> tuple[CatchUp,
             f"catch_up must be one of {[c.value for c in CatchUp]} and overlap one of "
             f"{[o.value for o in Overlap]}; got catch_up={catch_up!r}, overlap={overlap!r}"
         ) from None
+
+
+def _check_tenant(tenant: object) -> None:
+    if tenant is not None and (not isinstance(tenant, str) or not tenant):
+        raise ConfigurationError(
+            f"a schedule's tenant must be a non-empty string or None, got {tenant!r}"
+        )
 
 
 def _default_name(func: Callable[..., Any]) -> str:

@@ -125,12 +125,15 @@ class RunStats:
 
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """Counts of jobs by status, overall, per task and per queue; run statistics per task and
-    per schedule."""
+    """Counts of jobs by status, overall, per task, per queue and per tenant; run statistics per
+    task and per schedule. `tenant` names the one tenant every count is scoped to, if any."""
 
     by_status: dict[str, int]
     by_task: dict[str, dict[str, int]]
     by_queue: dict[str, dict[str, int]]
+    #: jobs that carry a tenant, by tenant (jobs without one are in the other counts only)
+    by_tenant: dict[str, dict[str, int]] = field(default_factory=dict)
+    tenant: str | None = None
     scheduled: int = 0
     retrying: int = 0
     tasks: dict[str, RunStats] = field(default_factory=dict)
@@ -164,6 +167,7 @@ class ScheduleInfo:
     run_count: int
     stats: RunStats
     registered: bool = True  # False: known to the store, but not defined in this app
+    tenant: str | None = None  # the tenant the schedule's jobs carry
 
     @property
     def state(self) -> str:

@@ -174,6 +174,8 @@ class Schedule:
     misfire_grace: float = 60.0
     overlap: Overlap = Overlap.ALLOW
     args: dict[str, Any] = field(default_factory=dict)
+    #: the tenant every job of the schedule carries (None: none)
+    tenant: str | None = None
 
     def __post_init__(self) -> None:
         if self.max_catch_up < 1:

@@ -32,8 +32,9 @@ def register(store: Store, schedule: Schedule, now: datetime) -> ScheduleState:
     """Put the schedule in the store (first time: anchored at now + its initial delay)."""
     delay = schedule.rule.initial_delay if isinstance(schedule.rule, Every) else 0.0
     return store.register_schedule(
-        schedule.name, schedule.task, schedule.describe(), now + timedelta(seconds=delay)
-    )
+        schedule.name, schedule.task, schedule.describe(), now + timedelta(seconds=delay),
+        schedule.tenant,
+    )  # fmt: skip
 
 
 def schedule_infos(
@@ -62,6 +63,7 @@ def schedule_infos(
                 run_count=state.run_count if state else 0,
                 stats=runs.get(name, RunStats()),
                 registered=schedule is not None,
+                tenant=schedule.tenant if schedule else state.tenant if state else None,
             )
         )
     return out
@@ -160,6 +162,7 @@ class Scheduler:
 
     def _new_job(self, schedule: Schedule, slot: datetime) -> NewJob:
         task = self.registry.task(schedule.task)
-        job = task.new_job((), schedule.args, Options(key=schedule.key(slot)))
+        options = Options(key=schedule.key(slot), tenant=schedule.tenant)
+        job = task.new_job((), schedule.args, options)
         job.schedule = schedule.name
         return job

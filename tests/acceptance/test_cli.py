@@ -358,6 +358,25 @@ def test_stats(cli: CliApp) -> None:
     assert data["by_queue"]["mail"]["pending"] == 1
 
 
+def test_stats_per_tenant_and_for_one_tenant(cli: CliApp) -> None:
+    m = cli.module
+    m.add.options(tenant="acme").enqueue(1, 1)
+    m.add.options(tenant="acme").enqueue(2, 2)
+    m.add.options(tenant="globex").enqueue(3, 3)
+    m.add.enqueue(4, 4)
+
+    out = cli.run("jobs", "jobsapp:app", "stats").stdout
+    tenants = table_rows(out.split("per tenant")[1].split("runs per")[0])
+    assert tenants["acme"][0] == "2" and tenants["globex"][0] == "1"  # pending
+
+    scoped = cli.run("jobs", "jobsapp:app", "stats", "--tenant", "acme", "--json")
+    assert scoped.returncode == 0, scoped.stderr
+    data = json.loads(scoped.stdout)
+    assert (data["tenant"], data["total"], data["by_status"]["pending"]) == ("acme", 2, 2)
+    assert list(data["by_tenant"]) == ["acme"]
+    assert "per tenant" not in cli.run("jobs", "jobsapp:app", "stats", "--tenant", "acme").stdout
+
+
 # --- queues ---------------------------------------------------------------------------------
 
 

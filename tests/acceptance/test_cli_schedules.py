@@ -54,6 +54,7 @@ SCHEDULE_APP = textwrap.dedent(
         timezone="Europe/Berlin",
         name="report.nightly",
         schedule_name="nightly",
+        tenant="acme",
         max_attempts=1,
     )
     def nightly_report() -> None:
@@ -66,7 +67,7 @@ SCHEDULE_APP = textwrap.dedent(
     '''
 )
 INTERVAL_SCHEDULES = ("beat", "tick")  # the two that fire every 0.5 s
-COLUMNS = ["task", "rule", "state", "next run", "last run", "fired", "runs", "failures"]
+COLUMNS = ["task", "tenant", "rule", "state", "next run", "last run", "fired", "runs", "failures"]
 COLUMNS += ["last took", "average"]
 
 
@@ -109,6 +110,7 @@ def test_list_shows_every_schedule_before_any_scheduler_ran(sched: CliApp) -> No
     assert list(table) == ["beat", "nightly", "tick"]
     assert table["tick"] == {
         "task": "tick",
+        "tenant": "-",
         "rule": "every 0.5s",
         "state": "idle",
         "next run": "once a scheduler runs",
@@ -121,6 +123,7 @@ def test_list_shows_every_schedule_before_any_scheduler_ran(sched: CliApp) -> No
     }
     assert table["nightly"]["task"] == "report.nightly"
     assert table["nightly"]["rule"] == "cron 0 3 * * * (Europe/Berlin)"
+    assert table["nightly"]["tenant"] == "acme"
 
     data = schedule_json(sched)
     assert list(data) == ["beat", "nightly", "tick"]
@@ -133,6 +136,7 @@ def test_list_shows_every_schedule_before_any_scheduler_ran(sched: CliApp) -> No
         "last_run": None,
         "run_count": 0,
         "registered": True,
+        "tenant": "acme",
         "state": "idle",
         "stats": {
             "runs": 0,

@@ -43,6 +43,10 @@ POSTGRES_ONLY = {
     "filter_unlimited",
     "lock_limited_queue",
     "count_running",
+    # counters are kept per connection (no one waits on another's row); SQLite has one writer
+    # and one row per task and queue, so nothing to fold
+    "fold_counters",
+    "fold_delivery_counters",
 }
 # Fragments a shared statement takes in one dialect only: PostgreSQL names the schema of every
 # table; SQLite's claim picks its index, PostgreSQL's claim skips limited queues.

@@ -231,12 +231,13 @@ def _retry_all_failed(ctx: click.Context, app: App, task: str | None, queue: str
 
 
 @jobs.command("stats")
+@click.option("--tenant", help="Count only this tenant's jobs.")
 @click.option("--json", "as_json", is_flag=True, help="The counts as one JSON object.")
 @click.pass_obj
-def stats_command(ref: AppRef, as_json: bool) -> None:
-    """Counts of jobs by status, per task and per queue; how each task's and schedule's runs
-    went."""
-    stats = ref.app.stats()
+def stats_command(ref: AppRef, tenant: str | None, as_json: bool) -> None:
+    """Counts of jobs by status, per task, per queue and per tenant; how each task's and
+    schedule's runs went."""
+    stats = ref.app.stats(tenant=tenant)
     if as_json:
         data = dataclasses.asdict(stats)
         data["total"] = stats.total

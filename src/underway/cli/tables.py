@@ -181,7 +181,10 @@ def stats_tables(stats: Stats) -> list[Table]:
     overall.add_row("[dim]pending: retrying[/]", str(stats.retrying))
     overall.add_row("[bold]total[/]", str(stats.total))
     tables = [overall]
-    for title, groups in (("per task", stats.by_task), ("per queue", stats.by_queue)):
+    groups_by = [("per task", stats.by_task), ("per queue", stats.by_queue)]
+    if stats.by_tenant and stats.tenant is None:
+        groups_by.append(("per tenant", stats.by_tenant))
+    for title, groups in groups_by:
         table = Table(title=title, title_justify="left", header_style="bold")
         table.add_column(title.split()[-1])
         for status in statuses:
@@ -256,7 +259,7 @@ def schedules_table(found: Sequence[ScheduleInfo]) -> Table:
     from rich.table import Table
 
     table = Table(header_style="bold")
-    for column in ("schedule", "task", "rule", "state", "next run", "last run"):
+    for column in ("schedule", "task", "tenant", "rule", "state", "next run", "last run"):
         table.add_column(column)
     for column in ("fired", "runs", "failures", "last took", "average"):
         table.add_column(column, justify="right")
@@ -268,6 +271,7 @@ def schedules_table(found: Sequence[ScheduleInfo]) -> Table:
         table.add_row(
             name,
             escape(info.task),
+            escape(info.tenant) if info.tenant else "[dim]-[/]",
             escape(info.rule),
             styled_state(info.state),
             _next_run(info, now),

@@ -27,6 +27,7 @@ from ..settings import Settings
 from .messages import (
     ChangeFilter,
     Claimed,
+    DeliveryCounts,
     DeliveryResult,
     DueDelivery,
     HeartbeatResult,
@@ -37,6 +38,7 @@ from .messages import (
     Outcome,
     Report,
     ScheduleState,
+    TaskCounters,
     Topic,
     WorkerBeat,
 )
@@ -105,7 +107,8 @@ class Store(Protocol):
         """Failed or cancelled -> pending again, attempts reset."""
 
     def stats(self, tenant: str | None = None) -> Stats:
-        """Counts by status, task and queue: of every job, or of one tenant's."""
+        """Jobs by status, overall and per task, queue and tenant; with `tenant`, only that
+        tenant's jobs are counted."""
 
     def delete_job(self, job_id: uuid.UUID) -> None:
         """Delete a finished job (JobNotFound if none has this id; InvalidTransition if it is
@@ -126,9 +129,11 @@ class Store(Protocol):
         batches of `batch` rows per transaction; returns how many were deleted."""
 
     # --- schedules ----------------------------------------------------------------------------
-    def register_schedule(self, name: str, task: str, rule: str, anchor: datetime) -> ScheduleState:
+    def register_schedule(
+        self, name: str, task: str, rule: str, anchor: datetime, tenant: str | None = None
+    ) -> ScheduleState:
         """Create the schedule's row if missing (interval slots count from `anchor`), or update
-        its task and rule text; anchor, paused, last slot and counts are kept."""
+        its task, rule text and tenant; anchor, paused, last slot and counts are kept."""
 
     def schedule_states(self) -> list[ScheduleState]: ...
 
@@ -147,8 +152,23 @@ class Store(Protocol):
     def set_schedule_paused(self, name: str, paused: bool) -> None:
         """Pause or resume a schedule (ScheduleNotFound if the store has none of that name)."""
 
-    def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
-        """Run statistics per task and per schedule."""
+    def run_stats(
+        self, tenant: str | None = None
+    ) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
+        """Run statistics per task and per schedule (of one tenant's jobs, with `tenant`)."""
+
+    # --- metrics ------------------------------------------------------------------------------
+    def counters(self) -> list[TaskCounters]:
+        """What happened to jobs per task and queue, counted as it happened (triggers of
+        migration 0006): never lower than at any earlier call, whatever was pruned."""
+
+    def delivery_counts(self) -> DeliveryCounts:
+        """Callback deliveries delivered, failed for good and attempted (counted as they
+        happened), and pending now."""
+
+    def queue_depth(self) -> dict[str, dict[str, int]]:
+        """Unfinished jobs per queue and status (pending, running); read without touching the
+        finished ones."""
 
     # --- callbacks ----------------------------------------------------------------------------
     # A delivery row is written by the store itself (a trigger) in the transaction that moves

@@ -211,6 +211,52 @@ class ScheduleState:
     next_run: datetime | None
     paused: bool
     run_count: int
+    tenant: str | None = None  # the tenant the schedule's jobs carry
+
+
+#: The bounds (seconds) of the duration and pickup histograms. Migration 0006's triggers
+#: hard-code them as the `_le_NN` columns; changing them takes a migration.
+HISTOGRAM_BOUNDS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """Observations in seconds: `buckets[i]` counts those <= HISTOGRAM_BOUNDS[i] (cumulative,
+    as Prometheus wants them); `count` counts them all."""
+
+    count: int = 0
+    sum: float = 0.0
+    buckets: tuple[int, ...] = (0,) * len(HISTOGRAM_BOUNDS)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCounts:
+    """Completion callbacks: deliveries that ended delivered or failed for good and attempts
+    made (counted as they happened, never lower later), and deliveries pending now."""
+
+    delivered: int = 0
+    failed: int = 0
+    attempts: int = 0
+    pending: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCounters:
+    """What happened to the jobs of one task in one queue since the store was made. Counted by
+    the store as it happens, so they never go down, not even when jobs are pruned."""
+
+    task: str
+    queue: str
+    enqueued: int = 0
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0  # error retries and retries by a person
+    cancelled: int = 0
+    rescued: int = 0  # leases that expired (the worker died) and were taken back
+    duration: Histogram = Histogram()  # attempts that ended by themselves: start to end
+    pickup: Histogram = Histogram()  # every attempt that ended: due (run_at) to start
 
 
 @dataclass(frozen=True, slots=True)

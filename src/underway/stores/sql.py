@@ -146,7 +146,7 @@ def schedule_state(r: Row, values: Values) -> ScheduleState:
     return ScheduleState(
         name=r["name"], task=r["task"], rule=r["rule"], anchor=load_time(r["anchor"]),
         last_slot=load_time(r["last_slot"]), next_run=load_time(r["next_run"]),
-        paused=bool(r["paused"]), run_count=r["run_count"],
+        paused=bool(r["paused"]), run_count=r["run_count"], tenant=r["tenant"],
     )  # fmt: skip
 
 
@@ -191,17 +191,22 @@ def build_deliveries(
 # --- assembling results ------------------------------------------------------------------------
 
 
-def build_stats(rows: Sequence[Sequence[Any]], scheduled: int, retrying: int) -> Stats:
-    """Stats from (task, queue, status, count) rows, the same for every store."""
+def build_stats(
+    rows: Sequence[Sequence[Any]], scheduled: int, retrying: int, tenant: str | None = None
+) -> Stats:
+    """Stats from (task, queue, tenant, status, count) rows, the same for every store."""
     by_status: dict[str, int] = {st.value: 0 for st in Status}
     by_task: dict[str, dict[str, int]] = {}
     by_queue: dict[str, dict[str, int]] = {}
-    for task, queue, status, count in rows:
+    by_tenant: dict[str, dict[str, int]] = {}
+    for task, queue, owner, status, count in rows:
         by_status[status] += count
-        for table, name in ((by_task, task), (by_queue, queue)):
-            counts = table.setdefault(name, {st.value: 0 for st in Status})
-            counts[status] += count
-    return Stats(by_status, by_task, by_queue, scheduled=scheduled, retrying=retrying)
+        for table, name in ((by_task, task), (by_queue, queue), (by_tenant, owner)):
+            if name is not None:
+                counts = table.setdefault(name, {st.value: 0 for st in Status})
+                counts[status] += count
+    return Stats(by_status, by_task, by_queue, by_tenant=by_tenant, tenant=tenant,
+                 scheduled=scheduled, retrying=retrying)  # fmt: skip
 
 
 def build_queues(
@@ -389,10 +394,20 @@ class SqlStore(SqlKeys, ABC, Generic[C]):
             used = placeholders(text)
             if used <= self._constants.keys():
                 self._q[name] = render(text, **{k: self._constants[k] for k in used})
+        scopes = {False: "", True: self._q["filter_tenant"]}
         self._runs = {
-            group: {name: self._render(name, group=group) for name in RUN_STATEMENTS}
+            (group, scoped): {
+                name: self._render(name, group=group, tenant=scopes[scoped])
+                for name in RUN_STATEMENTS
+            }
             for group in ("task", "schedule")
+            for scoped in scopes
         }
+        self._stats = {
+            scoped: (self._render("stats", tenant=text),
+                     self._render("stats_pending_views", tenant=text))
+            for scoped, text in scopes.items()
+        }  # fmt: skip
         self._lists: dict[tuple[str, ...], str] = {}
         self._job = job_mapper(self.values)
         self._wake = {}
@@ -469,22 +484,25 @@ class SqlStore(SqlKeys, ABC, Generic[C]):
         return text
 
     def stats(self, tenant: str | None = None) -> Stats:
-        of, params = ("", {}) if tenant is None else ("_of_tenant", {"tenant": tenant})
+        counts, views = self._stats[tenant is not None]
+        scope = {} if tenant is None else {"tenant": tenant}
         with self._reading() as conn:
-            rows = self._run(conn, self._q["stats" + of], params or None).fetchall()
-            views = self._run(
-                conn, self._q["stats_pending_views" + of], {**self._stamp(), **params} or None
-            )
-            scheduled, retrying = views.fetchall()[0]
-        return build_stats(rows, scheduled, retrying)
+            rows = self._run(conn, counts, scope or None).fetchall()
+            pending = self._run(conn, views, {**self._stamp(), **scope} or None)
+            scheduled, retrying = pending.fetchall()[0]
+        return build_stats(rows, scheduled, retrying, tenant)
 
-    def run_stats(self) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
+    def run_stats(
+        self, tenant: str | None = None
+    ) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
         load_time = self.values.load_time or _same
+        scope = None if tenant is None else {"tenant": tenant}
         out = []
         with self._reading() as conn:
-            for statements in self._runs.values():
+            for group in ("task", "schedule"):
+                statements = self._runs[group, tenant is not None]
                 aggregates, recent, running = (
-                    self._run(conn, statements[name]).fetchall() for name in RUN_STATEMENTS
+                    self._run(conn, statements[name], scope).fetchall() for name in RUN_STATEMENTS
                 )
                 aggregates = [(n, runs, fails, load_time(last), avg)
                               for n, runs, fails, last, avg in aggregates]  # fmt: skip
@@ -565,8 +583,10 @@ class SqlStore(SqlKeys, ABC, Generic[C]):
 
     # --- schedules ----------------------------------------------------------------------------
 
-    def register_schedule(self, name: str, task: str, rule: str, anchor: datetime) -> ScheduleState:
-        params = {"name": name, "task": task, "rule": rule,
+    def register_schedule(
+        self, name: str, task: str, rule: str, anchor: datetime, tenant: str | None = None
+    ) -> ScheduleState:
+        params = {"name": name, "task": task, "rule": rule, "tenant": tenant,
                   "anchor": self.values.dump_time(anchor), **self._stamp()}  # fmt: skip
         with self._writing() as conn:
             return schedule_state(self._all(conn, "register_schedule", params)[0], self.values)

@@ -292,18 +292,13 @@ WITH retried AS (
 SELECT retried.*, pg_notify(%(channel)s, '') FROM retried;
 
 -- name: stats
-SELECT task, queue, status, count(*) FROM {schema}.underway_jobs GROUP BY task, queue, status;
+-- {tenant}: filter_tenant or nothing, here and in every statement that counts jobs.
+SELECT task, queue, tenant, status, count(*) FROM {schema}.underway_jobs WHERE true {tenant}
+GROUP BY task, queue, tenant, status;
 
 -- name: stats_pending_views
 SELECT count(*) FILTER (WHERE run_at > now()), count(*) FILTER (WHERE attempt > 0)
-FROM {schema}.underway_jobs WHERE status = 'pending';
-
--- name: stats_of_tenant
-SELECT task, queue, status, count(*) FROM {schema}.underway_jobs WHERE tenant = %(tenant)s GROUP BY task, queue, status;
-
--- name: stats_pending_views_of_tenant
-SELECT count(*) FILTER (WHERE run_at > now()), count(*) FILTER (WHERE attempt > 0)
-FROM {schema}.underway_jobs WHERE status = 'pending' AND tenant = %(tenant)s;
+FROM {schema}.underway_jobs WHERE status = 'pending' {tenant};
 
 -- --- queues and retention --------------------------------------------------------------------
 
@@ -331,9 +326,10 @@ DELETE FROM {schema}.underway_jobs AS j USING doomed WHERE j.id = doomed.id;
 -- --- schedules -------------------------------------------------------------------------------
 
 -- name: register_schedule
-INSERT INTO {schema}.underway_schedules (name, task, rule, anchor)
-VALUES (%(name)s, %(task)s, %(rule)s, %(anchor)s)
-ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule, updated_at = now()
+INSERT INTO {schema}.underway_schedules (name, task, rule, tenant, anchor)
+VALUES (%(name)s, %(task)s, %(rule)s, %(tenant)s, %(anchor)s)
+ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
+                                 tenant = excluded.tenant, updated_at = now()
 RETURNING *;
 
 -- name: schedule_states
@@ -371,6 +367,7 @@ SELECT {group}, count(*), count(*) FILTER (WHERE status = 'failed'), max(started
        avg(extract(epoch FROM completed_at - started_at))
 FROM {schema}.underway_jobs
 WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND {group} IS NOT NULL
+      {tenant}
 GROUP BY {group};
 
 -- name: run_recent
@@ -380,13 +377,170 @@ SELECT name, status, duration FROM (
            row_number() OVER (PARTITION BY {group} ORDER BY completed_at DESC, id DESC) AS n
     FROM {schema}.underway_jobs
     WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND {group} IS NOT NULL
+      {tenant}
 ) AS ranked
 WHERE n <= 10
 ORDER BY name, n;
 
 -- name: run_running
 SELECT {group}, count(*) FROM {schema}.underway_jobs
-WHERE status = 'running' AND {group} IS NOT NULL GROUP BY {group};
+WHERE status = 'running' AND {group} IS NOT NULL {tenant} GROUP BY {group};
+
+-- --- metrics ---------------------------------------------------------------------------------
+
+-- name: counters
+SELECT task, queue,
+       sum(enqueued),
+       sum(completed),
+       sum(failed),
+       sum(retried),
+       sum(cancelled),
+       sum(rescued),
+       sum(duration_count),
+       sum(duration_sum),
+       sum(duration_le_00),
+       sum(duration_le_01),
+       sum(duration_le_02),
+       sum(duration_le_03),
+       sum(duration_le_04),
+       sum(duration_le_05),
+       sum(duration_le_06),
+       sum(duration_le_07),
+       sum(duration_le_08),
+       sum(duration_le_09),
+       sum(duration_le_10),
+       sum(duration_le_11),
+       sum(duration_le_12),
+       sum(duration_le_13),
+       sum(duration_le_14),
+       sum(duration_le_15),
+       sum(pickup_count),
+       sum(pickup_sum),
+       sum(pickup_le_00),
+       sum(pickup_le_01),
+       sum(pickup_le_02),
+       sum(pickup_le_03),
+       sum(pickup_le_04),
+       sum(pickup_le_05),
+       sum(pickup_le_06),
+       sum(pickup_le_07),
+       sum(pickup_le_08),
+       sum(pickup_le_09),
+       sum(pickup_le_10),
+       sum(pickup_le_11),
+       sum(pickup_le_12),
+       sum(pickup_le_13),
+       sum(pickup_le_14),
+       sum(pickup_le_15)
+FROM {schema}.underway_counters
+GROUP BY task, queue
+ORDER BY task, queue;
+
+-- name: fold_counters
+-- The shards of connections that are gone, folded into shard 0 (a live connection's rows are
+-- left alone, so no one waits). Deleting a row a new connection with a reused pid is adding
+-- to waits for it, then folds its new value: nothing is counted twice or lost.
+WITH gone AS (
+    DELETE FROM {schema}.underway_counters
+    WHERE shard <> 0 AND shard NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
+    RETURNING *
+)
+INSERT INTO {schema}.underway_counters AS c (shard, task, queue,
+    enqueued, completed, failed, retried, cancelled, rescued, duration_count, duration_sum, duration_le_00, duration_le_01, duration_le_02, duration_le_03, duration_le_04, duration_le_05, duration_le_06, duration_le_07, duration_le_08, duration_le_09, duration_le_10, duration_le_11, duration_le_12, duration_le_13, duration_le_14, duration_le_15, pickup_count, pickup_sum, pickup_le_00, pickup_le_01, pickup_le_02, pickup_le_03, pickup_le_04, pickup_le_05, pickup_le_06, pickup_le_07, pickup_le_08, pickup_le_09, pickup_le_10, pickup_le_11, pickup_le_12, pickup_le_13, pickup_le_14, pickup_le_15)
+SELECT 0, task, queue,
+       sum(enqueued),
+       sum(completed),
+       sum(failed),
+       sum(retried),
+       sum(cancelled),
+       sum(rescued),
+       sum(duration_count),
+       sum(duration_sum),
+       sum(duration_le_00),
+       sum(duration_le_01),
+       sum(duration_le_02),
+       sum(duration_le_03),
+       sum(duration_le_04),
+       sum(duration_le_05),
+       sum(duration_le_06),
+       sum(duration_le_07),
+       sum(duration_le_08),
+       sum(duration_le_09),
+       sum(duration_le_10),
+       sum(duration_le_11),
+       sum(duration_le_12),
+       sum(duration_le_13),
+       sum(duration_le_14),
+       sum(duration_le_15),
+       sum(pickup_count),
+       sum(pickup_sum),
+       sum(pickup_le_00),
+       sum(pickup_le_01),
+       sum(pickup_le_02),
+       sum(pickup_le_03),
+       sum(pickup_le_04),
+       sum(pickup_le_05),
+       sum(pickup_le_06),
+       sum(pickup_le_07),
+       sum(pickup_le_08),
+       sum(pickup_le_09),
+       sum(pickup_le_10),
+       sum(pickup_le_11),
+       sum(pickup_le_12),
+       sum(pickup_le_13),
+       sum(pickup_le_14),
+       sum(pickup_le_15)
+FROM gone
+GROUP BY task, queue
+ORDER BY task, queue
+ON CONFLICT (shard, task, queue) DO UPDATE SET
+    enqueued = c.enqueued + excluded.enqueued,
+    completed = c.completed + excluded.completed,
+    failed = c.failed + excluded.failed,
+    retried = c.retried + excluded.retried,
+    cancelled = c.cancelled + excluded.cancelled,
+    rescued = c.rescued + excluded.rescued,
+    duration_count = c.duration_count + excluded.duration_count,
+    duration_sum = c.duration_sum + excluded.duration_sum,
+    duration_le_00 = c.duration_le_00 + excluded.duration_le_00,
+    duration_le_01 = c.duration_le_01 + excluded.duration_le_01,
+    duration_le_02 = c.duration_le_02 + excluded.duration_le_02,
+    duration_le_03 = c.duration_le_03 + excluded.duration_le_03,
+    duration_le_04 = c.duration_le_04 + excluded.duration_le_04,
+    duration_le_05 = c.duration_le_05 + excluded.duration_le_05,
+    duration_le_06 = c.duration_le_06 + excluded.duration_le_06,
+    duration_le_07 = c.duration_le_07 + excluded.duration_le_07,
+    duration_le_08 = c.duration_le_08 + excluded.duration_le_08,
+    duration_le_09 = c.duration_le_09 + excluded.duration_le_09,
+    duration_le_10 = c.duration_le_10 + excluded.duration_le_10,
+    duration_le_11 = c.duration_le_11 + excluded.duration_le_11,
+    duration_le_12 = c.duration_le_12 + excluded.duration_le_12,
+    duration_le_13 = c.duration_le_13 + excluded.duration_le_13,
+    duration_le_14 = c.duration_le_14 + excluded.duration_le_14,
+    duration_le_15 = c.duration_le_15 + excluded.duration_le_15,
+    pickup_count = c.pickup_count + excluded.pickup_count,
+    pickup_sum = c.pickup_sum + excluded.pickup_sum,
+    pickup_le_00 = c.pickup_le_00 + excluded.pickup_le_00,
+    pickup_le_01 = c.pickup_le_01 + excluded.pickup_le_01,
+    pickup_le_02 = c.pickup_le_02 + excluded.pickup_le_02,
+    pickup_le_03 = c.pickup_le_03 + excluded.pickup_le_03,
+    pickup_le_04 = c.pickup_le_04 + excluded.pickup_le_04,
+    pickup_le_05 = c.pickup_le_05 + excluded.pickup_le_05,
+    pickup_le_06 = c.pickup_le_06 + excluded.pickup_le_06,
+    pickup_le_07 = c.pickup_le_07 + excluded.pickup_le_07,
+    pickup_le_08 = c.pickup_le_08 + excluded.pickup_le_08,
+    pickup_le_09 = c.pickup_le_09 + excluded.pickup_le_09,
+    pickup_le_10 = c.pickup_le_10 + excluded.pickup_le_10,
+    pickup_le_11 = c.pickup_le_11 + excluded.pickup_le_11,
+    pickup_le_12 = c.pickup_le_12 + excluded.pickup_le_12,
+    pickup_le_13 = c.pickup_le_13 + excluded.pickup_le_13,
+    pickup_le_14 = c.pickup_le_14 + excluded.pickup_le_14,
+    pickup_le_15 = c.pickup_le_15 + excluded.pickup_le_15;
+
+-- name: queue_depth
+-- Unfinished jobs only: the status index finds them without reading the finished ones.
+SELECT queue, status, count(*) FROM {schema}.underway_jobs
+WHERE status IN ('pending', 'running') GROUP BY queue, status;
 
 -- --- callbacks ---------------------------------------------------------------------------------
 
@@ -549,3 +703,22 @@ UPDATE {schema}.underway_keys SET revoked_at = coalesce(revoked_at, now()) WHERE
 
 -- name: touch_key
 UPDATE {schema}.underway_keys SET last_used_at = now() WHERE id = %(id)s;
+
+-- name: delivery_counts
+-- The pending ones through the due index, which holds only those.
+SELECT (SELECT coalesce(sum(delivered), 0) FROM {schema}.underway_delivery_counters),
+       (SELECT coalesce(sum(failed), 0) FROM {schema}.underway_delivery_counters),
+       (SELECT coalesce(sum(attempts), 0) FROM {schema}.underway_delivery_counters),
+       (SELECT count(*) FROM {schema}.underway_deliveries WHERE status = 'pending');
+
+-- name: fold_delivery_counters
+WITH gone AS (
+    DELETE FROM {schema}.underway_delivery_counters
+    WHERE shard <> 0 AND shard NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
+    RETURNING *
+)
+INSERT INTO {schema}.underway_delivery_counters AS c (shard, delivered, failed, attempts)
+SELECT 0, sum(delivered), sum(failed), sum(attempts) FROM gone HAVING count(*) > 0
+ON CONFLICT (shard) DO UPDATE SET delivered = c.delivered + excluded.delivered,
+                                  failed = c.failed + excluded.failed,
+                                  attempts = c.attempts + excluded.attempts;

@@ -239,18 +239,13 @@ WHERE id = :id AND status IN ('failed', 'cancelled')
 RETURNING *;
 
 -- name: stats
-SELECT task, queue, status, count(*) FROM underway_jobs GROUP BY task, queue, status;
+-- {tenant}: filter_tenant or nothing, here and in every statement that counts jobs.
+SELECT task, queue, tenant, status, count(*) FROM underway_jobs WHERE true {tenant}
+GROUP BY task, queue, tenant, status;
 
 -- name: stats_pending_views
 SELECT coalesce(sum(run_at > :now), 0), coalesce(sum(attempt > 0), 0)
-FROM underway_jobs WHERE status = 'pending';
-
--- name: stats_of_tenant
-SELECT task, queue, status, count(*) FROM underway_jobs WHERE tenant = :tenant GROUP BY task, queue, status;
-
--- name: stats_pending_views_of_tenant
-SELECT coalesce(sum(run_at > :now), 0), coalesce(sum(attempt > 0), 0)
-FROM underway_jobs WHERE status = 'pending' AND tenant = :tenant;
+FROM underway_jobs WHERE status = 'pending' {tenant};
 
 -- --- queues and retention ----------------------------------------------------------------
 
@@ -276,10 +271,10 @@ DELETE FROM underway_jobs WHERE id IN (
 -- --- schedules -------------------------------------------------------------------------------
 
 -- name: register_schedule
-INSERT INTO underway_schedules (name, task, rule, anchor, created_at, updated_at)
-VALUES (:name, :task, :rule, :anchor, :now, :now)
+INSERT INTO underway_schedules (name, task, rule, tenant, anchor, created_at, updated_at)
+VALUES (:name, :task, :rule, :tenant, :anchor, :now, :now)
 ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
-                                 updated_at = excluded.updated_at
+                                 tenant = excluded.tenant, updated_at = excluded.updated_at
 RETURNING *;
 
 -- name: schedule_states
@@ -316,6 +311,7 @@ SELECT {group}, count(*), sum(status = 'failed'), max(started_at),
        avg(completed_at - started_at)
 FROM underway_jobs
 WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND {group} IS NOT NULL
+      {tenant}
 GROUP BY {group};
 
 -- name: run_recent
@@ -324,13 +320,69 @@ SELECT name, status, duration FROM (
            row_number() OVER (PARTITION BY {group} ORDER BY completed_at DESC, id DESC) AS n
     FROM underway_jobs
     WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND {group} IS NOT NULL
+      {tenant}
 )
 WHERE n <= 10
 ORDER BY name, n;
 
 -- name: run_running
 SELECT {group}, count(*) FROM underway_jobs
-WHERE status = 'running' AND {group} IS NOT NULL GROUP BY {group};
+WHERE status = 'running' AND {group} IS NOT NULL {tenant} GROUP BY {group};
+
+-- --- metrics ---------------------------------------------------------------------------------
+
+-- name: counters
+SELECT task, queue,
+       sum(enqueued),
+       sum(completed),
+       sum(failed),
+       sum(retried),
+       sum(cancelled),
+       sum(rescued),
+       sum(duration_count),
+       sum(duration_sum),
+       sum(duration_le_00),
+       sum(duration_le_01),
+       sum(duration_le_02),
+       sum(duration_le_03),
+       sum(duration_le_04),
+       sum(duration_le_05),
+       sum(duration_le_06),
+       sum(duration_le_07),
+       sum(duration_le_08),
+       sum(duration_le_09),
+       sum(duration_le_10),
+       sum(duration_le_11),
+       sum(duration_le_12),
+       sum(duration_le_13),
+       sum(duration_le_14),
+       sum(duration_le_15),
+       sum(pickup_count),
+       sum(pickup_sum),
+       sum(pickup_le_00),
+       sum(pickup_le_01),
+       sum(pickup_le_02),
+       sum(pickup_le_03),
+       sum(pickup_le_04),
+       sum(pickup_le_05),
+       sum(pickup_le_06),
+       sum(pickup_le_07),
+       sum(pickup_le_08),
+       sum(pickup_le_09),
+       sum(pickup_le_10),
+       sum(pickup_le_11),
+       sum(pickup_le_12),
+       sum(pickup_le_13),
+       sum(pickup_le_14),
+       sum(pickup_le_15)
+FROM underway_counters
+GROUP BY task, queue
+ORDER BY task, queue;
+
+-- name: queue_depth
+-- Unfinished jobs only: the status index finds them without reading the finished ones.
+SELECT queue, status, count(*) FROM underway_jobs
+WHERE status IN ('pending', 'running') GROUP BY queue, status;
 
 -- --- callbacks ---------------------------------------------------------------------------------
 
@@ -471,3 +523,10 @@ UPDATE underway_keys SET revoked_at = coalesce(revoked_at, :now) WHERE id = :id 
 
 -- name: touch_key
 UPDATE underway_keys SET last_used_at = :now WHERE id = :id;
+
+-- name: delivery_counts
+-- The pending ones through the due index, which holds only those.
+SELECT (SELECT coalesce(sum(delivered), 0) FROM underway_delivery_counters),
+       (SELECT coalesce(sum(failed), 0) FROM underway_delivery_counters),
+       (SELECT coalesce(sum(attempts), 0) FROM underway_delivery_counters),
+       (SELECT count(*) FROM underway_deliveries WHERE status = 'pending');

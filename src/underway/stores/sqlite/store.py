@@ -19,6 +19,7 @@ from ...model import Job, Status
 from ...settings import Settings
 from ..history import HistoryVerbs
 from ..messages import Claimed, HeartbeatResult, Lease, Listener, NewJob, Outcome, Report, Topic
+from ..metering import MeteringVerbs
 from ..sql import Row, Values, job_mapper
 from ..sqlfile import load_migrations, load_queries, render
 from .listener import DataVersionListener, Ticker
@@ -81,7 +82,7 @@ def feed_position(cursor: str) -> dict[str, Any]:
     return {"seq": seq}
 
 
-class SqliteStore(HistoryVerbs[sqlite3.Connection]):
+class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connection]):
     """A `Store` on one SQLite file. Each thread gets its own connection."""
 
     #: one writer at a time anyway: a second connection of ours would only queue on the lock
