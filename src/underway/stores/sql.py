@@ -541,10 +541,9 @@ class SqlStore(SqlKeys, ABC, Generic[C]):
         )
 
     def delete_job(self, job_id: uuid.UUID) -> None:
+        params = {"id": self.values.dump_id(job_id)}
         with self._writing() as conn:
-            cursor = self._run(
-                conn, self._q["delete_finished"], {"id": self.values.dump_id(job_id)}
-            )
+            cursor = self._run(conn, self._q["delete_finished"], params)
         if cursor.rowcount == 0:
             job = self._require(job_id)
             raise InvalidTransition(
