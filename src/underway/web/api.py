@@ -23,7 +23,7 @@ from ..errors import (
     UnderwayError,
     UnknownTask,
 )
-from . import control, events, jobs
+from . import control, events, jobs, ops
 from .access import authorize
 from .schemas import Problem
 
@@ -67,6 +67,11 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
     v1.include_router(events.router)
     v1.include_router(control.router)
     api.include_router(v1)
+    api.include_router(
+        ops.router,
+        dependencies=[Depends(authorize)],
+        responses={401: {"model": Problem, "description": "no key, or a bad or revoked one"}},
+    )
     api.add_exception_handler(UnderwayError, _error_handler)  # type: ignore[arg-type]
     api.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
     api.openapi = _with_task_names(api, app)  # type: ignore[method-assign]
