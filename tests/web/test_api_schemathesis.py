@@ -31,6 +31,13 @@ CHECKS = [
 ]
 
 
+def _checks(path: str) -> list[Any]:
+    """Every check, except that /health answers 503 by design when the fleet is unwell (here:
+    due jobs in a queue no worker serves); that answer is documented, and its status, content
+    type and body are still checked against the schema."""
+    return [c for c in CHECKS if c is not not_a_server_error] if path == "/health" else CHECKS
+
+
 def cases(operation: Any, job_ids: list[str]) -> st.SearchStrategy[Any]:
     """Requests that fit the operation's schema, (where it has inputs) ones that do not, and
     for the routes of one job, requests about jobs that exist."""
@@ -40,6 +47,10 @@ def cases(operation: Any, job_ids: list[str]) -> st.SearchStrategy[Any]:
         strategies.append(operation.as_strategy(GenerationMode.NEGATIVE))
     if "{job_id}" in operation.path:
         strategies += [operation.as_strategy(path_parameters={"job_id": i}) for i in job_ids]
+    if operation.method.upper() == "POST" and operation.path == "/api/v1/jobs":
+        # Random arguments seldom fit a task's signature: one request that does, every time.
+        valid = {"task": "web.add", "args": {"a": 1}}
+        strategies.append(st.just(operation.Case(body=valid, media_type="application/json")))
     return st.one_of(strategies)
 
 
@@ -68,7 +79,8 @@ def test_no_request_gets_a_5xx_or_an_answer_outside_the_schema(web: Web) -> None
         )  # fmt: skip
         def call(case: Any) -> None:
             nonlocal calls
-            response = case.call_and_validate(base_url=web.url, headers=headers, checks=CHECKS)
+            checks = _checks(case.operation.path)
+            response = case.call_and_validate(base_url=web.url, headers=headers, checks=checks)
             calls += 1
             statuses.add(response.status_code)
 
