@@ -8,7 +8,6 @@ slot only once (see `Store.fire_schedule`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from .stores import Store
 from .stores.messages import NewJob, ScheduleState
 from .tasks import Options
 from .threads import StoreThreads
+from .waits import wait_event
 
 log = logging.getLogger("underway.scheduler")
 
@@ -152,8 +152,7 @@ class Scheduler:
                 failures += 1
                 sleep = min(0.5 * 2**failures, 30.0)
                 log.error("scheduler tick failed (%s); retrying in %.1f s", exc, sleep)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(sleep, 0.01))
+            await wait_event(stop, max(sleep, 0.01))
 
     def _register(self, schedule: Schedule, now: datetime) -> ScheduleState:
         state = register(self.store, schedule, now)

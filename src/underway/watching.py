@@ -17,6 +17,7 @@ from .model import AttemptInfo, Change, WorkerInfo
 from .stores import Store
 from .stores.messages import ChangeFilter
 from .twins import twin
+from .waits import wait_event
 
 #: changes read per query
 BATCH = 500
@@ -115,11 +116,7 @@ class Watching:
                 wait = pace.next_wait(len(batch))
                 if wait is None:
                     return
-                try:
-                    await asyncio.wait_for(woken.wait(), wait)
-                    pace.noticed(True)
-                except TimeoutError:
-                    pace.noticed(False)
+                pace.noticed(await wait_event(woken, wait))
         finally:
             unsubscribe()
 

@@ -6,7 +6,6 @@ exponential backoff and jitter until delivered or out of attempts."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -21,6 +20,7 @@ from ..settings import Settings
 from ..stores import Store
 from ..stores.messages import DeliveryResult, DueDelivery
 from ..threads import StoreThreads
+from ..waits import wait_event
 from .guard import Allow
 from .sender import MAX_REDIRECTS, SendResult, send
 from .signing import Signer
@@ -100,8 +100,7 @@ class Deliverer:
         try:
             while True:
                 await self._claim_and_start()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
+                await wait_event(self._wake, self.settings.poll_seconds)
                 self._wake.clear()
         finally:
             await self._finish_in_flight()

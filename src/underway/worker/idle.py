@@ -4,7 +4,6 @@ without ever waiting long for a stop request."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from typing import Any, Protocol
 from ..settings import Settings
 from ..stores import Store
 from ..threads import StoreThreads
+from ..waits import wait_event
 
 log = logging.getLogger("underway.worker")
 
@@ -48,8 +48,7 @@ class Idle:
     async def sleep(self, seconds: float) -> None:
         """Sleep, waking early when woken."""
         self.wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), seconds)
+        await wait_event(self.wake, seconds)
 
     async def wait_for_slot(self) -> None:
         w = self.worker

@@ -18,6 +18,7 @@ from ..settings import Settings
 from ..stores import Store
 from ..stores.messages import Lease, Report, WorkerBeat
 from ..threads import StoreThreads
+from ..waits import wait_event
 from .attempt import Attempt
 from .idle import WAIT_SLICE
 from .outcomes import StopReason, with_report
@@ -135,8 +136,7 @@ class Upkeep:
         held_until: float | None = None
         while True:
             wait = None if held_until is None else max(held_until - self._loop.time(), 0.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reported.wait(), wait)
+            await wait_event(self._reported, wait)
             self._reported.clear()
             self._report_flagged = False
             held_until = await self.flush_reports(self.settings.progress_flush_seconds)
