@@ -142,8 +142,10 @@ class Upkeep:
             held_until = await self.flush_reports(self.settings.progress_flush_seconds)
 
     async def flush_reports(self, interval: float = 0.0) -> float | None:
-        """Write, in one call, the new reports of every running job whose reports were last
-        written at least `interval` seconds ago; returns when the first one held back is due."""
+        """Once a running job's new reports are due (its last write is `interval` seconds
+        old), write them together with every other job's new reports, in one call: a busy
+        worker writes about once per interval, however many jobs report. Returns when the
+        first report held back is due, if none is due now."""
         now = self._loop.time()
         dirty: list[tuple[Attempt, int, Report]] = []
         held_until: float | None = None
@@ -151,12 +153,11 @@ class Upkeep:
             unwritten = attempt.unwritten_report()
             if unwritten is None:
                 continue
+            dirty.append((attempt, *unwritten))
             due = attempt.written_at + interval
-            if due <= now:
-                dirty.append((attempt, *unwritten))
-            elif held_until is None or due < held_until:
+            if held_until is None or due < held_until:
                 held_until = due
-        if not dirty:
+        if not dirty or (held_until is not None and held_until > now):
             return held_until
         try:
             await self.threads.call(self.store.report, [report for _, _, report in dirty])
@@ -174,7 +175,7 @@ class Upkeep:
                         attempt.job, report.progress, report.status_message, report.payload_json
                     )
                 )
-        return held_until
+        return None  # reports made meanwhile set the event: the loop comes back for them
 
     # --- prompt cancels ------------------------------------------------------------------------
 
