@@ -21,7 +21,8 @@ def build_counters(row: Sequence[Any]) -> TaskCounters:
     size = len(rest) // 2
 
     def histogram(part: Sequence[Any]) -> Histogram:
-        return Histogram(int(part[0]), float(part[1]), tuple(int(v) for v in part[2:]))
+        # The store sums whole microseconds, so folding and re-summing rows never drifts.
+        return Histogram(int(part[0]), int(part[1]) / 1e6, tuple(int(v) for v in part[2:]))
 
     return TaskCounters(
         task, queue, enqueued=enqueued, completed=completed, failed=failed, retried=retried,

@@ -35,7 +35,7 @@ CREATE TABLE {schema}.underway_counters (
     cancelled          bigint NOT NULL DEFAULT 0,
     rescued            bigint NOT NULL DEFAULT 0,
     duration_count     bigint NOT NULL DEFAULT 0,
-    duration_sum       double precision NOT NULL DEFAULT 0,
+    duration_sum       bigint NOT NULL DEFAULT 0,  -- microseconds: integer sums stay exact
     duration_le_00     bigint NOT NULL DEFAULT 0,
     duration_le_01     bigint NOT NULL DEFAULT 0,
     duration_le_02     bigint NOT NULL DEFAULT 0,
@@ -53,7 +53,7 @@ CREATE TABLE {schema}.underway_counters (
     duration_le_14     bigint NOT NULL DEFAULT 0,
     duration_le_15     bigint NOT NULL DEFAULT 0,
     pickup_count       bigint NOT NULL DEFAULT 0,
-    pickup_sum         double precision NOT NULL DEFAULT 0,
+    pickup_sum         bigint NOT NULL DEFAULT 0,  -- microseconds
     pickup_le_00       bigint NOT NULL DEFAULT 0,
     pickup_le_01       bigint NOT NULL DEFAULT 0,
     pickup_le_02       bigint NOT NULL DEFAULT 0,
@@ -142,7 +142,8 @@ BEGIN
         -- Jobs that changed alike, grouped first: the sums above then run over a few groups,
         -- not over every row of a batch.
         SELECT task, queue, status, retried, rescued, timed, ended, d_bucket, p_bucket,
-               count(*) AS n, sum(d) AS d, sum(p) AS p
+               count(*) AS n, sum(round(d * 1000000))::bigint AS d,
+               sum(round(p * 1000000))::bigint AS p
         FROM (
             SELECT *,
                    CASE WHEN d <= 0.005 THEN 0 WHEN d <= 0.01 THEN 1 WHEN d <= 0.025 THEN 2
