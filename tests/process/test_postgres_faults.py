@@ -64,11 +64,12 @@ def terminate_worker_connections(h: Harness) -> int:
 
 
 def listening(h: Harness) -> bool:
-    """True once a worker connection has run LISTEN (its last statement, while it waits)."""
+    """True once a worker connection has run LISTEN on the channel of new work (its last
+    statement, while it waits); the worker's cancel listener LISTENs on another channel."""
     with admin(h) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity "
-            "WHERE application_name = %s AND query ILIKE 'LISTEN %%'",
+            "WHERE application_name = %s AND query LIKE 'LISTEN \"underway:%%'",
             (h.application_name,),
         ).fetchone()
     return bool(row and row[0])
