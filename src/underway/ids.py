@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 
-from .errors import JobNotFound
+from .errors import JobNotFound, UnderwayError
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -41,11 +41,12 @@ def uuid7() -> uuid.UUID:
     return uuid.UUID(int=value)
 
 
-def as_job_id(job_id: uuid.UUID | str) -> uuid.UUID:
-    """A job id given as a UUID or its text; JobNotFound for text that is not one."""
+def as_job_id(job_id: uuid.UUID | str, error: type[UnderwayError] = JobNotFound) -> uuid.UUID:
+    """A job id given as a UUID or its text; `error` (JobNotFound unless told) for text that
+    is not one."""
     if isinstance(job_id, uuid.UUID):
         return job_id
     try:
         return uuid.UUID(str(job_id))
     except ValueError:
-        raise JobNotFound(f"{job_id!r} is not a job id (expected a UUID)") from None
+        raise error(f"{job_id!r} is not a job id (expected a UUID)") from None

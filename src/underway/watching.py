@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from .errors import InvalidArguments
 from .feed import Feed
+from .ids import as_job_id
 from .model import AttemptInfo, Change, WorkerInfo
 from .stores import Store
 from .stores.messages import ChangeFilter
@@ -123,7 +124,7 @@ class Watching:
     def attempts(self, job_id: uuid.UUID | str) -> list[AttemptInfo]:
         """Every attempt of a job, oldest first: number, worker, start and end, outcome,
         error and duration. Kept as long as the job is."""
-        return self.store.attempts(_job_id(job_id))
+        return self.store.attempts(as_job_id(job_id, InvalidArguments))
 
     def workers(self) -> list[WorkerInfo]:
         """The workers alive now, in any process on any machine, each with what it runs.
@@ -169,13 +170,6 @@ class _Pace:
 def _where(
     job: uuid.UUID | str | None, task: str | None, queue: str | None, tenant: str | None
 ) -> ChangeFilter:
-    return ChangeFilter(None if job is None else _job_id(job), task, queue, tenant)
-
-
-def _job_id(job_id: uuid.UUID | str) -> uuid.UUID:
-    if isinstance(job_id, uuid.UUID):
-        return job_id
-    try:
-        return uuid.UUID(str(job_id))
-    except ValueError:
-        raise InvalidArguments(f"{job_id!r} is not a job id (expected a UUID)") from None
+    return ChangeFilter(
+        None if job is None else as_job_id(job, InvalidArguments), task, queue, tenant
+    )

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import InvalidArguments
 from ..model import AttemptInfo, Change, ChangeKind, JobError, WorkerInfo
 from .messages import ChangeFilter, WorkerBeat
-from .sql import C, Row, SqlStore, prune_in_batches
+from .sql import C, Row, SqlStore, prune_in_batches, unchanged
 
 _CHANGE_FILTERS = ("job_id", "task", "queue", "tenant")
 
@@ -49,7 +49,7 @@ class HistoryVerbs(SqlStore[C]):
         params["limit"] = limit
         with self._reading() as conn:
             rows = self._records(self._run(conn, self._changes_sql(names), params))
-        load_time: Callable[[Any], Any] = self.values.load_time or _same
+        load_time: Callable[[Any], Any] = self.values.load_time or unchanged
         return [Change(r["cursor"], ChangeKind(r["kind"]), load_time(r["at"]), self._job(r))
                 for r in rows]  # fmt: skip
 
@@ -78,13 +78,13 @@ class HistoryVerbs(SqlStore[C]):
         return [self._attempt(r) for r in rows]
 
     def _attempt(self, r: Row) -> AttemptInfo:
-        load_time: Callable[[Any], Any] = self.values.load_time or _same
+        load_time: Callable[[Any], Any] = self.values.load_time or unchanged
         error = None
         if r["error_message"] is not None:
             error = JobError(r["error_message"], r["error_type"] or "")
         duration = r["duration"]
         return AttemptInfo(
-            job_id=(self.values.load_id or _same)(r["job_id"]), number=r["number"],
+            job_id=(self.values.load_id or unchanged)(r["job_id"]), number=r["number"],
             worker_id=r["worker_id"], started_at=load_time(r["started_at"]),
             ended_at=load_time(r["ended_at"]), outcome=r["outcome"], error=error,
             duration=None if duration is None else float(duration),
@@ -106,7 +106,7 @@ class HistoryVerbs(SqlStore[C]):
             self._run(conn, self._q["prune_workers"], self._stamp() or None)
 
     def workers(self) -> list[WorkerInfo]:
-        load_time: Callable[[Any], Any] = self.values.load_time or _same
+        load_time: Callable[[Any], Any] = self.values.load_time or unchanged
         with self._reading() as conn:
             rows = self._all(conn, "workers", self._stamp() or None)
         return [
@@ -128,15 +128,11 @@ class HistoryVerbs(SqlStore[C]):
     def cancel_requests(self, job_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         if not job_ids:
             return set()
-        load_id = self.values.load_id or _same
+        load_id = self.values.load_id or unchanged
         ids = [self.values.dump_id(i) for i in job_ids]
         with self._reading() as conn:
             rows = self._run(conn, self._q["cancel_requests"], {"ids": self.values.dump_list(ids)})
             return {load_id(row[0]) for row in rows.fetchall()}
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 def _queues(value: Any) -> tuple[str, ...] | None:

@@ -70,7 +70,8 @@ class Connection(Protocol):
 C = TypeVar("C", bound=Connection)
 
 
-def _same(value: Any) -> Any:
+def unchanged(value: Any) -> Any:
+    """A value as it is: the loader or dumper of a value the driver already speaks."""
     return value
 
 
@@ -86,11 +87,11 @@ class Values:
     load_time: Callable[[Any], datetime | None] | None = None
     load_json: Callable[[Any], Any] | None = None
     load_flag: Callable[[Any], bool] | None = None
-    dump_id: Callable[[uuid.UUID], Any] = _same
-    dump_time: Callable[[datetime], Any] = _same
-    dump_list: Callable[[list[str]], Any] = _same
+    dump_id: Callable[[uuid.UUID], Any] = unchanged
+    dump_time: Callable[[datetime], Any] = unchanged
+    dump_list: Callable[[list[str]], Any] = unchanged
     #: a list_jobs cursor as the id comparison takes it (it may be any text a client sent)
-    dump_cursor: Callable[[str], Any] = _same
+    dump_cursor: Callable[[str], Any] = unchanged
 
 
 # --- rows --------------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ def job_mapper(values: Values) -> Callable[[Row], Job]:
 
 def schedule_state(r: Row, values: Values) -> ScheduleState:
     """A schedule row as the scheduler reads it."""
-    load_time: Callable[[Any], Any] = values.load_time or _same
+    load_time: Callable[[Any], Any] = values.load_time or unchanged
     return ScheduleState(
         name=r["name"], task=r["task"], rule=r["rule"], anchor=load_time(r["anchor"]),
         last_slot=load_time(r["last_slot"]), next_run=load_time(r["next_run"]),
@@ -152,8 +153,8 @@ def schedule_state(r: Row, values: Values) -> ScheduleState:
 
 def due_delivery(r: Row, values: Values) -> DueDelivery:
     """A claimed delivery row as the sender reads it."""
-    load_id: Callable[[Any], Any] = values.load_id or _same
-    load_time: Callable[[Any], Any] = values.load_time or _same
+    load_id: Callable[[Any], Any] = values.load_id or unchanged
+    load_time: Callable[[Any], Any] = values.load_time or unchanged
     return DueDelivery(
         id=r["id"], job_id=load_id(r["job_id"]), type=r["type"], url=r["url"],
         attempts=r["attempts"], created_at=load_time(r["created_at"]), token=r["lease_token"],
@@ -164,8 +165,8 @@ def build_deliveries(
     rows: Sequence[Row], attempt_rows: Sequence[Row], values: Values
 ) -> list[Delivery]:
     """A job's deliveries from their rows, each with its attempts in order."""
-    load_id: Callable[[Any], Any] = values.load_id or _same
-    load_time: Callable[[Any], Any] = values.load_time or _same
+    load_id: Callable[[Any], Any] = values.load_id or unchanged
+    load_time: Callable[[Any], Any] = values.load_time or unchanged
     attempts: dict[str, list[DeliveryAttempt]] = {}
     for a in attempt_rows:
         attempts.setdefault(a["delivery_id"], []).append(
@@ -272,7 +273,7 @@ def build_run_stats(
 
 
 def list_filters(
-    where: JobFilter, dump_time: Callable[[datetime], Any] = _same
+    where: JobFilter, dump_time: Callable[[datetime], Any] = unchanged
 ) -> tuple[tuple[str, ...], dict[str, Any]]:
     """The list_jobs filter fragments that apply (their names without `filter_`, in the order
     the statement takes them) and their parameters."""
@@ -302,7 +303,7 @@ def list_filters(
 
 def key_record(r: Row, values: Values) -> ApiKey:
     """An API key row, without its secret's hash."""
-    load_time: Callable[[Any], Any] = values.load_time or _same
+    load_time: Callable[[Any], Any] = values.load_time or unchanged
     return ApiKey(
         id=r["id"], name=r["name"], tenant=r["tenant"], created_at=load_time(r["created_at"]),
         revoked_at=load_time(r["revoked_at"]), last_used_at=load_time(r["last_used_at"]),
@@ -495,7 +496,7 @@ class SqlStore(SqlKeys, ABC, Generic[C]):
     def run_stats(
         self, tenant: str | None = None
     ) -> tuple[dict[str, RunStats], dict[str, RunStats]]:
-        load_time = self.values.load_time or _same
+        load_time = self.values.load_time or unchanged
         scope = None if tenant is None else {"tenant": tenant}
         out = []
         with self._reading() as conn:
