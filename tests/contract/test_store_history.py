@@ -480,6 +480,22 @@ def test_prune_changes_drops_only_old_ones_and_readers_resume_past_them(
     assert store.get(old.id) is not None  # the job itself stays
 
 
+def test_after_every_change_aged_out_a_new_one_still_lands_after_the_readers_cursor(
+    store: Store, tables: Tables, new_job: NewJobFn
+) -> None:
+    head = store.change_head()
+    jobs = [enqueue(store, new_job) for _ in range(3)]
+    last = read(store, head)[-1]
+    tables.run(  # every change, the read's marker too
+        "UPDATE underway_changes SET updated_at = updated_at - ?",
+        "UPDATE {}.underway_changes SET updated_at = updated_at - %s * interval '1 second'",
+        [2 * DAY],
+    )
+    assert store.prune_changes(DAY) >= len(jobs)  # the newest may stay: it holds the next seq
+    fresh = enqueue(store, new_job)
+    assert [c.job.id for c in read(store, last.cursor)] == [fresh.id]
+
+
 def test_pruning_a_job_drops_its_changes_and_attempts(
     store: Store, tables: Tables, new_job: NewJobFn
 ) -> None:

@@ -469,11 +469,12 @@ SELECT CAST(coalesce(max(seq), 0) AS TEXT) FROM underway_changes;
 
 -- name: prune_changes
 -- Only the oldest batch is looked at (seq order is commit order), so a call costs the same
--- however many changes are kept, and no index on updated_at is needed.
+-- however many changes are kept, and no index on updated_at is needed. The newest change
+-- always stays: the next seq is the largest + 1, and must never go back to one a reader has.
 DELETE FROM underway_changes WHERE seq IN (
     SELECT seq FROM (SELECT seq, updated_at FROM underway_changes ORDER BY seq LIMIT :batch)
     WHERE updated_at < :now - :age
-);
+) AND seq < (SELECT max(seq) FROM underway_changes);
 
 -- name: attempts
 -- The attempts the job's row let go of, then the one it holds (see migration 0003).

@@ -99,7 +99,10 @@ BEGIN
     -- What watchers see (a heartbeat changes nothing they can see and records nothing), and
     -- the attempt a job's row lets go of: one pass over the changed rows for both.
     WITH changed AS MATERIALIZED (
-        SELECT n.*, o.status AS old_status, o.attempt AS old_attempt,
+        SELECT n.id, n.status, n.attempt, n.rescues, n.run_at, n.progress, n.status_message,
+               n.payload, n.result, n.error_message, n.error_type, n.error_traceback,
+               n.started_at, n.completed_at, n.updated_at, n.cancel_requested,
+               o.status AS old_status, o.attempt AS old_attempt,
                o.rescues AS old_rescues, o.cancel_requested AS old_cancel_requested,
                o.worker_id AS old_worker_id, o.started_at AS old_started_at,
                o.completed_at AS old_completed_at, o.error_type AS old_error_type,

@@ -4,9 +4,10 @@
 -- Every visible change of a job, with the job's changing fields as they were right after it;
 -- the fixed fields (task, args, queue, tenant...) come from the job row. Written by the
 -- triggers below in the transaction that made the change. SQLite has one writer at a time,
--- so seq order is commit order; AUTOINCREMENT never hands out a seq twice, even after pruning.
+-- so seq order is commit order. A new seq is the largest + 1, and the prune never deletes the
+-- newest change: so no seq is handed out twice, without AUTOINCREMENT's extra write per insert.
 CREATE TABLE underway_changes (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq              INTEGER PRIMARY KEY,
     job_id           TEXT NOT NULL,
     kind             TEXT NOT NULL,
     status           TEXT NOT NULL,
