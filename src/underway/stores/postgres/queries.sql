@@ -132,8 +132,10 @@ SELECT count(*) FROM {schema}.underway_jobs WHERE status = 'running' AND queue =
 SELECT name, concurrency FROM {schema}.underway_queues WHERE concurrency IS NOT NULL AND NOT paused;
 
 -- name: heartbeat
+-- clock_timestamp(): the lease runs from when the row is written, not from when the statement
+-- began (it may have waited for a row lock).
 UPDATE {schema}.underway_jobs AS j
-SET lease_expires_at = now() + %(lease)s * interval '1 second'
+SET lease_expires_at = clock_timestamp() + %(lease)s * interval '1 second'
 FROM unnest(%(ids)s::uuid[], %(tokens)s::text[]) AS u(id, token)
 -- The ANY() lets the planner probe the primary key per id even with stale statistics.
 WHERE j.id = ANY(%(ids)s) AND j.id = u.id AND j.lease_token = u.token AND j.status = 'running'
