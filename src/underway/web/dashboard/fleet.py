@@ -1,0 +1,67 @@
+"""The pages about the fleet: schedules, queues and workers. They are shared by every tenant,
+so, as in the JSON API, only an admin key sees them; a tenant's key gets a page saying so."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from ... import health
+from ...model import ScheduleInfo
+from ..access import AppDep
+from .rendering import page
+from .session import Viewer, viewer
+
+router = APIRouter(include_in_schema=False)
+ViewerDep = Annotated[Viewer, Depends(viewer)]
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerState:
+    """Whether a scheduler fires the schedules, as far as the store can tell: none registers
+    itself, so this is read from the slots (a slot a minute overdue means none runs)."""
+
+    ok: bool
+    text: str
+
+
+def scheduler_state(schedules: list[ScheduleInfo], found: health.Health) -> SchedulerState:
+    late = next((c for c in found.checks if c.name == "schedules" and not c.ok), None)
+    if late is not None:
+        return SchedulerState(False, late.reason)
+    if any(s.registered and not s.paused and s.next_run is None for s in schedules):
+        return SchedulerState(
+            False,
+            "no scheduler has started yet: every worker runs one unless started with "
+            "--no-scheduler; or run `underway scheduler APP`",
+        )
+    return SchedulerState(True, "every schedule is on time: a scheduler is firing them")
+
+
+def _forbidden(request: Request, you: Viewer, what: str) -> Response:
+    return page(request, you, "admin_only.html", status_code=403, what=what)
+
+
+@router.get("/schedules")
+async def schedules(request: Request, app: AppDep, you: ViewerDep) -> Response:
+    if not you.scope.admin:
+        return _forbidden(request, you, "Schedules")
+    listed = await app.list_schedules_async()
+    state = scheduler_state(listed, await health.check_async(app)) if listed else None
+    return page(request, you, "schedules.html", schedules=listed, scheduler=state)
+
+
+@router.get("/queues")
+async def queues(request: Request, app: AppDep, you: ViewerDep) -> Response:
+    if not you.scope.admin:
+        return _forbidden(request, you, "Queues")
+    return page(request, you, "queues.html", queues=await app.queues_async())
+
+
+@router.get("/workers")
+async def workers(request: Request, app: AppDep, you: ViewerDep) -> Response:
+    if not you.scope.admin:
+        return _forbidden(request, you, "Workers")
+    return page(request, you, "workers.html", workers=await app.workers_async())
