@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Request, Response
 from ... import health
 from ...model import ScheduleInfo
 from ..access import AppDep
-from .rendering import page
+from .rendering import mark_stream_start, page
 from .session import Viewer, viewer
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(mark_stream_start)])
 ViewerDep = Annotated[Viewer, Depends(viewer)]
 
 

@@ -13,10 +13,10 @@ from fastapi.responses import RedirectResponse
 from ...model import Status
 from ..access import AppDep
 from .filters import PAGE_SIZE, JobQuery
-from .rendering import base_path, page
+from .rendering import base_path, mark_stream_start, page
 from .session import Viewer, viewer
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(mark_stream_start)])
 ViewerDep = Annotated[Viewer, Depends(viewer)]
 
 #: the path of the overview chart's data, served once the history endpoint is there

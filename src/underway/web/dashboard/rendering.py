@@ -4,6 +4,7 @@ shows (navigation, the viewer's tenant, the CSRF token, a message from the last 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -92,6 +93,14 @@ def base_path(request: Request) -> str:
     return root.rstrip("/")
 
 
+async def mark_stream_start(request: Request) -> None:
+    """Note the change feed's head before a page reads what it shows: the page's event
+    stream starts there, so a change made while the page is rendered or loading is still
+    seen (a stream "from now" would miss it)."""
+    app = request.app.state.underway
+    request.state.stream_since = await asyncio.to_thread(app.store.change_head)
+
+
 def page(
     request: Request, viewer: Viewer, template: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
@@ -108,6 +117,7 @@ def page(
             (base + p, label) for p, label, admin in NAVIGATION if viewer.scope.admin or not admin
         ],
         flash=message,
+        since=getattr(request.state, "stream_since", None) or "",
         **context,
     )
     response = HTMLResponse(body, status_code=status_code)

@@ -84,8 +84,11 @@
   }
 
   function connect() {
-    const filter = body.dataset.stream;
-    const source = new EventSource(base + "/api/v1/events" + (filter ? "?" + filter : ""));
+    // From where the page was read: no change between rendering and connecting is lost.
+    const params = new URLSearchParams(body.dataset.stream || "");
+    if (body.dataset.since) params.set("since", body.dataset.since);
+    const query = params.toString();
+    const source = new EventSource(base + "/api/v1/events" + (query ? "?" + query : ""));
     let dropped = false;
     source.onopen = function () {
       setState("live", "live");
