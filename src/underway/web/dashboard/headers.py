@@ -1,6 +1,7 @@
 """The security headers of every response the server sends, API and dashboard alike: a
 Content-Security-Policy that allows scripts, styles and connections from this server only (no
-inline script, no `on*` attributes, no inline style), and no framing by other sites."""
+inline script, no `on*` attributes, no inline style), and no framing by other sites. FastAPI's
+own API docs pages get a policy of their own (`DOCS_POLICY`): they are not the dashboard's."""
 
 from __future__ import annotations
 
@@ -21,8 +22,23 @@ POLICY = "; ".join(
     )
 )
 
+#: the policy of FastAPI's interactive API docs (/docs, /redoc) alone: those pages are
+#: FastAPI's, with an inline script that loads Swagger UI or ReDoc from their CDN
+DOCS_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'unsafe-inline' https://cdn.jsdelivr.net",
+        "style-src 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com",
+        "font-src https://fonts.gstatic.com",
+        "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
+        "connect-src 'self'",
+        "worker-src blob:",
+        "frame-ancestors 'none'",
+    )
+)
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+
 HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"content-security-policy", POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
@@ -41,10 +57,15 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        path: str = scope.get("path", "")
+        root: str = scope.get("root_path", "")
+        policy = DOCS_POLICY if path.removeprefix(root) in DOCS_PATHS else POLICY
+        headers = ((b"content-security-policy", policy.encode()), *HEADERS)
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(n, v) for n, v in HEADERS if n not in present]
+                extra = [(n, v) for n, v in headers if n not in present]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
