@@ -58,9 +58,11 @@ from browser_support import Tab, launch, open_tab  # noqa: E402
 from web_support import start_process  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Headless Chromium (Debian's /usr/bin/chromium) for the whole session."""
+    """Headless Chromium (Debian's /usr/bin/chromium) for one test module. Not for the whole
+    session: Playwright's sync API keeps an event loop running on the main thread while it is
+    open, and every later test that calls asyncio.run would fail."""
     yield from launch()
 
 

@@ -145,30 +145,23 @@ def _selection(a: Act) -> Selection | None:
     return Selection(a.field("task"), a.field("queue"), a.viewer.scope.tenant_filter(asked))
 
 
-@router.post("/dead-letters/retry")
-async def retry_dead_letters(request: Request) -> Response:
+@router.post("/dead-letters/{verb}")
+async def dead_letters_action(request: Request, verb: str) -> Response:
+    """Retry or delete every dead letter that matches the list's filters."""
+    verbs: dict[str, tuple[Callable[..., Awaitable[int]], str]] = {
+        "retry": (lambda app, **where: app.retry_failed_async(**where), "queued to run again"),
+        "delete": (lambda app, **where: app.delete_failed_async(**where), "deleted"),
+    }
+
     async def doing(a: Act) -> str:
+        if verb not in verbs:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"dead letters cannot {verb}")
+        run, done = verbs[verb]
         where = _selection(a)
         count = 0
         if where is not None:
-            count = await a.app.retry_failed_async(
-                task=where.task, queue=where.queue, tenant=where.tenant
-            )
-        return f"{count} failed job{'s' if count != 1 else ''} queued to run again."
-
-    return await act(request, doing)
-
-
-@router.post("/dead-letters/delete")
-async def delete_dead_letters(request: Request) -> Response:
-    async def doing(a: Act) -> str:
-        where = _selection(a)
-        count = 0
-        if where is not None:
-            count = await a.app.delete_failed_async(
-                task=where.task, queue=where.queue, tenant=where.tenant
-            )
-        return f"{count} failed job{'s' if count != 1 else ''} deleted."
+            count = await run(a.app, task=where.task, queue=where.queue, tenant=where.tenant)
+        return f"{count} failed job{'s' if count != 1 else ''} {done}."
 
     return await act(request, doing)
 
