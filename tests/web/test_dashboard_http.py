@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import httpx
 from web_support import Web
@@ -249,3 +251,20 @@ def test_mounted_under_a_path_every_link_cookie_and_action_stays_under_it(web: W
         client.close()
     finally:
         served.stop()
+
+
+def test_the_workers_page_says_which_job_each_worker_runs(
+    live_web: Web, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    job = (
+        live_web.app.get_task("web.gated")
+        .options(title="held open")
+        .enqueue(gate=str(tmp_path / "gate"))
+    )
+    wait_for(lambda: live_web.app.get_job(job.id).status is Status.RUNNING, timeout=30)  # type: ignore[union-attr]
+    worker = wait_for(lambda: live_web.app.workers(), timeout=30)[0]
+    page = logged_in(live_web, live_web.admin).get("/workers").text
+    row = page[page.index(f'data-worker="{worker.id}"') :]
+    row = row[: row.index("</tr>")]
+    assert f'href="/jobs/{job.id}"' in row and "held open" in row
+    (tmp_path / "gate").touch()

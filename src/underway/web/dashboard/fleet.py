@@ -3,13 +3,15 @@ so, as in the JSON API, only an admin key sees them; a tenant's key gets a page 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
 from ... import health
-from ...model import ScheduleInfo
+from ...app import App
+from ...model import Job, ScheduleInfo, Status
 from ..access import AppDep
 from .rendering import mark_stream_start, page
 from .session import Viewer, viewer
@@ -60,8 +62,27 @@ async def queues(request: Request, app: AppDep, you: ViewerDep) -> Response:
     return page(request, you, "queues.html", queues=await app.queues_async())
 
 
+#: running jobs the workers page lists with the worker that runs each (more are only counted)
+RUNNING_SHOWN = 200
+
+
+async def running_by_worker(app: App) -> dict[str, list[Job]]:
+    """The running jobs, by the worker that runs each (its latest attempt's worker), read
+    through the same calls as `GET /api/v1/jobs?status=running` and `.../attempts`."""
+    running = (await app.list_jobs_async(status=Status.RUNNING, limit=RUNNING_SHOWN)).jobs
+    histories = await asyncio.gather(*(app.attempts_async(job.id) for job in running))
+    found: dict[str, list[Job]] = {}
+    for job, attempts in zip(running, histories, strict=True):
+        worker = attempts[-1].worker_id if attempts else None
+        if worker is not None:
+            found.setdefault(worker, []).append(job)
+    return found
+
+
 @router.get("/workers")
 async def workers(request: Request, app: AppDep, you: ViewerDep) -> Response:
     if not you.scope.admin:
         return _forbidden(request, you, "Workers")
-    return page(request, you, "workers.html", workers=await app.workers_async())
+    alive = await app.workers_async()
+    runs = await running_by_worker(app)
+    return page(request, you, "workers.html", workers=alive, runs=runs)

@@ -49,9 +49,12 @@
   let refreshTimer = null;
   let lastRefresh = 0;
 
+  let refreshCost = 0; // how long the last refresh took: a slow server is asked less often
+
   function scheduleRefresh() {
     if (refreshTimer !== null || !document.querySelector("[data-live]")) return;
-    const wait = Math.max(250, 1000 - (Date.now() - lastRefresh));
+    const gap = Math.max(1000, 4 * refreshCost);
+    const wait = Math.max(250, gap - (Date.now() - lastRefresh));
     refreshTimer = setTimeout(refresh, wait);
   }
 
@@ -64,9 +67,11 @@
 
   function refresh() {
     refreshTimer = null;
-    lastRefresh = Date.now();
-    fetch(window.location.href, { credentials: "same-origin", headers: { "X-Underway-Live": "1" } })
+    const started = Date.now();
+    lastRefresh = started;
+    fetch(window.location.href, { credentials: "same-origin" })
       .then(function (response) {
+        refreshCost = Date.now() - started;
         if (!response.ok || response.redirected) return null;
         return response.text();
       })
@@ -99,7 +104,14 @@
       showJob(JSON.parse(event.data));
       scheduleRefresh();
     });
-    source.onerror = function () {
+    source.onerror = function (event) {
+      if (event.data) {
+        // The server's own `event: error`: the feed no longer holds the page's cursor (it was
+        // open a long time). A fresh page starts from a fresh one.
+        source.close();
+        window.location.reload();
+        return;
+      }
       dropped = true;
       setState("reconnecting", "reconnecting…");
       if (source.readyState === EventSource.CLOSED) {
