@@ -171,7 +171,7 @@
   }
 
   function drawChart(minutes) {
-    const width = 600, height = 130, top = 8, bottom = 18;
+    const width = 600, height = 120, top = 4, bottom = 1;
     const most = Math.max(1, ...minutes.map(function (m) { return m.completed + m.failed; }));
     const step = width / Math.max(1, minutes.length);
     const svg = element("svg", { viewBox: "0 0 " + width + " " + height, preserveAspectRatio: "none", role: "img" });
@@ -192,17 +192,19 @@
       svg.appendChild(group);
     });
     svg.appendChild(element("line", { x1: 0, x2: width, y1: height - bottom, y2: height - bottom, class: "gridline" }));
+    // Labels are HTML beside the SVG: the SVG stretches to the panel's width, text would too.
+    const labels = document.createElement("div");
+    labels.className = "axis-labels";
     [0, Math.floor(minutes.length / 2), minutes.length - 1].forEach(function (i) {
-      if (!minutes[i]) return;
-      const label = element("text", { x: Math.min(width - 30, i * step), y: height - 4, class: "axis" });
-      label.textContent = minutes[i].at.slice(11, 16);
-      svg.appendChild(label);
+      const label = document.createElement("span");
+      label.textContent = minutes[i] ? minutes[i].at.slice(11, 16) + " UTC" : "";
+      labels.appendChild(label);
     });
-    const peak = element("text", { x: 2, y: top + 4, class: "axis" });
-    peak.textContent = most + "/min";
-    svg.appendChild(peak);
+    const peak = document.createElement("span");
+    peak.className = "peak";
+    peak.textContent = most + " a minute";
     svg.setAttribute("aria-label", completed + " completed and " + failed + " failed in the last hour");
-    chart.replaceChildren(svg);
+    chart.replaceChildren(peak, svg, labels);
     const rate = document.getElementById("failure-rate");
     if (rate) {
       rate.textContent = completed + failed === 0 ? "· nothing finished"
