@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from ...app import App
 from ...errors import UnderwayError
+from ...model import Job
 from ..access import SESSION_COOKIE, get_app, job_or_404
 from ..texts import checked
 from . import csrf, flash
@@ -95,32 +96,37 @@ def _job_id(raw: str) -> uuid.UUID:
 # --- jobs ------------------------------------------------------------------------------------
 
 
-@router.post("/jobs/{job_id}/cancel")
-async def cancel(request: Request, job_id: str) -> Response:
+async def _cancel(app: App, job: Job) -> str:
+    job = await app.cancel_async(job.id)
+    return "Cancelled." if job.status.finished else "Cancel requested: its worker stops it."
+
+
+async def _retry(app: App, job: Job) -> str:
+    await app.retry_async(job.id)
+    return "Queued to run again."
+
+
+async def _delete(app: App, job: Job) -> str:
+    await app.delete_job_async(job.id)
+    return f"Deleted job {job.id}."
+
+
+JOB_VERBS: dict[str, Callable[[App, Job], Awaitable[str]]] = {
+    "cancel": _cancel,
+    "retry": _retry,
+    "delete": _delete,
+}
+
+
+@router.post("/jobs/{job_id}/{verb}")
+async def job_action(request: Request, job_id: str, verb: str) -> Response:
+    """Cancel, retry or delete one job the viewer may see (another tenant's answers 404)."""
+
     async def doing(a: Act) -> str:
+        if verb not in JOB_VERBS:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"jobs cannot {verb}")
         job = await job_or_404(a.app, a.viewer.scope, _job_id(job_id))
-        job = await a.app.cancel_async(job.id)
-        return "Cancelled." if job.status.finished else "Cancel requested: its worker stops it."
-
-    return await act(request, doing)
-
-
-@router.post("/jobs/{job_id}/retry")
-async def retry(request: Request, job_id: str) -> Response:
-    async def doing(a: Act) -> str:
-        job = await job_or_404(a.app, a.viewer.scope, _job_id(job_id))
-        await a.app.retry_async(job.id)
-        return "Queued to run again."
-
-    return await act(request, doing)
-
-
-@router.post("/jobs/{job_id}/delete")
-async def delete(request: Request, job_id: str) -> Response:
-    async def doing(a: Act) -> str:
-        job = await job_or_404(a.app, a.viewer.scope, _job_id(job_id))
-        await a.app.delete_job_async(job.id)
-        return f"Deleted job {job.id}."
+        return await JOB_VERBS[verb](a.app, job)
 
     return await act(request, doing)
 
