@@ -4,7 +4,6 @@ all SQL lives in the backends below it (sql.py holds what both SQL stores share)
 from __future__ import annotations
 
 import re
-
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -266,7 +265,7 @@ def open_store(settings: Settings) -> Store:
         scheme = (typo.group("pg") or typo.group("sqlite")).lower()
         raise ConfigurationError(
             f"{url!r} looks like a {scheme} URL with a typo after the scheme: write "
-            f"{scheme}://{url[typo.end():]} (a bare path names a SQLite file, and this one "
+            f"{scheme}://{url[typo.end() :]} (a bare path names a SQLite file, and this one "
             "would have become a local file instead of the database you meant)"
         )
     if url.startswith("sqlite:") or "://" not in url:
