@@ -3,6 +3,7 @@ claiming atomic across processes; WAL lets readers go on meanwhile."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -144,11 +145,14 @@ class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
             raise self._store_error(exc) from None
         try:
             yield conn
-        except BaseException:
-            conn.execute(Q["rollback"])
-            raise
-        else:
             conn.execute(Q["commit"])
+        except BaseException as exc:
+            # SQLite may have rolled back already (a full disk does): nothing left to undo then.
+            with contextlib.suppress(sqlite3.OperationalError):
+                conn.execute(Q["rollback"])
+            if isinstance(exc, sqlite3.OperationalError):  # the file or disk, not our data
+                raise self._store_error(exc) from None
+            raise
 
     def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         try:
@@ -157,8 +161,11 @@ class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
             raise self._store_error(exc) from None
 
     def _store_error(self, exc: sqlite3.DatabaseError) -> StoreError:
-        if isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc):
-            return StoreError(f"{self.path} has no underway tables; run `underway migrate`")
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError):
+            for needle, what in _OPERATIONAL_ERRORS:
+                if needle in text:
+                    return StoreError(what.format(path=self.path, error=text))
         return StoreError(f"SQLite error on {self.path}: {exc}")
 
     # --- what the shared verbs run on (sql.SqlStore) ------------------------------------------
@@ -466,6 +473,22 @@ def _finish_params(o: Outcome, now: float) -> dict[str, Any]:
         "payload": o.payload_json,
         "now": now,
     }
+
+
+#: What SQLite's errors about the file or its disk mean, and what to do (nothing of the failed
+#: call was written: its transaction rolled back).
+_OPERATIONAL_ERRORS = (
+    ("no such table", "{path} has no underway tables; run `underway migrate`"),
+    ("database or disk is full",
+     "the disk under {path} is full, so nothing of this call was written: free some space "
+     "(or prune finished jobs) and it works again ({error})"),
+    ("readonly",
+     "{path} cannot be written, so nothing of this call was written: its file, its directory "
+     "or the disk it is on is read-only; make them writable for this user ({error})"),
+    ("disk I/O error",
+     "the disk under {path} failed a read or write, so nothing of this call was written: "
+     "check the disk and the file system ({error})"),
+)  # fmt: skip
 
 
 def _path_from_url(url: str) -> str:
