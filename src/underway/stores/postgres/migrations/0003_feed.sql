@@ -96,39 +96,35 @@ DECLARE
     filed xid8 := greatest(pg_current_xact_id(),
         (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - 1)::text::xid8);
 BEGIN
-    -- What watchers see (a heartbeat changes nothing they can see and records nothing), and
-    -- the attempt a job's row lets go of: one pass over the changed rows for both.
-    WITH changed AS MATERIALIZED (
-        SELECT n.id, n.status, n.attempt, n.rescues, n.run_at, n.progress, n.status_message,
-               n.payload, n.result, n.error_message, n.error_type, n.error_traceback,
-               n.started_at, n.completed_at, n.updated_at, n.cancel_requested,
-               o.status AS old_status, o.attempt AS old_attempt,
-               o.rescues AS old_rescues, o.cancel_requested AS old_cancel_requested,
-               o.worker_id AS old_worker_id, o.started_at AS old_started_at,
-               o.completed_at AS old_completed_at, o.error_type AS old_error_type,
-               o.error_message AS old_error_message
-        FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
-        WHERE n.status IS DISTINCT FROM o.status
-           OR n.cancel_requested IS DISTINCT FROM o.cancel_requested
-           OR n.progress IS DISTINCT FROM o.progress
-           OR n.status_message IS DISTINCT FROM o.status_message
-           OR n.payload IS DISTINCT FROM o.payload
-           OR n.run_at IS DISTINCT FROM o.run_at
-    ), let_go AS (
-        SELECT id, old_attempt, old_worker_id, old_started_at,
-            old_status = 'running' AND attempt < old_attempt AS refunded,
-            -- ended by its worker or a rescue just now, or finished earlier and retried now
-            CASE WHEN old_status = 'running' THEN updated_at ELSE old_completed_at END AS ended_at,
-            CASE WHEN old_status <> 'running' THEN old_status
-                 WHEN status <> 'pending' THEN status
-                 WHEN rescues > old_rescues THEN 'rescued'
-                 WHEN attempt < old_attempt THEN 'handed_back'
-                 ELSE 'retry' END AS outcome,
-            CASE WHEN old_status = 'running' THEN error_type ELSE old_error_type END AS error_type,
-            CASE WHEN old_status = 'running' THEN error_message ELSE old_error_message END
-                AS error_message
-        FROM changed WHERE old_started_at IS NOT NULL AND started_at IS NULL
-    ), filed_attempts AS (
+    -- What watchers see; a heartbeat changes nothing they can see and records nothing.
+    INSERT INTO {schema}.underway_changes (xid, job_id, kind, status, attempt, rescues, run_at,
+        progress, status_message, payload, result, error_message, error_type, error_traceback,
+        started_at, completed_at, updated_at, cancel_requested)
+    SELECT filed, n.id,
+        CASE
+            WHEN n.status IS DISTINCT FROM o.status THEN CASE
+                WHEN n.status = 'running' THEN 'started'
+                WHEN n.status = 'pending' AND o.status = 'running' THEN 'requeued'
+                WHEN n.status = 'pending' THEN 'retried'
+                ELSE n.status END
+            WHEN n.cancel_requested AND NOT o.cancel_requested THEN 'cancel_requested'
+            ELSE 'reported' END,
+        n.status, n.attempt, n.rescues, n.run_at, n.progress, n.status_message, n.payload,
+        n.result, n.error_message, n.error_type, n.error_traceback, n.started_at,
+        n.completed_at, n.updated_at, n.cancel_requested
+    FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
+    WHERE n.status IS DISTINCT FROM o.status
+       OR n.cancel_requested IS DISTINCT FROM o.cancel_requested
+       OR n.progress IS DISTINCT FROM o.progress
+       OR n.status_message IS DISTINCT FROM o.status_message
+       OR n.payload IS DISTINCT FROM o.payload
+       OR n.run_at IS DISTINCT FROM o.run_at;
+    IF FOUND THEN
+        PERFORM pg_notify('underway-feed:' || left(md5(TG_TABLE_SCHEMA), 16), '');
+    END IF;
+    -- The attempts the job rows let go of. A claim, a heartbeat, a report and a finish for
+    -- good all keep started_at set: only then is a second pass over the rows paid.
+    IF EXISTS (SELECT FROM new_rows WHERE started_at IS NULL) THEN
         INSERT INTO {schema}.underway_attempts (job_id, number, worker_id, started_at, ended_at,
             outcome, error_type, error_message)
         SELECT id, old_attempt, old_worker_id, old_started_at, ended_at, outcome,
@@ -136,26 +132,25 @@ BEGIN
             -- earlier attempt's
             CASE WHEN outcome = 'completed' OR refunded THEN NULL ELSE error_type END,
             CASE WHEN outcome = 'completed' OR refunded THEN NULL ELSE error_message END
-        FROM let_go
-    )
-    INSERT INTO {schema}.underway_changes (xid, job_id, kind, status, attempt, rescues, run_at,
-        progress, status_message, payload, result, error_message, error_type, error_traceback,
-        started_at, completed_at, updated_at, cancel_requested)
-    SELECT filed, id,
-        CASE
-            WHEN status IS DISTINCT FROM old_status THEN CASE
-                WHEN status = 'running' THEN 'started'
-                WHEN status = 'pending' AND old_status = 'running' THEN 'requeued'
-                WHEN status = 'pending' THEN 'retried'
-                ELSE status END
-            WHEN cancel_requested AND NOT old_cancel_requested THEN 'cancel_requested'
-            ELSE 'reported' END,
-        status, attempt, rescues, run_at, progress, status_message, payload, result,
-        error_message, error_type, error_traceback, started_at, completed_at, updated_at,
-        cancel_requested
-    FROM changed;
-    IF FOUND THEN
-        PERFORM pg_notify('underway-feed:' || left(md5(TG_TABLE_SCHEMA), 16), '');
+        FROM (
+            SELECT n.id, o.attempt AS old_attempt, o.worker_id AS old_worker_id,
+                o.started_at AS old_started_at,
+                o.status = 'running' AND n.attempt < o.attempt AS refunded,
+                -- ended by its worker or a rescue just now, or finished earlier, retried now
+                CASE WHEN o.status = 'running' THEN n.updated_at ELSE o.completed_at END
+                    AS ended_at,
+                CASE WHEN o.status <> 'running' THEN o.status
+                     WHEN n.status <> 'pending' THEN n.status
+                     WHEN n.rescues > o.rescues THEN 'rescued'
+                     WHEN n.attempt < o.attempt THEN 'handed_back'
+                     ELSE 'retry' END AS outcome,
+                CASE WHEN o.status = 'running' THEN n.error_type ELSE o.error_type END
+                    AS error_type,
+                CASE WHEN o.status = 'running' THEN n.error_message ELSE o.error_message END
+                    AS error_message
+            FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
+            WHERE o.started_at IS NOT NULL AND n.started_at IS NULL
+        ) AS let_go;
     END IF;
     -- The worker running a job learns of its cancel at once, not at its next heartbeat. Most
     -- statements touch no cancelled job: only then is the join paid.
