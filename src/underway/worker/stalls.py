@@ -7,6 +7,11 @@ renewed takes their jobs away, and the jobs run twice though no worker died. So 
 saw the store stall (a call failed, or took longer than half a lease) rescues nothing until the
 store has answered promptly for a whole lease: every live holder has renewed by then, and what
 is still expired belongs to a worker that is really gone.
+
+A step of the wall clock does the same to leases without any stall: SQLite's leases are wall
+clock times, and a clock set forward by more than a lease makes every running job look
+expired. So a step of over half a lease between the wall clock and the monotonic one counts as
+a stall too: by a lease later, the live holders have renewed on the new time.
 """
 
 from __future__ import annotations
@@ -21,11 +26,18 @@ T = TypeVar("T")
 class StallGuard:
     """Times a worker's store calls and says whether rescuing is safe now."""
 
-    def __init__(self, lease_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        lease_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.lease_seconds = lease_seconds
         self.clock = clock
+        self.wall = wall
         self.slow_seconds = lease_seconds / 2
         self._troubled_at: float | None = None  # when a stall was last seen ending
+        self._offset = wall() - clock()  # the wall clock as the monotonic one saw it
 
     async def timed(self, call: Callable[[], Awaitable[T]]) -> T:
         """Run a store call, noting a failure or a slow answer as a stall."""
@@ -41,5 +53,11 @@ class StallGuard:
         return result
 
     def may_rescue(self) -> bool:
-        """False while the last stall seen ended less than a lease ago."""
-        return self._troubled_at is None or self.clock() - self._troubled_at >= self.lease_seconds
+        """False while the last stall (or step of the wall clock) seen ended less than a lease
+        ago."""
+        now = self.clock()
+        offset = self.wall() - now
+        if abs(offset - self._offset) > self.slow_seconds:
+            self._troubled_at = now
+        self._offset = offset
+        return self._troubled_at is None or now - self._troubled_at >= self.lease_seconds
