@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -84,6 +84,7 @@ class PostgresStore(HistoryVerbs[psycopg.Connection[Any]], MeteringVerbs[psycopg
             (version, name, render(text, schema=quoted)) for version, name, text in MIGRATIONS
         ]
         self._last_used: dict[int, float] = {}
+        self._probe(url, settings)
         try:
             self.pool = ConnectionPool(
                 self.conninfo,
@@ -102,6 +103,19 @@ class PostgresStore(HistoryVerbs[psycopg.Connection[Any]], MeteringVerbs[psycopg
         self._listener: psycopg.Connection[Any] | None = None
         self._listener_lock = threading.Lock()
         self._closed = False
+
+    def _probe(self, url: str, settings: Settings) -> None:
+        """One connection before the pool's: the pool retries a refused connection until its
+        timeout and then says only that it is incomplete, while the server said why (no such
+        database, a bad password, no slot left, a host that does not resolve)."""
+        try:
+            psycopg.connect(
+                self.conninfo, connect_timeout=max(1, round(settings.connect_timeout_seconds))
+            ).close()
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {_redact(url)}: {describe_error(exc)}"
+            ) from None
 
     def _render_hot_paths(self) -> None:
         """Every variant of the statements whose fragments vary, rendered once: claims and
@@ -136,7 +150,9 @@ class PostgresStore(HistoryVerbs[psycopg.Connection[Any]], MeteringVerbs[psycopg
         """A pooled connection. Pooled connections autocommit, so a single statement costs one
         round trip; `atomic=True` wraps several statements in one transaction."""
         try:
-            with self.pool.connection() as conn:
+            # Not the pool's default 30 s: during an outage a call fails after the same
+            # connect_timeout_seconds that opening the store waits.
+            with self.pool.connection(timeout=self.settings.connect_timeout_seconds) as conn:
                 try:
                     if atomic:
                         with conn.transaction():
@@ -147,13 +163,13 @@ class PostgresStore(HistoryVerbs[psycopg.Connection[Any]], MeteringVerbs[psycopg
                     self._last_used[id(conn)] = time.monotonic()
         except psycopg.errors.UniqueViolation:
             raise
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"PostgreSQL is unreachable or went away: {exc}") from exc
         except psycopg.errors.UndefinedTable as exc:
             raise StoreError(
                 f"the underway tables are missing in schema {self.schema!r}; run `underway "
                 "migrate APP`"
             ) from exc
+        except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            raise StoreError(describe_error(exc)) from exc
 
     def _rows(self, text: str, params: dict[str, Any] | None = None) -> list[Any]:
         with self._tx() as conn:
@@ -402,12 +418,41 @@ def _channel(schema: str) -> str:
     return "underway:" + hashlib.sha256(schema.encode()).hexdigest()[:32]
 
 
+#: What the server's refusals mean and what to do, by SQLSTATE (class 08 and no SQLSTATE at
+#: all are a lost or refused connection: the default).
+_REFUSALS = {
+    "53300": "PostgreSQL has no connection slot left (max_connections reached): lower "
+             "pool_size across the processes, or raise the server's max_connections",
+    "53100": "the PostgreSQL server's disk is full: free space on the server",
+    "53200": "the PostgreSQL server ran out of memory",
+    "54000": "a value is too large for PostgreSQL (beyond a size its indexes can hold)",
+    "25006": "PostgreSQL is read-only here (a standby, or default_transaction_read_only is "
+             "on): point underway at the primary",
+    "3D000": "the PostgreSQL database does not exist: create it, or fix the URL",
+    "28P01": "PostgreSQL refused the password",
+    "28000": "PostgreSQL refused the login (pg_hba.conf or the role)",
+}  # fmt: skip
+
+
+def describe_error(exc: psycopg.Error) -> str:
+    """A driver error as a sentence that says what happened and what to do."""
+    code = exc.sqlstate or ""
+    if code in _REFUSALS:
+        return f"{_REFUSALS[code]} ({exc})"
+    if code.startswith("54"):
+        return f"{_REFUSALS['54000']} ({exc})"
+    if any(n in str(exc) for n in ("could not translate host name", "failed to resolve host")):
+        return f"the PostgreSQL host name does not resolve (DNS): check the URL's host ({exc})"
+    return f"PostgreSQL is unreachable or went away: {exc}"
+
+
 def _split_url(url: str) -> tuple[str, str | None]:
     """Take our own `schema` parameter off the URL; the rest goes to libpq."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     schema = next((v for k, v in query if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    # quote, not urlencode's quote_plus: libpq reads "+" as a plus, not a space
+    rest = urlencode([(k, v) for k, v in query if k != "schema"], quote_via=quote)
     scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
     return urlunsplit((scheme, parts.netloc, parts.path, rest, parts.fragment)), schema
 
