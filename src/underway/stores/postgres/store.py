@@ -84,7 +84,7 @@ class PostgresStore(HistoryVerbs[psycopg.Connection[Any]], MeteringVerbs[psycopg
             (version, name, render(text, schema=quoted)) for version, name, text in MIGRATIONS
         ]
         self._last_used: dict[int, float] = {}
-        self._probe(url, settings)
+        _probe(self.conninfo, url, settings.connect_timeout_seconds)
         try:
             self.pool = ConnectionPool(
                 self.conninfo,
@@ -103,19 +103,6 @@ class PostgresStore(HistoryVerbs[psycopg.Connection[Any]], MeteringVerbs[psycopg
         self._listener: psycopg.Connection[Any] | None = None
         self._listener_lock = threading.Lock()
         self._closed = False
-
-    def _probe(self, url: str, settings: Settings) -> None:
-        """One connection before the pool's: the pool retries a refused connection until its
-        timeout and then says only that it is incomplete, while the server said why (no such
-        database, a bad password, no slot left, a host that does not resolve)."""
-        try:
-            psycopg.connect(
-                self.conninfo, connect_timeout=max(1, round(settings.connect_timeout_seconds))
-            ).close()
-        except psycopg.Error as exc:
-            raise StoreError(
-                f"cannot connect to PostgreSQL at {_redact(url)}: {describe_error(exc)}"
-            ) from None
 
     def _render_hot_paths(self) -> None:
         """Every variant of the statements whose fragments vary, rendered once: claims and
@@ -444,6 +431,18 @@ def describe_error(exc: psycopg.Error) -> str:
     if any(n in str(exc) for n in ("could not translate host name", "failed to resolve host")):
         return f"the PostgreSQL host name does not resolve (DNS): check the URL's host ({exc})"
     return f"PostgreSQL is unreachable or went away: {exc}"
+
+
+def _probe(conninfo: str, url: str, timeout: float) -> None:
+    """One connection before the pool's: the pool retries a refused connection until its
+    timeout and then says only that it is incomplete, while the server said why (no such
+    database, a bad password, no slot left, a host that does not resolve)."""
+    try:
+        psycopg.connect(conninfo, connect_timeout=max(1, round(timeout))).close()
+    except psycopg.Error as exc:
+        raise StoreError(
+            f"cannot connect to PostgreSQL at {_redact(url)}: {describe_error(exc)}"
+        ) from None
 
 
 def _split_url(url: str) -> tuple[str, str | None]:
