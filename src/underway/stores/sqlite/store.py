@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -46,6 +47,8 @@ VALUES = Values(
 )
 _job = job_mapper(VALUES)
 
+#: how often the store looks whether its file was replaced under it
+FILE_CHECK_SECONDS = 1.0
 #: how often a watcher's thread reads the file's data version, and how often a busy worker
 #: asks whether one of its jobs was asked to cancel (SQLite has no notices to push either)
 FEED_CHECK_SECONDS = 0.01
@@ -99,7 +102,9 @@ class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
             )
         super().__init__(Q, {})
         self.url = url
-        self.path = _path_from_url(url)
+        # Absolute: a later chdir must not point new connections at another file.
+        path = _path_from_url(url)
+        self.path = path if path == ":memory:" else os.path.abspath(path)
         self.settings = settings
         # the statements whose fragments vary, rendered once
         self.claim_sql = _render_claims()
@@ -111,6 +116,10 @@ class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
         # thread (close_thread), or freed with the local storage once no thread uses it.
         self._local = threading.local()
         self._reader = _Reading(self._conn, self._store_error)
+        # the file our connections opened (device, inode), to notice it being replaced
+        self._identity: tuple[int, int] | None = None
+        self._replaced: str | None = None
+        self._next_file_check = 0.0
 
     # --- connections --------------------------------------------------------------------------
 
@@ -120,7 +129,34 @@ class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
             conn = _connect(self.path)
             self._local.conn = conn
             self._local.data_version = None
+            self._check_file(force=True)
+        elif self._replaced is not None or time.monotonic() >= self._next_file_check:
+            self._check_file()
         return conn
+
+    def _check_file(self, force: bool = False) -> None:
+        """Refuse to go on once the file was replaced or deleted under us: our connections
+        still read and write the old one, and what others write to the new file would never
+        be seen (every call says so, and the worker logs it, instead of working on silently).
+        Looked at once a second: one stat call."""
+        if self._replaced is None and (force or time.monotonic() >= self._next_file_check):
+            self._next_file_check = time.monotonic() + FILE_CHECK_SECONDS
+            if self.path != ":memory:":
+                try:
+                    st = os.stat(self.path)
+                    identity: tuple[int, int] | None = (st.st_dev, st.st_ino)
+                except FileNotFoundError:
+                    identity = None
+                if self._identity is None and identity is not None:
+                    self._identity = identity
+                elif identity != self._identity:
+                    self._replaced = (
+                        f"{self.path} was {'deleted' if identity is None else 'replaced'} while "
+                        "this process had it open: it still sees the old file, and jobs written "
+                        "to a new one would never be seen here; restart this process"
+                    )
+        if self._replaced is not None:
+            raise StoreError(self._replaced)
 
     def close_thread(self) -> None:
         """Close the calling thread's connection (a worker's threads call it as they end)."""
