@@ -389,7 +389,7 @@ CROSS JOIN LATERAL (
     SELECT status, started_at, completed_at, id FROM {schema}.underway_jobs
     WHERE {group} = g.name AND status IN ('completed', 'failed') AND started_at IS NOT NULL
           {tenant}
-    ORDER BY completed_at DESC, id DESC
+    ORDER BY completed_at DESC NULLS LAST, id DESC
     LIMIT 10
 ) AS j
 ORDER BY g.name, j.completed_at DESC, j.id DESC;

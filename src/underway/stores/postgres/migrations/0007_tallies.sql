@@ -178,8 +178,14 @@ CREATE TRIGGER underway_tally_deleted AFTER DELETE ON {schema}.underway_jobs
 -- The dashboard's lists, newest first: by queue (task, tenant and status have theirs).
 CREATE INDEX underway_jobs_queue ON {schema}.underway_jobs (queue, id);
 
--- The latest finished runs of each task and schedule (their state: ok, failing).
-CREATE INDEX underway_jobs_task_runs ON {schema}.underway_jobs (task, completed_at, id)
+-- The latest finished runs of each task and schedule (their state: ok, failing). NULLS LAST
+-- (completed_at is never NULL here) keeps the planner off the pruning index: read backwards,
+-- that one gives DESC NULLS FIRST, so it cannot serve run_recent's order. Without this, a
+-- lateral join over the tasks, planned for the average task, walked the pruning index and
+-- read every finished job to find a rarely run task's latest ten.
+CREATE INDEX underway_jobs_task_runs ON {schema}.underway_jobs
+    (task, completed_at DESC NULLS LAST, id DESC)
     WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL;
-CREATE INDEX underway_jobs_schedule_runs ON {schema}.underway_jobs (schedule, completed_at, id)
+CREATE INDEX underway_jobs_schedule_runs ON {schema}.underway_jobs
+    (schedule, completed_at DESC NULLS LAST, id DESC)
     WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND schedule IS NOT NULL;
