@@ -22,7 +22,7 @@ CREATE TABLE underway_tallies (
     runs     INTEGER NOT NULL DEFAULT 0,
     duration INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (shard, task, queue, tenant, schedule, status)
-);
+) WITHOUT ROWID;
 
 INSERT INTO underway_tallies (shard, task, queue, tenant, schedule, status, jobs, runs, duration)
 SELECT 0, task, queue, coalesce(tenant, ''), coalesce(schedule, ''), status, count(*),
@@ -42,7 +42,7 @@ CREATE TABLE underway_minutes (
     failed    INTEGER NOT NULL DEFAULT 0,
     cancelled INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (minute, tenant, shard)
-);
+) WITHOUT ROWID;
 
 INSERT INTO underway_minutes (minute, tenant, shard, completed, failed, cancelled)
 SELECT CAST(completed_at / 60 AS INTEGER) * 60, coalesce(tenant, ''), 0,
