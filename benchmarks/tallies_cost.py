@@ -10,13 +10,11 @@ jobs, so the drain's rate is its jobs over its wall time, not checked by the sta
 from __future__ import annotations
 
 import argparse
-import contextlib
-import sqlite3
 import statistics
 from typing import Any
 
 import workloads
-from bench_app import make_app
+from live import drop_from_jobs
 from report import progress, say
 from targets import open_target
 
@@ -30,25 +28,7 @@ INDEXES = ["underway_jobs_queue", "underway_jobs_task_runs", "underway_jobs_sche
 
 def without_0007(url: str, store: str) -> None:
     """Migrate `url`, then drop what 0007 added to the job table's writes."""
-    app, _ = make_app(url)
-    app.migrate()
-    app.close()
-    if store == "sqlite":
-        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
-            for name in TRIGGERS[store]:
-                conn.execute(f"DROP TRIGGER {name}")
-            for name in INDEXES:
-                conn.execute(f"DROP INDEX {name}")
-            conn.commit()
-        return
-    import psycopg
-
-    conninfo, _, schema = url.partition("?schema=")
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        for name in TRIGGERS[store]:
-            conn.execute(f'DROP TRIGGER {name} ON "{schema}".underway_jobs')
-        for name in INDEXES:
-            conn.execute(f'DROP INDEX "{schema}".{name}')
+    drop_from_jobs(url, store, TRIGGERS[store], INDEXES)
 
 
 def main() -> None:
