@@ -316,7 +316,8 @@ WHERE name = :name;
 -- name: run_aggregates
 -- {group}: the column runs are counted by (task or schedule), here and in the two below.
 -- From the tallies: runs, failures and the durations summed (microseconds) per name.
-SELECT {group}, sum(runs), coalesce(sum(CASE WHEN status = 'failed' THEN runs ELSE 0 END), 0), sum(duration)
+SELECT {group}, sum(runs), coalesce(sum(CASE WHEN status = 'failed' THEN runs ELSE 0 END), 0),
+       sum(duration)
 FROM underway_tallies
 WHERE {group} <> '' AND status IN ('completed', 'failed') {tenant}
 GROUP BY {group} HAVING sum(runs) > 0;
