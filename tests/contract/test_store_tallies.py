@@ -255,3 +255,29 @@ def test_minutes_out_of_range_are_refused_with_the_range(make_app: Callable[...,
         with pytest.raises(ValueError, match="from 1 to 1440"):
             app.stats_history(minutes)
     assert len(app.stats_history(1440)) == 1440
+
+
+def test_migration_0007_counts_the_jobs_that_finished_before_it(
+    make_store: Callable[..., Store], put: Put, claim_one: Claim, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from underway.stores.postgres import store as postgres_store
+    from underway.stores.sqlite import store as sqlite_store
+
+    for module in (sqlite_store, postgres_store):
+        before = [m for m in module.MIGRATIONS if m[0] < 7]
+        monkeypatch.setattr(module, "MIGRATIONS", before)
+    old = make_store()  # a store as it was before 0007
+    for n in range(6):
+        put(old, task=f"tests.t{n % 2}", tenant=("acme", None)[n % 2], max_attempts=1)
+    claimed = old.claim("w", None, 4)
+    error = JobError("boom", "ValueError")
+    old.finish([Outcome.completed(c.job.id, c.token, "1") for c in claimed[:3]]
+               + [Outcome.failed(claimed[3].job.id, claimed[3].token, error)])  # fmt: skip
+    old.cancel(old.list_jobs(JobFilter(status=Status.PENDING), 1, None).jobs[0].id)
+    monkeypatch.undo()
+
+    store = make_store()  # migrates 0007
+    assert_counts_true(store)
+    assert store.stats().by_status == {"pending": 1, "running": 0, "completed": 3, "failed": 1,
+                                       "cancelled": 1}  # fmt: skip
+    assert totals(store) == {"completed": 3, "failed": 1, "cancelled": 1}
