@@ -27,7 +27,7 @@ import underway
 
 #: the triggers of migration 0003: the change feed and the attempt history
 FEED_TRIGGERS = {
-    "sqlite": ["underway_feed_inserted", "underway_feed_updated", "underway_attempt_started",
+    "sqlite": ["underway_feed_inserted", "underway_feed_updated",
                "underway_attempt_ended", "underway_history_deleted"],
     "postgres": ["underway_feed_inserted", "underway_feed_updated", "underway_feed_deleted"],
 }  # fmt: skip

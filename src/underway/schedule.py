@@ -47,6 +47,10 @@ class Overlap(enum.StrEnum):
     WAIT = "wait"  # fire it once the previous job finished (late)
 
 
+#: the longest interval or initial delay of an `Every` rule
+MAX_INTERVAL_SECONDS = 100 * 365 * 86400.0
+
+
 @dataclass(frozen=True, slots=True)
 class Every:
     """Fire every `seconds`, the first time `initial_delay` after the schedule first appeared in
@@ -56,10 +60,19 @@ class Every:
     initial_delay: float = 0.0
 
     def __post_init__(self) -> None:
-        if not math.isfinite(self.seconds) or self.seconds <= 0:
-            raise ConfigurationError(f"an interval must be > 0 seconds, got {self.seconds}")
-        if not math.isfinite(self.initial_delay) or self.initial_delay < 0:
-            raise ConfigurationError("initial_delay must be >= 0 seconds")
+        # Past a century the next slot's date overflows datetime (year 9999 at most).
+        if not (math.isfinite(self.seconds) and 0 < self.seconds <= MAX_INTERVAL_SECONDS):
+            raise ConfigurationError(
+                f"an interval must be > 0 seconds and at most {MAX_INTERVAL_SECONDS:,.0f} "
+                f"(100 years), got {self.seconds}"
+            )
+        if not (
+            math.isfinite(self.initial_delay) and 0 <= self.initial_delay <= MAX_INTERVAL_SECONDS
+        ):
+            raise ConfigurationError(
+                f"initial_delay must be between 0 and {MAX_INTERVAL_SECONDS:,.0f} seconds "
+                f"(100 years), got {self.initial_delay}"
+            )
 
     def describe(self) -> str:
         return f"every {_human(self.seconds)}" + (

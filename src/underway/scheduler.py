@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from .errors import StoreError
 from .events import Events
 from .model import Job, RunStats, ScheduleInfo
 from .registry import Registry
@@ -103,24 +104,37 @@ class Scheduler:
             state = states.get(schedule.name)
             if state is None:  # the row went away (a reset database): put it back
                 state = self._register(schedule, now)
-            current = plan(schedule, state.anchor, state.last_slot, now)
-            self.next_runs[schedule.name] = current.next_run
-            if state.paused:
-                continue
-            for slot in current.fire:
-                job = self.store.fire_schedule(
-                    schedule.name, slot, self._new_job(schedule, slot), schedule.overlap
-                )
-                if job is not None:
-                    fired.append(job)
-                    self.events.publish(job)
-                    log.info("schedule %s fired job %s for slot %s", schedule.name, job.id,
-                             slot.isoformat())  # fmt: skip
-            if current.advance_to is not None and current.advance_to not in current.fire:
-                # Slots dropped by the catch-up policy still count as handled.
-                self.store.fire_schedule(schedule.name, current.advance_to, None, Overlap.ALLOW)
+            try:
+                fired += self._tick_one(schedule, state, now)
+            except StoreError:
+                raise  # the store's trouble is every schedule's: the run loop retries
+            except Exception as exc:
+                # One schedule's own fault (a rule that cannot compute its next slot) must
+                # not stop the others' ticks.
+                self.next_runs.pop(schedule.name, None)
+                log.error("schedule %s could not tick, skipped: %r", schedule.name, exc)
         if fired:
             self.events.wake_workers()
+        return fired
+
+    def _tick_one(self, schedule: Schedule, state: ScheduleState, now: datetime) -> list[Job]:
+        current = plan(schedule, state.anchor, state.last_slot, now)
+        self.next_runs[schedule.name] = current.next_run
+        if state.paused:
+            return []
+        fired: list[Job] = []
+        for slot in current.fire:
+            job = self.store.fire_schedule(
+                schedule.name, slot, self._new_job(schedule, slot), schedule.overlap
+            )
+            if job is not None:
+                fired.append(job)
+                self.events.publish(job)
+                log.info("schedule %s fired job %s for slot %s", schedule.name, job.id,
+                         slot.isoformat())  # fmt: skip
+        if current.advance_to is not None and current.advance_to not in current.fire:
+            # Slots dropped by the catch-up policy still count as handled.
+            self.store.fire_schedule(schedule.name, current.advance_to, None, Overlap.ALLOW)
         return fired
 
     def seconds_to_next(self) -> float:

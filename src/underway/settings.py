@@ -13,6 +13,8 @@ from typing import Any
 from .errors import ConfigurationError
 
 DEFAULT_DATABASE_URL = "sqlite:///underway.db"
+#: the longest duration any setting may have
+MAX_SECONDS = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,7 @@ class Settings:
         return settings
 
     def check(self) -> None:
+        self._check_durations()
         for name in (
             "lease_seconds",
             "heartbeat_seconds",
@@ -123,6 +126,19 @@ class Settings:
         if self.shutdown_grace_seconds < 0:
             raise ConfigurationError("shutdown_grace_seconds must be >= 0")
         self._check_callbacks()
+
+    def _check_durations(self) -> None:
+        # A duration the stores cannot add to a time (1e300 s overflows PostgreSQL's interval
+        # and made every claim fail forever), or NaN, which compares false with everything.
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if name.endswith("_seconds") and not (
+                isinstance(value, float | int) and math.isfinite(value) and value <= MAX_SECONDS
+            ):
+                raise ConfigurationError(
+                    f"setting {name} must be a finite number of seconds up to "
+                    f"{MAX_SECONDS:,.0f} (about 31 years), got {value!r}"
+                )
 
     def _check_callbacks(self) -> None:
         # Imported here: the callbacks package reads Settings, and settings must stay a leaf.

@@ -162,10 +162,19 @@ class Task(Generic[P, R]):
         """The same task with options for the next enqueue (queue, priority, delay, key...)."""
         if isinstance(delay, timedelta):
             delay = delay.total_seconds()
+        if run_at is not None and not isinstance(run_at, datetime):
+            raise InvalidArguments(f"run_at must be a datetime, got {run_at!r}")
         if run_at is not None and run_at.tzinfo is None:
             raise InvalidArguments("run_at must be timezone-aware, e.g. datetime.now(timezone.utc)")
-        if max_attempts is not None and not 1 <= max_attempts <= INT32_MAX:
-            raise InvalidArguments(f"max_attempts must be between 1 and {INT32_MAX}")
+        if max_attempts is not None and (
+            isinstance(max_attempts, bool)
+            or not isinstance(max_attempts, int)
+            or not 1 <= max_attempts <= INT32_MAX
+        ):
+            raise InvalidArguments(
+                f"max_attempts must be a whole number between 1 and {INT32_MAX}, "
+                f"got {max_attempts!r}"
+            )
         check_options(
             priority=priority, delay=delay, queue=queue, tenant=tenant, key=key, title=title,
             callback_url=callback_url, status_message=status_message,
@@ -295,25 +304,62 @@ INT32_MAX = 2**31 - 1
 MAX_DELAY_SECONDS = 100 * 365 * 86400.0
 
 
+#: the longest queue, tenant, key or task name: PostgreSQL's b-tree indexes hold entries of up
+#: to about 2.7 KB, so anything longer worked on SQLite and failed on PostgreSQL
+MAX_NAME_BYTES = 1000
+#: the options that are indexed, and so are names
+_NAMES = ("queue", "tenant", "key")
+
+
 def check_options(
     priority: int | None = None, delay: float | None = None, **texts: str | None
 ) -> None:
     """Refuse values every store cannot hold, with a message instead of a driver error."""
-    if priority is not None and not -INT32_MAX - 1 <= priority <= INT32_MAX:
-        raise InvalidArguments(f"priority must fit in 32 bits (|priority| < 2**31), got {priority}")
-    if delay is not None and not (math.isfinite(delay) and delay <= MAX_DELAY_SECONDS):
+    if priority is not None:
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise InvalidArguments(f"priority must be a whole number, got {priority!r}")
+        if not -INT32_MAX - 1 <= priority <= INT32_MAX:
+            raise InvalidArguments(
+                f"priority must fit in 32 bits (|priority| < 2**31), got {priority}"
+            )
+    if delay is not None and not (
+        isinstance(delay, int | float)
+        and not isinstance(delay, bool)
+        and math.isfinite(delay)
+        and delay <= MAX_DELAY_SECONDS
+    ):
         raise InvalidArguments(
-            f"delay must be a finite number of seconds up to {MAX_DELAY_SECONDS:.0f}, got {delay}"
+            f"delay must be a finite number of seconds up to {MAX_DELAY_SECONDS:.0f} "
+            f"(or a timedelta), got {delay!r}"
         )
     for name, text in texts.items():
-        if text is not None and "\x00" in text:
-            raise InvalidArguments(f"{name} holds a NUL character (\\x00); remove it")
+        if text is not None:
+            _check_text(name, text)
+
+
+def _check_text(name: str, text: str) -> None:
+    if not isinstance(text, str):
+        raise InvalidArguments(f"{name} must be a string, got {type(text).__name__} {text!r}")
+    if "\x00" in text:
+        raise InvalidArguments(f"{name} holds a NUL character (\\x00); remove it")
+    if name in _NAMES and len(text) > MAX_NAME_BYTES // 4 and len(text.encode()) > MAX_NAME_BYTES:
+        raise InvalidArguments(
+            f"{name} is {len(text.encode()):,} bytes, over the limit of {MAX_NAME_BYTES:,}: "
+            "it is indexed, and PostgreSQL cannot index longer values; hash a long key"
+        )
 
 
 def _check_task_options(
     name: str, max_attempts: int, priority: int, queue: str, title: str | None,
     timeout: float | None,
 ) -> None:  # fmt: skip
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise ConfigurationError(
+            f"task name {name[:40]!r}... is {len(name.encode()):,} bytes, over the limit of "
+            f"{MAX_NAME_BYTES:,} (it is indexed); give the task a shorter name="
+        )
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+        raise ConfigurationError(f"task {name}: max_attempts must be a whole number")
     if not 1 <= max_attempts <= INT32_MAX:
         raise ConfigurationError(f"task {name}: max_attempts must be between 1 and {INT32_MAX}")
     try:

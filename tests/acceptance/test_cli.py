@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cli_support import CliApp, assert_clean_error, ids_in, json_lines, load_cli_app, table_rows
 
@@ -619,6 +622,33 @@ def test_demo_runs_by_itself_and_leaves_jobs_to_inspect(tmp_path: Path) -> None:
     statuses = {row["status"] for row in json_lines(listed.stdout)}
     assert {"completed", "failed", "cancelled"} <= statuses
     assert statuses <= {"completed", "failed", "cancelled"}
+
+
+def test_demo_serves_the_dashboard_on_loopback_while_the_tour_runs(tmp_path: Path) -> None:
+    env_base = {k: v for k, v in os.environ.items() if not k.startswith("UNDERWAY_")}
+    tour = subprocess.Popen(
+        [sys.executable, "-m", "underway", "demo", "--db", str(tmp_path / "t.db"),
+         "--seconds", "3", "--linger", "0"],
+        cwd=tmp_path, env=env_base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert tour.stdout is not None
+        first = tour.stdout.readline()
+        found = re.search(r"dashboard: (http://127\.0\.0\.1:\d+/)", first)
+        assert found, first
+        page = httpx.get(found.group(1), timeout=30)
+        assert page.status_code == 200 and "Overview" in page.text
+        deadline = time.monotonic() + 30  # the tour enqueues right after printing the address
+        while not httpx.get(found.group(1) + "api/v1/jobs", timeout=30).json()["jobs"]:
+            assert time.monotonic() < deadline, "the dashboard never showed the tour's jobs"
+            time.sleep(0.05)
+        out, err = tour.communicate(timeout=60)
+    finally:
+        if tour.poll() is None:
+            tour.kill()
+            tour.communicate()
+    assert tour.returncode == 0, err
+    assert "underway demo finished" in out
 
 
 def test_demo_will_not_replace_a_file_that_is_not_its_database(tmp_path: Path) -> None:

@@ -480,6 +480,22 @@ def test_prune_changes_drops_only_old_ones_and_readers_resume_past_them(
     assert store.get(old.id) is not None  # the job itself stays
 
 
+def test_after_every_change_aged_out_a_new_one_still_lands_after_the_readers_cursor(
+    store: Store, tables: Tables, new_job: NewJobFn
+) -> None:
+    head = store.change_head()
+    jobs = [enqueue(store, new_job) for _ in range(3)]
+    last = read(store, head)[-1]
+    tables.run(  # every change, the read's marker too
+        "UPDATE underway_changes SET updated_at = updated_at - ?",
+        "UPDATE {}.underway_changes SET updated_at = updated_at - %s * interval '1 second'",
+        [2 * DAY],
+    )
+    assert store.prune_changes(DAY) >= len(jobs)  # the newest may stay: it holds the next seq
+    fresh = enqueue(store, new_job)
+    assert [c.job.id for c in read(store, last.cursor)] == [fresh.id]
+
+
 def test_pruning_a_job_drops_its_changes_and_attempts(
     store: Store, tables: Tables, new_job: NewJobFn
 ) -> None:
@@ -553,6 +569,32 @@ def test_attempts_of_failed_and_cancelled_runs(store: Store, new_job: NewJobFn) 
     assert got[2].error is None  # nothing failed: not the error of an earlier attempt
     assert got[0].started_at <= got[1].started_at <= got[2].started_at
     assert store.attempts(uuid.uuid4()) == []
+
+
+def test_an_attempt_keeps_its_worker_and_times_however_the_job_ended(
+    store: Store, tables: Tables, new_job: NewJobFn
+) -> None:
+    # The job's row is its last attempt's record until something clears it (migration 0003):
+    # a finished job, a rescue out of attempts and a person's retry must each keep it whole.
+    done = enqueue(store, new_job)
+    store.finish([Outcome.completed(done.id, claim(store, done, worker="w-1").token, "1")])
+    lost = enqueue(store, new_job, max_attempts=1)
+    claim(store, lost, worker="w-2")
+    tables.expire_lease(lost.id)
+    store.rescue(3)
+    failed = enqueue(store, new_job, max_attempts=1)
+    store.finish([Outcome.failed(failed.id, claim(store, failed, worker="w-3").token, BOOM)])
+    before = store.attempts(failed.id)
+    store.retry(failed.id)
+    got = {j.id: store.attempts(j.id) for j in (done, lost, failed)}
+    assert [(a.number, a.worker_id, a.outcome) for a in got[done.id]] == [(1, "w-1", "completed")]
+    assert [(a.number, a.worker_id, a.outcome) for a in got[lost.id]] == [(1, "w-2", "failed")]
+    assert got[lost.id][0].error is not None and got[lost.id][0].error.type == "LeaseExpired"
+    assert got[failed.id] == before  # a retry moves the record, it does not change it
+    assert [(a.worker_id, a.outcome, a.error) for a in before] == [
+        ("w-3", "failed", JobError("boom", "ValueError"))]  # fmt: skip
+    for a in [*got[done.id], *got[lost.id], *got[failed.id]]:
+        assert a.ended_at is not None and a.duration is not None and a.duration >= 0
 
 
 # --- workers -----------------------------------------------------------------------------------

@@ -36,7 +36,13 @@ def test_a_task_cancelled_by_its_own_code_fails_like_any_error(
 @pytest.mark.parametrize(
     "options",
     [{"priority": 2**40}, {"priority": -(2**31) - 1}, {"delay": 1e12}, {"queue": "a\x00b"},
-     {"key": "k\x00"}, {"max_attempts": 2**31}],
+     {"key": "k\x00"}, {"max_attempts": 2**31},
+     # the same on both stores: SQLite stored 1.5, PostgreSQL rounded it to 2
+     {"priority": 1.5}, {"priority": True}, {"max_attempts": 2.5},
+     # wrong types: a clear refusal, not a raw TypeError from deep inside
+     {"delay": "5"}, {"queue": 5}, {"tenant": b"acme"}, {"run_at": "2030-01-01"},
+     # indexed names PostgreSQL cannot index (they worked on SQLite only)
+     {"key": "k" * 3000}, {"queue": "q" * 3000}, {"tenant": "é" * 600}],
 )  # fmt: skip
 def test_values_no_store_can_hold_are_refused_at_enqueue(
     fast_app: Callable[..., underway.App], options: dict[str, object]
@@ -46,9 +52,20 @@ def test_values_no_store_can_hold_are_refused_at_enqueue(
     @app.task()
     def plain() -> None: ...
 
-    with pytest.raises(underway.InvalidArguments):
+    with pytest.raises(underway.InvalidArguments) as refused:
         plain.options(**options).enqueue()  # type: ignore[arg-type]
+    assert next(iter(options)) in str(refused.value)  # the message names the option
     assert app.stats().total == 0
+
+
+def test_a_task_name_too_long_to_index_is_refused_at_declaration(
+    fast_app: Callable[..., underway.App],
+) -> None:
+    app = fast_app()
+    with pytest.raises(underway.ConfigurationError, match="over the limit"):
+
+        @app.task(name="t" * 2000)
+        def plain() -> None: ...
 
 
 def test_results_and_messages_with_nul_are_stored_safely(

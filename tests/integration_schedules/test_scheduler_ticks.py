@@ -449,3 +449,30 @@ def test_a_burst_worker_does_not_fire_schedules_unless_asked(fast_app: MakeApp) 
     assert testing.drain(app) == 0
     assert all_jobs(app) == []
     assert app.store.schedule_states() == []
+
+
+# --- one schedule's fault stays its own ------------------------------------------------------
+
+
+def test_an_interval_whose_next_slot_no_date_can_hold_is_refused(fast_app: MakeApp) -> None:
+    # every=1e14 (three million years) used to pass, then overflow datetime at every tick.
+    app = fast_app()
+    task = app.task(name="beat")(beat)
+    for options in ({"every": 1e14}, {"every": 60, "initial_delay": 1e14}):
+        with pytest.raises(underway.ConfigurationError, match="100 years"):
+            app.schedule(task, name="far", **options)
+
+
+def test_a_schedule_that_cannot_compute_its_slots_does_not_stop_the_others(
+    fast_app: MakeApp,
+) -> None:
+    # Near the end of datetime's range a yearly rule's next slot overflows; the minutely one
+    # beside it must go on firing.
+    app = build(fast_app())
+    app.schedule(app.registry.tasks["beat"], every=365 * 86400.0, name="yearly")
+    clock = testing.Clock(start=datetime(9999, 6, 1, tzinfo=ZoneInfo("UTC")))
+    scheduler = testing.scheduler(app, clock=clock)
+    assert [job.schedule for job in scheduler.tick()] == ["beat-every-minute"]
+    clock.advance(60)
+    assert [job.schedule for job in scheduler.tick()] == ["beat-every-minute"]
+    assert "yearly" not in scheduler.next_runs

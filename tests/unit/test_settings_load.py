@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import underway
 from underway import App, ConfigurationError, Settings
 
 
@@ -112,6 +113,26 @@ def test_nan_is_not_a_duration(name: str) -> None:
         Settings.load({}, **{name: math.nan})
     with pytest.raises(ConfigurationError, match=name):
         Settings.load({f"UNDERWAY_{name.upper()}": "nan"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("lease_seconds", 1e300), ("retention_seconds", 1e10), ("poll_seconds", 2e9)],
+)
+def test_a_duration_no_store_can_add_to_a_time_is_refused(name: str, value: float) -> None:
+    # lease_seconds=1e300 overflowed PostgreSQL's interval: every claim failed, forever.
+    with pytest.raises(ConfigurationError, match=f"{name} must be a finite number of seconds"):
+        Settings.load({}, **{name: value})
+
+
+@pytest.mark.parametrize("concurrency", [0, -1, 2.5, True])
+def test_a_worker_refuses_a_concurrency_it_cannot_run_with(
+    concurrency: Any, tmp_path: Path
+) -> None:
+    # concurrency=0 used to mean "the default" (10), silently.
+    app = App(f"sqlite:///{tmp_path / 'jobs.db'}")
+    with pytest.raises(ConfigurationError, match="concurrency must be a whole number >= 1"):
+        underway.Worker(app, concurrency=concurrency)
 
 
 def test_a_fractional_count_is_refused_not_truncated() -> None:

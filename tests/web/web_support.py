@@ -24,12 +24,13 @@ HERE = Path(__file__).resolve().parent
 
 
 class Served:
-    """A FastAPI app served by uvicorn in a thread, on 127.0.0.1 and a port of its own."""
+    """A FastAPI app served by uvicorn in a thread, on 127.0.0.1 and a port of its own (or
+    `port`, to serve again where a stopped server was)."""
 
-    def __init__(self, api: Any) -> None:
+    def __init__(self, api: Any, port: int = 0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", port))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(api, log_level="warning", timeout_graceful_shutdown=3)
@@ -60,6 +61,7 @@ class Web:
     admin: str
     tenants: dict[str, str]
     clients: list[httpx.Client] = field(default_factory=list)
+    served: Served | None = None  # the server, for a test that stops and restarts it
 
     def client(self, key: str | None = None, **kwargs: Any) -> httpx.Client:
         """An httpx client of the API; with `key`, sending it as a bearer token."""

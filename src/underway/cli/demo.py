@@ -28,11 +28,25 @@ from .worker import exit_if_threads_stuck
     help="About how long the tour takes; task durations scale with it.",
 )
 @click.option("--plain", is_flag=True, help="Print progress lines instead of a live table.")
-def demo(db: str, seconds: float, plain: bool) -> None:
+@click.option(
+    "--dashboard/--no-dashboard",
+    default=True,
+    show_default=True,
+    help="Serve the dashboard on a free loopback port while the tour runs.",
+)
+@click.option(
+    "--linger",
+    type=click.FloatRange(0, 3600),
+    default=None,
+    help="Keep the dashboard up this many seconds after the tour  [default: 30 in a "
+    "terminal, else 0].",
+)
+def demo(db: str, seconds: float, plain: bool, dashboard: bool, linger: float | None) -> None:
     """A tour of underway on a SQLite file: progress, retries, the dead-letter queue,
-    cancellation, schedules, priorities and unique keys, live."""
+    cancellation, schedules, priorities and unique keys, live in the terminal and in the
+    browser (the dashboard's address is printed first)."""
     from .tour import run_demo
 
-    code = run_demo(db, seconds=seconds, plain=plain)
+    code = run_demo(db, seconds=seconds, plain=plain, dashboard=dashboard, linger=linger)
     exit_if_threads_stuck(code)
     sys.exit(code)

@@ -1,4 +1,4 @@
-"""`underway serve APP`: the HTTP API (and its event stream) with uvicorn."""
+"""`underway serve APP`: the dashboard, the HTTP API and its event stream, with uvicorn."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from .loading import app_argument, load_app
     help="Serve without API keys, everyone as admin. Only on a loopback host.",
 )
 def serve(app_path: str, host: str, port: int, insecure_no_auth: bool) -> None:
-    """Serve APP's HTTP API: JSON under /api/v1, live events at /api/v1/events, the schema
-    at /openapi.json. Every call needs an API key (`underway keys APP create`)."""
+    """Serve APP's dashboard at / and its HTTP API: JSON under /api/v1, live events at
+    /api/v1/events, the schema at /openapi.json. Every call needs an API key (`underway keys
+    APP create`; the dashboard logs in with one)."""
     if insecure_no_auth and not is_loopback(host):
         raise click.UsageError(
             f"--insecure-no-auth lets anyone who reaches the server do anything, so it is only "

@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ from underway import (
     Worker,
 )
 
+from .dashboard_server import dashboard_in_background
 from .render import STATUS_STYLES, make_console, progress_text, status_text
 
 if TYPE_CHECKING:
@@ -383,10 +385,16 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def run_demo(
-    db: str | os.PathLike[str] = DEFAULT_DB, seconds: float = 10.0, plain: bool = False
+    db: str | os.PathLike[str] = DEFAULT_DB,
+    seconds: float = 10.0,
+    plain: bool = False,
+    dashboard: bool = True,
+    linger: float | None = None,
 ) -> int:
-    """Run the tour on the SQLite file `db` (recreated), in about `seconds` seconds.
-    Returns the exit code: 0, 1 when the worker failed, or 130 when interrupted with Ctrl-C."""
+    """Run the tour on the SQLite file `db` (recreated), in about `seconds` seconds, with the
+    dashboard served on loopback meanwhile (unless not `dashboard`) and for `linger` seconds
+    after (default: 30 in a terminal, else 0). Returns the exit code: 0, 1 when the worker
+    failed, or 130 when interrupted with Ctrl-C."""
     path = Path(db).resolve()
     _reset_database(path)
     pace = seconds / PACE_SECONDS
@@ -396,13 +404,28 @@ def run_demo(
     live = console.is_terminal and not plain
     tour = Tour(demo, pace, path)
     tour.events = EventLog(tour.started, progress=not live)
+    serving = dashboard_in_background(demo) if dashboard else nullcontext(None)
     try:
-        interrupted, failures = _show_with_worker(tour, tour.events, console, seconds, live)
-        tour.jobs = sorted(demo.list_jobs(limit=200).jobs, key=lambda j: j.id)
-        _print_summary(tour, console, interrupted, failures)
+        with serving as url:
+            if url is not None:
+                console.print(f"[bold]dashboard:[/] {url}  (jobs move there live)")
+            interrupted, failures = _show_with_worker(tour, tour.events, console, seconds, live)
+            tour.jobs = sorted(demo.list_jobs(limit=200).jobs, key=lambda j: j.id)
+            _print_summary(tour, console, interrupted, failures)
+            if url is not None and not interrupted:
+                _linger(console, url, (30.0 if live else 0.0) if linger is None else linger)
     finally:
         demo.close()
     return 130 if interrupted else 1 if failures else 0
+
+
+def _linger(console: Console, url: str, seconds: float) -> None:
+    """Keep the dashboard up a while after the tour, to look around (Ctrl-C ends it)."""
+    if seconds <= 0:
+        return
+    console.print(f"the dashboard at {url} stays up for {seconds:g} s; Ctrl-C stops it")
+    with suppress(KeyboardInterrupt):
+        time.sleep(seconds)
 
 
 def _show_with_worker(

@@ -3,6 +3,7 @@ all SQL lives in the backends below it (sql.py holds what both SQL stores share)
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -254,10 +255,25 @@ class TransactionalEnqueue(Protocol):
         """Insert on the caller's async connection (or cursor)."""
 
 
+#: "postgresql//host/db", "postgresql:/host/db", "postgres:host", "sqlite//file.db": a scheme
+#: whose "://" is mistyped, which would otherwise read as a bare SQLite path.
+_SCHEME_TYPO = re.compile(
+    r"^(?:(?P<pg>postgres(?:ql)?)(?://|:/?(?!/))|(?P<sqlite>sqlite)//)", re.IGNORECASE
+)
+
+
 def open_store(settings: Settings) -> Store:
     """The store for `settings.database_url`: `sqlite:///path` (or a bare path) or
     `postgresql://...`."""
     url = settings.database_url
+    typo = _SCHEME_TYPO.match(url)
+    if typo is not None:
+        scheme = (typo.group("pg") or typo.group("sqlite")).lower()
+        raise ConfigurationError(
+            f"{url!r} looks like a {scheme} URL with a typo after the scheme: write "
+            f"{scheme}://{url[typo.end() :]} (a bare path names a SQLite file, and this one "
+            "would have become a local file instead of the database you meant)"
+        )
     if url.startswith("sqlite:") or "://" not in url:
         from .sqlite import SqliteStore
 

@@ -21,6 +21,13 @@ from ..app import App
 from ..keys import ApiKey
 from ..model import Job
 
+#: the dashboard's session cookie (dashboard/session.py): it holds the key the user logged in with
+SESSION_COOKIE = "underway_session"
+#: the methods a session cookie may authorize: reading only, so that no other site can make a
+#: logged-in browser change anything through the JSON API (the dashboard's own forms check a
+#: CSRF token instead)
+COOKIE_METHODS = frozenset({"GET", "HEAD"})
+
 _bearer = HTTPBearer(
     auto_error=False,
     description="An API key made with `underway keys APP create`: `Authorization: Bearer uw_...`",
@@ -80,12 +87,17 @@ async def authorize(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Scope:
-    """The caller's scope from its bearer key; 401 without a key or with a bad or revoked one."""
+    """The caller's scope from its bearer key (or, to read, the dashboard's session cookie:
+    the browser's event stream sends no header); 401 without a key or with a bad or revoked
+    one."""
     if request.app.state.insecure_no_auth:
         return Scope(None, None)
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    secret = request.cookies.get(SESSION_COOKIE) if request.method in COOKIE_METHODS else None
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        secret = credentials.credentials
+    if not secret:
         raise _unauthorized("an API key is required: send `Authorization: Bearer <key>`")
-    key = await get_app(request).authenticate_async(credentials.credentials)
+    key = await get_app(request).authenticate_async(secret)
     if key is None:
         raise _unauthorized("this API key is unknown or revoked")
     return Scope(key, key.tenant)

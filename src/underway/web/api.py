@@ -23,7 +23,7 @@ from ..errors import (
     UnderwayError,
     UnknownTask,
 )
-from . import control, events, jobs, ops
+from . import control, dashboard, events, jobs, ops
 from .access import authorize
 from .schemas import Problem
 
@@ -42,7 +42,8 @@ STATUS_OF: tuple[tuple[type[UnderwayError], int], ...] = (
 
 def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
     """The HTTP API of `app`: JSON under /api/v1, Server-Sent Events at /api/v1/events, the
-    schema at /openapi.json. Every call needs `Authorization: Bearer <key>` (see `underway
+    schema at /openapi.json, and the dashboard at / (its pages built on the same calls).
+    Every call needs `Authorization: Bearer <key>` (see `underway
     keys`) unless `insecure_no_auth`, which serves everyone as an admin: only for a server
     that listens on loopback.
 
@@ -72,6 +73,7 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
         dependencies=[Depends(authorize)],
         responses={401: {"model": Problem, "description": "no key, or a bad or revoked one"}},
     )
+    dashboard.install(api)
     api.add_exception_handler(UnderwayError, _error_handler)  # type: ignore[arg-type]
     api.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
     api.openapi = _with_task_names(api, app)  # type: ignore[method-assign]

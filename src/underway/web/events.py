@@ -84,13 +84,12 @@ async def _until(closing: anyio.Event, changes: AsyncIterator[Change]) -> AsyncI
     """`changes` until `closing` is set: then the stream ends cleanly (its last chunk sent)
     instead of being cut off when the server stops."""
     closed = asyncio.ensure_future(closing.wait())
+    step: asyncio.Future[Change] | None = None
     try:
         while True:
             step = asyncio.ensure_future(anext(changes))
             await asyncio.wait({step, closed}, return_when=asyncio.FIRST_COMPLETED)
             if not step.done():
-                step.cancel()
-                await asyncio.gather(step, return_exceptions=True)
                 return
             try:
                 yield step.result()
@@ -98,6 +97,11 @@ async def _until(closing: anyio.Event, changes: AsyncIterator[Change]) -> AsyncI
                 return
     finally:
         closed.cancel()
+        # The client went away (this generator is cancelled) or the server closes: the step
+        # still runs `changes` on its task, and closing a generator that runs is an error.
+        if step is not None and not step.done():
+            step.cancel()
+            await asyncio.gather(step, return_exceptions=True)
         await _aclose(changes)
 
 

@@ -77,9 +77,15 @@ class Worker:
         self.with_scheduler = (not burst) if scheduler is None else scheduler
         self.id = uuid7().hex  # one process incarnation
         self.queues: Sequence[str] | None = list(queues) if queues else None
-        self.concurrency = concurrency or self.settings.concurrency
-        if self.concurrency < 1:
-            raise ConfigurationError("concurrency must be >= 1")
+        self.concurrency = self.settings.concurrency if concurrency is None else concurrency
+        if (
+            isinstance(self.concurrency, bool)
+            or not isinstance(self.concurrency, int)
+            or self.concurrency < 1
+        ):
+            raise ConfigurationError(
+                f"concurrency must be a whole number >= 1, got {self.concurrency!r}"
+            )
         self.burst = burst
         self.log = logging.LoggerAdapter(log, {"worker_id": self.id})
         self.running: dict[uuid.UUID, Attempt] = {}  # outcome not yet known

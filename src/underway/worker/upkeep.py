@@ -22,6 +22,7 @@ from ..waits import wait_event
 from .attempt import Attempt
 from .idle import WAIT_SLICE
 from .outcomes import StopReason, with_report
+from .stalls import StallGuard
 from .writer import OutcomeWriter
 
 log = logging.getLogger("underway.worker")
@@ -57,13 +58,16 @@ class Upkeep:
         self._loop = asyncio.get_running_loop()
         self._reported = asyncio.Event()
         self._report_flagged = False  # the event is set or about to be: skip another wake
+        self.stalls = StallGuard(settings.lease_seconds)
 
     # --- the workers registry -----------------------------------------------------------------
 
     async def beat(self) -> None:
         """Keep this worker listed among the live ones for another lease."""
         try:
-            await self.threads.call(self.store.beat_worker, self.beat_info)
+            await self.stalls.timed(
+                lambda: self.threads.call(self.store.beat_worker, self.beat_info)
+            )
         except Exception as exc:
             self.log.error("announcing the worker failed: %s", exc)
 
@@ -89,7 +93,9 @@ class Upkeep:
         if not leases:
             return
         try:
-            result = await self.threads.call(self.store.heartbeat, self.worker_id, leases)
+            result = await self.stalls.timed(
+                lambda: self.threads.call(self.store.heartbeat, self.worker_id, leases)
+            )
         except Exception as exc:
             self.log.error("heartbeat for %d leases failed: %s", len(leases), exc)
             return
@@ -106,8 +112,12 @@ class Upkeep:
                     attempt.stop(reason)
 
     async def rescue(self) -> None:
+        if not self.stalls.may_rescue():
+            return  # the store stalled a moment ago: live holders renew their leases first
         try:
-            rescued = await self.threads.call(self.store.rescue, self.settings.max_rescues)
+            rescued = await self.stalls.timed(
+                lambda: self.threads.call(self.store.rescue, self.settings.max_rescues)
+            )
         except Exception as exc:
             self.log.error("rescuing expired leases failed: %s", exc)
             return

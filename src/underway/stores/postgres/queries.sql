@@ -132,8 +132,10 @@ SELECT count(*) FROM {schema}.underway_jobs WHERE status = 'running' AND queue =
 SELECT name, concurrency FROM {schema}.underway_queues WHERE concurrency IS NOT NULL AND NOT paused;
 
 -- name: heartbeat
+-- clock_timestamp(): the lease runs from when the row is written, not from when the statement
+-- began (it may have waited for a row lock).
 UPDATE {schema}.underway_jobs AS j
-SET lease_expires_at = now() + %(lease)s * interval '1 second'
+SET lease_expires_at = clock_timestamp() + %(lease)s * interval '1 second'
 FROM unnest(%(ids)s::uuid[], %(tokens)s::text[]) AS u(id, token)
 -- The ANY() lets the planner probe the primary key per id even with stale statistics.
 WHERE j.id = ANY(%(ids)s) AND j.id = u.id AND j.lease_token = u.token AND j.status = 'running'
@@ -152,6 +154,7 @@ FROM unnest(%(ids)s::uuid[], %(tokens)s::text[], %(progress)s::float8[],
 WHERE j.id = ANY(%(ids)s) AND j.id = u.id AND j.lease_token = u.token AND j.status = 'running';
 
 -- name: finish
+-- worker_id stays: a finished job's row is its last attempt (migration 0003).
 UPDATE {schema}.underway_jobs AS j
 SET status = CASE WHEN j.cancel_requested AND u.status = 'pending' THEN 'cancelled'
                   ELSE u.status END,
@@ -163,7 +166,8 @@ SET status = CASE WHEN j.cancel_requested AND u.status = 'pending' THEN 'cancell
     run_at = CASE WHEN u.status = 'pending'
                   THEN now() + u.retry_in * interval '1 second' ELSE j.run_at END,
     ready = CASE WHEN u.status = 'pending' THEN u.retry_in <= 0 ELSE true END,
-    started_at = CASE WHEN u.status = 'pending' AND NOT j.cancel_requested
+    -- a refunded attempt does not count, even when it ends cancelled: the row lets go of it
+    started_at = CASE WHEN (u.status = 'pending' AND NOT j.cancel_requested) OR u.refund > 0
                       THEN NULL ELSE j.started_at END,
     completed_at = CASE WHEN u.status = 'pending' AND NOT j.cancel_requested
                         THEN NULL ELSE now() END,
@@ -172,7 +176,6 @@ SET status = CASE WHEN j.cancel_requested AND u.status = 'pending' THEN 'cancell
     payload = CASE WHEN u.report THEN coalesce(u.payload, j.payload) ELSE j.payload END,
     lease_token = NULL,
     lease_expires_at = NULL,
-    worker_id = NULL,
     cancel_requested = false,
     updated_at = now()
 FROM unnest(
@@ -690,19 +693,35 @@ SELECT coalesce((
 
 -- name: prune_changes
 -- The feed keeps changes for a while: a reader that was away longer resumes at the oldest kept.
+-- Only the oldest batch is looked at, so a call costs the same however many changes are kept.
 WITH doomed AS (
-    SELECT xid, seq FROM {schema}.underway_changes
+    SELECT xid, seq FROM (
+        SELECT xid, seq, updated_at FROM {schema}.underway_changes
+        ORDER BY xid, seq
+        LIMIT %(batch)s
+    ) AS oldest
     WHERE updated_at < now() - %(age)s * interval '1 second'
-    ORDER BY xid, seq
-    LIMIT %(batch)s
 )
 DELETE FROM {schema}.underway_changes AS c USING doomed
 WHERE c.xid = doomed.xid AND c.seq = doomed.seq;
 
 -- name: attempts
+-- The attempts the job's row let go of, then the one it holds (see migration 0003).
 SELECT job_id, number, worker_id, started_at, ended_at, outcome, error_type, error_message,
        extract(epoch FROM ended_at - started_at) AS duration
-FROM {schema}.underway_attempts WHERE job_id = %(id)s ORDER BY id;
+FROM (
+    SELECT id AS seq, job_id, number, worker_id, started_at, ended_at, outcome, error_type,
+           error_message
+    FROM {schema}.underway_attempts WHERE job_id = %(id)s
+    UNION ALL
+    SELECT NULL, id, attempt, worker_id, started_at,
+           CASE WHEN status <> 'running' THEN completed_at END,
+           CASE WHEN status <> 'running' THEN status END,
+           CASE WHEN status IN ('failed', 'cancelled') THEN error_type END,
+           CASE WHEN status IN ('failed', 'cancelled') THEN error_message END
+    FROM {schema}.underway_jobs WHERE id = %(id)s AND started_at IS NOT NULL
+) AS a
+ORDER BY seq NULLS LAST;
 
 -- name: beat_worker
 INSERT INTO {schema}.underway_workers

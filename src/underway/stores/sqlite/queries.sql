@@ -126,6 +126,7 @@ SET progress = :progress,
 WHERE id = :id AND lease_token = :token AND status = 'running';
 
 -- name: finish
+-- worker_id stays: a finished job's row is its last attempt (migration 0003).
 UPDATE underway_jobs
 SET status = CASE WHEN cancel_requested AND :status = 'pending' THEN 'cancelled' ELSE :status END,
     result = :result,
@@ -134,7 +135,8 @@ SET status = CASE WHEN cancel_requested AND :status = 'pending' THEN 'cancelled'
     error_traceback = CASE WHEN :has_error THEN :error_traceback ELSE error_traceback END,
     attempt = attempt - :refund,
     run_at = CASE WHEN :status = 'pending' THEN :now + :retry_in ELSE run_at END,
-    started_at = CASE WHEN :status = 'pending' AND NOT cancel_requested
+    -- a refunded attempt does not count, even when it ends cancelled: the row lets go of it
+    started_at = CASE WHEN (:status = 'pending' AND NOT cancel_requested) OR :refund > 0
                       THEN NULL ELSE started_at END,
     completed_at = CASE WHEN :status = 'pending' AND NOT cancel_requested
                         THEN NULL ELSE :now END,
@@ -143,7 +145,6 @@ SET status = CASE WHEN cancel_requested AND :status = 'pending' THEN 'cancelled'
     payload = CASE WHEN :report THEN coalesce(:payload, payload) ELSE payload END,
     lease_token = NULL,
     lease_expires_at = NULL,
-    worker_id = NULL,
     cancel_requested = 0,
     updated_at = :now
 WHERE id = :id AND lease_token = :token AND status = 'running';
@@ -491,14 +492,31 @@ AND j.tenant = :tenant
 SELECT CAST(coalesce(max(seq), 0) AS TEXT) FROM underway_changes;
 
 -- name: prune_changes
+-- Only the oldest batch is looked at (seq order is commit order), so a call costs the same
+-- however many changes are kept, and no index on updated_at is needed. The newest change
+-- always stays: the next seq is the largest + 1, and must never go back to one a reader has.
 DELETE FROM underway_changes WHERE seq IN (
-    SELECT seq FROM underway_changes WHERE updated_at < :now - :age LIMIT :batch
-);
+    SELECT seq FROM (SELECT seq, updated_at FROM underway_changes ORDER BY seq LIMIT :batch)
+    WHERE updated_at < :now - :age
+) AND seq < (SELECT max(seq) FROM underway_changes);
 
 -- name: attempts
+-- The attempts the job's row let go of, then the one it holds (see migration 0003).
 SELECT job_id, number, worker_id, started_at, ended_at, outcome, error_type, error_message,
        ended_at - started_at AS duration
-FROM underway_attempts WHERE job_id = :id ORDER BY id;
+FROM (
+    SELECT id AS seq, job_id, number, worker_id, started_at, ended_at, outcome, error_type,
+           error_message
+    FROM underway_attempts WHERE job_id = :id
+    UNION ALL
+    SELECT NULL, id, attempt, worker_id, started_at,
+           CASE WHEN status <> 'running' THEN completed_at END,
+           CASE WHEN status <> 'running' THEN status END,
+           CASE WHEN status IN ('failed', 'cancelled') THEN error_type END,
+           CASE WHEN status IN ('failed', 'cancelled') THEN error_message END
+    FROM underway_jobs WHERE id = :id AND started_at IS NOT NULL
+)
+ORDER BY seq IS NULL, seq;
 
 -- name: beat_worker
 INSERT INTO underway_workers

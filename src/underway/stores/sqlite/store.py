@@ -268,11 +268,14 @@ class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
     def heartbeat(self, worker_id: str, leases: Sequence[Lease]) -> HeartbeatResult:
         if not leases:
             return HeartbeatResult(frozenset(), frozenset())
-        expires = time.time() + self.settings.lease_seconds
-        params = [
-            {"id": str(lease.job_id), "token": lease.token, "expires": expires} for lease in leases
-        ]
         with self._write() as conn:
+            # The lease runs from now that the write lock is ours, not from before waiting for
+            # it: after a long stall, a lease dated from before it would already be over.
+            expires = time.time() + self.settings.lease_seconds
+            params = [
+                {"id": str(lease.job_id), "token": lease.token, "expires": expires}
+                for lease in leases
+            ]
             conn.executemany(Q["heartbeat"], params)
             states = {
                 row[0]: row
@@ -330,8 +333,11 @@ class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
             return landed
 
     def rescue(self, max_rescues: int) -> list[Job]:
+        # Expired as of the call, not as of when the write lock came: a lease that ran out
+        # while everyone waited for the lock belongs to a holder that could not renew it.
+        params = {"now": time.time(), "max_rescues": max_rescues}
         with self._write() as conn:
-            cursor = conn.execute(Q["rescue"], {"now": time.time(), "max_rescues": max_rescues})
+            cursor = conn.execute(Q["rescue"], params)
             return [_job(row) for row in cursor.fetchall()]
 
     def next_due(self, queues: Sequence[str] | None) -> float | None:

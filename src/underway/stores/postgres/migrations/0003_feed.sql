@@ -29,9 +29,15 @@ CREATE TABLE {schema}.underway_changes (
     cancel_requested boolean NOT NULL,
     PRIMARY KEY (xid, seq)
 );
-CREATE INDEX underway_changes_job ON {schema}.underway_changes (job_id, xid, seq);
+-- No index on job_id: a watcher of one job reads the changes after its cursor, which are the
+-- same few a watcher of all reads, and a second b-tree per change was a quarter of the feed's
+-- cost.
 
--- Every attempt of every job: opened when a job starts running, closed when it stops.
+-- The attempts a job's row no longer holds. The row holds its latest attempt while its
+-- started_at is set: while it runs, and after its worker finished it for good. It lets go when
+-- the attempt is retried, rescued or handed back, or when a person retries the finished job
+-- (started_at cleared): the trigger below files the attempt here then. So a job that succeeds
+-- at its first attempt, the common case by far, writes no attempt row at all.
 CREATE TABLE {schema}.underway_attempts (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job_id        uuid NOT NULL,
@@ -39,12 +45,11 @@ CREATE TABLE {schema}.underway_attempts (
     worker_id     text,
     started_at    timestamptz NOT NULL,
     ended_at      timestamptz,
-    outcome       text,
+    outcome       text NOT NULL,
     error_type    text,
     error_message text
 );
 CREATE INDEX underway_attempts_job ON {schema}.underway_attempts (job_id, id);
-CREATE INDEX underway_attempts_open ON {schema}.underway_attempts (job_id) WHERE ended_at IS NULL;
 
 -- Workers announce themselves at each heartbeat; a row whose lease passed is a dead worker.
 CREATE TABLE {schema}.underway_workers (
@@ -75,77 +80,98 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- Without stats on the transition tables the planner guesses them big, and the per-job lookup
--- below would then cross jit_above_cost: compiling the statement costs more than it runs.
+-- Without stats on the transition tables the planner guesses them big, and the statement
+-- below would then cross jit_above_cost: compiling it costs more than it runs.
 CREATE FUNCTION {schema}.underway_jobs_updated() RETURNS trigger LANGUAGE plpgsql
 SET jit = off AS $$
+DECLARE
+    -- Where this statement's changes are filed. A job's changes must keep the order they
+    -- committed in, and this transaction may have taken its id before one that changed the
+    -- job first (it waited for the row lock, as a batch of outcomes waits for a cancel).
+    -- That one has finished by now, so its id is at most the newest finished id (the fresh
+    -- snapshot's xmax - 1, which a transaction took already: a change filed there becomes
+    -- visible, one filed at xmax would wait for a later transaction). Never below this
+    -- transaction's own id: a reader only reads below the oldest transaction in flight, so
+    -- nothing can be filed behind a cursor.
+    filed xid8 := greatest(pg_current_xact_id(),
+        (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - 1)::text::xid8);
 BEGIN
-    -- The attempt that ended: closed with how it ended.
-    UPDATE {schema}.underway_attempts AS a
-    SET ended_at = n.updated_at,
-        outcome = CASE
-            WHEN n.status <> 'pending' THEN n.status
-            WHEN n.rescues > o.rescues THEN 'rescued'
-            WHEN n.attempt < o.attempt THEN 'handed_back'
-            ELSE 'retry' END,
-        -- a completed or handed-back attempt failed at nothing: the job's error is an
-        -- earlier attempt's
-        error_type = CASE WHEN n.status = 'completed' OR n.attempt < o.attempt
-                          THEN NULL ELSE n.error_type END,
-        error_message = CASE WHEN n.status = 'completed' OR n.attempt < o.attempt
-                             THEN NULL ELSE n.error_message END
-    FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
-    WHERE o.status = 'running' AND n.status <> 'running'
-      AND a.job_id = n.id AND a.ended_at IS NULL;
-    -- The attempt that began.
-    INSERT INTO {schema}.underway_attempts (job_id, number, worker_id, started_at)
-    SELECT n.id, n.attempt, n.worker_id, coalesce(n.started_at, n.updated_at)
-    FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
-    WHERE n.status = 'running' AND o.status <> 'running';
-    -- What watchers see; a heartbeat changes nothing they can see and records nothing.
-    -- A job's changes must keep the order they committed in, and this transaction may have
-    -- taken its id before one that changed the job first (it waited for the row lock, as a
-    -- batch of outcomes waits for a cancel): it then files its change under that younger id.
-    -- Still never below its own id, so the change stays invisible to readers until it commits.
+    -- What watchers see (a heartbeat changes nothing they can see and records nothing), and
+    -- the attempt a job's row lets go of: one pass over the changed rows for both.
+    WITH changed AS MATERIALIZED (
+        SELECT n.id, n.status, n.attempt, n.rescues, n.run_at, n.progress, n.status_message,
+               n.payload, n.result, n.error_message, n.error_type, n.error_traceback,
+               n.started_at, n.completed_at, n.updated_at, n.cancel_requested,
+               o.status AS old_status, o.attempt AS old_attempt,
+               o.rescues AS old_rescues, o.cancel_requested AS old_cancel_requested,
+               o.worker_id AS old_worker_id, o.started_at AS old_started_at,
+               o.completed_at AS old_completed_at, o.error_type AS old_error_type,
+               o.error_message AS old_error_message
+        FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
+        WHERE n.status IS DISTINCT FROM o.status
+           OR n.cancel_requested IS DISTINCT FROM o.cancel_requested
+           OR n.progress IS DISTINCT FROM o.progress
+           OR n.status_message IS DISTINCT FROM o.status_message
+           OR n.payload IS DISTINCT FROM o.payload
+           OR n.run_at IS DISTINCT FROM o.run_at
+    ), let_go AS (
+        SELECT id, old_attempt, old_worker_id, old_started_at,
+            old_status = 'running' AND attempt < old_attempt AS refunded,
+            -- ended by its worker or a rescue just now, or finished earlier and retried now
+            CASE WHEN old_status = 'running' THEN updated_at ELSE old_completed_at END AS ended_at,
+            CASE WHEN old_status <> 'running' THEN old_status
+                 WHEN status <> 'pending' THEN status
+                 WHEN rescues > old_rescues THEN 'rescued'
+                 WHEN attempt < old_attempt THEN 'handed_back'
+                 ELSE 'retry' END AS outcome,
+            CASE WHEN old_status = 'running' THEN error_type ELSE old_error_type END AS error_type,
+            CASE WHEN old_status = 'running' THEN error_message ELSE old_error_message END
+                AS error_message
+        FROM changed WHERE old_started_at IS NOT NULL AND started_at IS NULL
+    ), filed_attempts AS (
+        INSERT INTO {schema}.underway_attempts (job_id, number, worker_id, started_at, ended_at,
+            outcome, error_type, error_message)
+        SELECT id, old_attempt, old_worker_id, old_started_at, ended_at, outcome,
+            -- a completed or handed-back attempt failed at nothing: the job's error is an
+            -- earlier attempt's
+            CASE WHEN outcome = 'completed' OR refunded THEN NULL ELSE error_type END,
+            CASE WHEN outcome = 'completed' OR refunded THEN NULL ELSE error_message END
+        FROM let_go
+    )
     INSERT INTO {schema}.underway_changes (xid, job_id, kind, status, attempt, rescues, run_at,
         progress, status_message, payload, result, error_message, error_type, error_traceback,
         started_at, completed_at, updated_at, cancel_requested)
-    SELECT greatest(pg_current_xact_id(), (
-            SELECT c.xid FROM {schema}.underway_changes AS c
-            WHERE c.job_id = n.id ORDER BY c.xid DESC LIMIT 1)),
-        n.id,
+    SELECT filed, id,
         CASE
-            WHEN n.status IS DISTINCT FROM o.status THEN CASE
-                WHEN n.status = 'running' THEN 'started'
-                WHEN n.status = 'pending' AND o.status = 'running' THEN 'requeued'
-                WHEN n.status = 'pending' THEN 'retried'
-                ELSE n.status END
-            WHEN n.cancel_requested AND NOT o.cancel_requested THEN 'cancel_requested'
+            WHEN status IS DISTINCT FROM old_status THEN CASE
+                WHEN status = 'running' THEN 'started'
+                WHEN status = 'pending' AND old_status = 'running' THEN 'requeued'
+                WHEN status = 'pending' THEN 'retried'
+                ELSE status END
+            WHEN cancel_requested AND NOT old_cancel_requested THEN 'cancel_requested'
             ELSE 'reported' END,
-        n.status, n.attempt, n.rescues, n.run_at, n.progress, n.status_message, n.payload,
-        n.result, n.error_message, n.error_type, n.error_traceback, n.started_at,
-        n.completed_at, n.updated_at, n.cancel_requested
-    FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
-    WHERE n.status IS DISTINCT FROM o.status
-       OR n.cancel_requested IS DISTINCT FROM o.cancel_requested
-       OR n.progress IS DISTINCT FROM o.progress
-       OR n.status_message IS DISTINCT FROM o.status_message
-       OR n.payload IS DISTINCT FROM o.payload
-       OR n.run_at IS DISTINCT FROM o.run_at;
+        status, attempt, rescues, run_at, progress, status_message, payload, result,
+        error_message, error_type, error_traceback, started_at, completed_at, updated_at,
+        cancel_requested
+    FROM changed;
     IF FOUND THEN
         PERFORM pg_notify('underway-feed:' || left(md5(TG_TABLE_SCHEMA), 16), '');
     END IF;
-    -- The worker running a job learns of its cancel at once, not at its next heartbeat.
-    PERFORM pg_notify('underway-cancel:' || left(md5(TG_TABLE_SCHEMA), 16), n.id::text)
-    FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
-    WHERE n.cancel_requested AND NOT o.cancel_requested;
+    -- The worker running a job learns of its cancel at once, not at its next heartbeat. Most
+    -- statements touch no cancelled job: only then is the join paid.
+    IF EXISTS (SELECT FROM new_rows WHERE cancel_requested) THEN
+        PERFORM pg_notify('underway-cancel:' || left(md5(TG_TABLE_SCHEMA), 16), n.id::text)
+        FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
+        WHERE n.cancel_requested AND NOT o.cancel_requested;
+    END IF;
     RETURN NULL;
 END $$;
 
--- A job's history goes with it.
+-- A job's attempts go with it. Its changes stay until they age out like every other: the
+-- feed joins the job row, so they are seen no more, and finding them would need the index
+-- on job_id that the feed does without.
 CREATE FUNCTION {schema}.underway_jobs_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM {schema}.underway_changes AS c USING old_rows AS o WHERE c.job_id = o.id;
     DELETE FROM {schema}.underway_attempts AS a USING old_rows AS o WHERE a.job_id = o.id;
     RETURN NULL;
 END $$;
