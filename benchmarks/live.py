@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import psycopg
@@ -136,26 +136,39 @@ def drain_variant(
 
 
 def _drop_feed_triggers(url: str, store: str) -> None:
+    drop_from_jobs(url, store, FEED_TRIGGERS[store])
+
+
+def drop_from_jobs(
+    url: str, store: str, triggers: Sequence[str], indexes: Sequence[str] = ()
+) -> None:
+    """Migrate a fresh store at `url`, then drop these triggers and indexes of its job table:
+    the yardstick of what they cost."""
     app, _ = make_app(url)
     app.migrate()
     app.close()
-    names = FEED_TRIGGERS[store]
     if store == "sqlite":
         import sqlite3
 
         path = url.removeprefix("sqlite:///")
         with contextlib.closing(sqlite3.connect(path)) as conn:
-            for name in names:
+            for name in triggers:
                 conn.execute(f"DROP TRIGGER {name}")
+            for name in indexes:
+                conn.execute(f"DROP INDEX {name}")
             conn.commit()
         return
     conninfo, _, schema = url.partition("?schema=")
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        for name in names:
+        for name in triggers:
             conn.execute(
                 sql.SQL("DROP TRIGGER {} ON {}.underway_jobs").format(
                     sql.Identifier(name), sql.Identifier(schema)
                 )
+            )
+        for name in indexes:
+            conn.execute(
+                sql.SQL("DROP INDEX {}.{}").format(sql.Identifier(schema), sql.Identifier(name))
             )
 
 

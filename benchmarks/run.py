@@ -3,7 +3,8 @@
 Measures enqueue (one by one and in bulk), draining a full queue with 1, 2 and 4 worker
 processes at several concurrencies, pickup latency with idle workers, and the same work done
 with raw SQL (the yardstick) in the same run, on SQLite and PostgreSQL. `--scale` adds claim
-latency on a PostgreSQL table of ten million finished jobs. Prints tables; `--json PATH`
+latency on a PostgreSQL table of ten million finished jobs; `--only dashboard` times the
+dashboard's requests over HTTP on a store of a million finished jobs. Prints tables; `--json PATH`
 writes the raw numbers. Nothing here asserts a timing.
 """
 
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import dashboard
 import live
 import report
 import workloads
@@ -66,7 +68,9 @@ PEERS: dict[str, dict[str, str]] = {
     },
 }
 T = TypeVar("T")
-WORKLOADS = ("enqueue", "bulk", "drain", "pickup", "live", "yardstick", "explain", "scale")
+WORKLOADS = (
+    "enqueue", "bulk", "drain", "pickup", "live", "yardstick", "explain", "scale", "dashboard",
+)  # fmt: skip
 DEFAULT_ONLY = ("enqueue", "bulk", "drain", "pickup", "live", "yardstick", "explain")
 #: the concurrency of the live drains (feed on, feed off, watched)
 LIVE_CONCURRENCY = 100
@@ -115,6 +119,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--scale-big-due", type=int, default=1_000_000, help=argparse.SUPPRESS)
     p.add_argument("--scale-budget", type=float, default=600.0, help=argparse.SUPPRESS)
     p.add_argument(
+        "--dashboard-jobs",
+        type=int,
+        default=None,
+        help="dashboard: finished jobs to fill the store with, plus 1%% pending "
+        "(default 1,000,000; 10,000 with --quick)",
+    )
+    p.add_argument(
+        "--dashboard-rounds",
+        type=int,
+        default=10,
+        help="dashboard: timed requests per path, after one warm-up (default 10)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="also drain once with store calls timed and once under cProfile; print the top",
@@ -135,6 +152,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.jobs = args.jobs or (1_000 if args.quick else 10_000)
     args.pickup_jobs = args.pickup_jobs or (50 if args.quick else 300)
     args.repeat = args.repeat or (1 if args.quick else 3)
+    args.dashboard_jobs = args.dashboard_jobs or (10_000 if args.quick else 1_000_000)
     default_conc = "50,200" if args.quick else "50,100,200"
     try:
         args.concurrency = [int(c) for c in (args.concurrency or default_conc).split(",") if c]
@@ -147,6 +165,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     unknown = args.only - set(WORKLOADS)
     if unknown:
         p.error(f"unknown workload(s) {sorted(unknown)}; choose from {', '.join(WORKLOADS)}")
+    if args.dashboard_jobs < 100 or args.dashboard_rounds < 1:
+        p.error("--dashboard-jobs must be >= 100 and --dashboard-rounds >= 1")
     if args.jobs < 1 or args.repeat < 1 or any(c < 1 for c in (*args.concurrency, *args.processes)):
         p.error("--jobs, --repeat, --concurrency and --processes must be >= 1")
     args.stores = list(STORES) if args.store == "both" else [args.store]
@@ -287,6 +307,12 @@ def run_all(args: argparse.Namespace, target: Target) -> dict[str, Any]:
     if "explain" in args.only:
         progress("query plans of the worker's hot statements")
         out["explain"] = again_on_restart(target, "explain", target.explain)
+    if "dashboard" in args.only:
+        out["dashboard"] = again_on_restart(
+            target,
+            "dashboard",
+            lambda: dashboard.run(fresh, target.name, args.dashboard_jobs, args.dashboard_rounds),
+        )
     if args.profile:
         out["profile"] = run_profile(args, target, results)
     if "scale" in args.only and target.name == "postgres":
@@ -472,6 +498,8 @@ def print_report(args: argparse.Namespace, data: dict[str, Any]) -> None:
         _print_profile(data["profile"])
     if "scale" in data:
         _print_scale(data["scale"])
+    if "dashboard" in data:
+        dashboard.print_report(data["dashboard"])
     if data.get("restarts"):
         say(
             "run again because the server restarted under them (another process restarted "

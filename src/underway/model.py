@@ -144,6 +144,21 @@ class Stats:
         return sum(self.by_status.values())
 
 
+#: how many minutes of finishes the store keeps for `App.stats_history` (a day)
+HISTORY_MINUTES = 1440
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteStats:
+    """How many jobs reached each final state in one minute (`at`, its start, UTC), counted
+    when they finished: a later retry or prune takes nothing back."""
+
+    at: datetime
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class QueueInfo:
     """A queue as every worker sees it: its controls and its jobs by status."""

@@ -1,5 +1,6 @@
-"""App verbs for operators: API keys, deleting finished jobs, and retrying or deleting the
-dead letters (failed jobs) in bulk. `App` inherits them; they need only its store and events."""
+"""App verbs for operators: API keys, deleting finished jobs, retrying or deleting the dead
+letters (failed jobs) in bulk, and the history of finishes per minute. `App` inherits them;
+they need only its store and events."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from .errors import DuplicateKey, InvalidTransition, JobNotFound
+from .errors import DuplicateKey, InvalidArguments, InvalidTransition, JobNotFound
 from .events import Events
 from .ids import as_job_id
 from .keys import ApiKey, key_id_of, matches, new_key
-from .model import Job, Status
+from .model import HISTORY_MINUTES, Job, MinuteStats, Status
 from .stores import Store
 from .stores.messages import JobFilter
 from .twins import twin
@@ -58,6 +59,23 @@ class Operations:
         if used is None or datetime.now(UTC) - used > TOUCH_EVERY:
             self.store.touch_key(stored.key.id)
         return stored.key
+
+    # --- history -------------------------------------------------------------------------------
+
+    def stats_history(self, minutes: int = 60, tenant: str | None = None) -> list[MinuteStats]:
+        """Jobs completed, failed and cancelled per minute over the last `minutes` minutes
+        (1 to 1440; the store keeps a day), oldest first, one entry per minute with zeros
+        included, the current minute last. With `tenant`, that tenant's jobs only."""
+        if (
+            isinstance(minutes, bool)
+            or not isinstance(minutes, int)
+            or not (1 <= minutes <= HISTORY_MINUTES)
+        ):
+            raise InvalidArguments(
+                f"minutes must be a whole number from 1 to {HISTORY_MINUTES} (the store keeps "
+                f"a day of finishes per minute), got {minutes!r}"
+            )
+        return self.store.stats_history(minutes, tenant)
 
     # --- deleting and bulk controls --------------------------------------------------------
 
@@ -127,3 +145,4 @@ class Operations:
     delete_job_async = twin(delete_job)
     retry_failed_async = twin(retry_failed)
     delete_failed_async = twin(delete_failed)
+    stats_history_async = twin(stats_history)

@@ -30,6 +30,7 @@ APP_STORE_CALLS = [
     "retry",
     "wait",
     "stats",
+    "stats_history",
     "deliveries",
     "queues",
     "pause_queue",

@@ -47,6 +47,8 @@ POSTGRES_ONLY = {
     # and one row per task and queue, so nothing to fold
     "fold_counters",
     "fold_delivery_counters",
+    "fold_tallies",
+    "fold_minutes",
 }
 # Fragments a shared statement takes in one dialect only: PostgreSQL names the schema of every
 # table; SQLite's claim picks its index, PostgreSQL's claim skips limited queues.

@@ -4,6 +4,7 @@ attempts, through real HTTP."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -145,3 +146,21 @@ def test_a_callback_url_needs_the_apps_webhook_secret(web: Web) -> None:
     body = {"task": "web.add", "args": {"a": 1}, "callback_url": "https://example.com/hook"}
     response = web.as_admin().post("/api/v1/jobs", json=body)
     assert response.status_code == 422 and "webhook_secret" in response.json()["detail"]
+
+
+def test_the_last_hour_counts_finishes_per_minute(web: Web) -> None:
+    client = web.as_admin()
+    for a in range(3):
+        client.post("/api/v1/jobs", json={"task": "web.add", "args": {"a": a}})
+    client.post("/api/v1/jobs", json={"task": "web.boom", "args": {}})
+    web.app.run_worker(burst=True, handle_signals=False)
+    minutes = client.get("/api/v1/stats/history", params={"minutes": 60}).json()["minutes"]
+    assert len(minutes) == 60
+    times = [datetime.fromisoformat(m["at"]) for m in minutes]
+    assert times == sorted(times) and all(t.utcoffset() == timedelta(0) for t in times)
+    assert times[-1] <= datetime.now(UTC) < times[-1] + timedelta(minutes=1, seconds=5)
+    assert sum(m["completed"] for m in minutes) == 3 and sum(m["failed"] for m in minutes) == 1
+    assert len(client.get("/api/v1/stats/history").json()["minutes"]) == 60  # the default
+    for bad in ("0", "1441", "soon"):
+        response = client.get("/api/v1/stats/history", params={"minutes": bad})
+        assert response.status_code == 422, response.text

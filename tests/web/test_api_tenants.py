@@ -186,3 +186,17 @@ def test_a_tenant_key_sees_the_tasks_but_not_the_shared_controls(web: Web) -> No
         assert response.status_code == 403, (method, path, response.text)
         assert "admin key" in response.json()["detail"]
     assert web.app.queues() == [] and web.app.list_jobs().jobs == []  # nothing paused or fired
+
+
+def test_the_last_hour_of_a_tenant_key_counts_its_jobs_only(
+    web: Web, two_tenants: dict[str, dict[str, Any]]
+) -> None:
+    def failed(client: httpx.Client, **params: str) -> int:
+        answer = client.get("/api/v1/stats/history", params=params)
+        assert answer.status_code == 200, answer.text
+        return sum(m["failed"] for m in answer.json()["minutes"])
+
+    assert failed(web.as_admin()) == 2
+    assert failed(web.as_admin(), tenant="acme") == 1
+    assert failed(web.as_tenant("acme")) == 1
+    assert failed(web.as_tenant("acme"), tenant="globex") == 0  # another tenant's: nothing

@@ -16,6 +16,7 @@ from ..model import (
     Change,
     Delivery,
     Job,
+    MinuteStats,
     Page,
     QueueInfo,
     RunStats,
@@ -166,6 +167,11 @@ class Store(Protocol):
     def delivery_counts(self) -> DeliveryCounts:
         """Callback deliveries delivered, failed for good and attempted (counted as they
         happened), and pending now."""
+
+    def stats_history(self, minutes: int, tenant: str | None = None) -> list[MinuteStats]:
+        """Finishes per minute over the last `minutes` minutes of the store's clock (at most
+        model.HISTORY_MINUTES), oldest first, the current minute last, every minute present
+        (zeros too); with `tenant`, that tenant's jobs only."""
 
     def queue_depth(self) -> dict[str, dict[str, int]]:
         """Unfinished jobs per queue and status (pending, running); read without touching the

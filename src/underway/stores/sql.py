@@ -243,27 +243,28 @@ def build_run_stats(
     running: Sequence[Sequence[Any]],
 ) -> dict[str, RunStats]:
     """Assemble RunStats from three small query results, the same for every store:
-    aggregates (name, runs, failures, last_run, average_duration), recent finished runs newest
-    first per name (name, status, duration), and running counts (name, count)."""
-    streaks: dict[str, list[tuple[str, float | None]]] = {}
-    for name, status, duration in recent:
-        streaks.setdefault(name, []).append((status, duration))
+    aggregates (name, runs, failures, durations summed in microseconds), recent finished runs
+    newest first per name (name, status, duration, started_at), and running counts (name,
+    count)."""
+    streaks: dict[str, list[tuple[str, float | None, datetime | None]]] = {}
+    for name, status, duration, started_at in recent:
+        streaks.setdefault(name, []).append((status, duration, started_at))
     running_by = {name: count for name, count in running}
     out: dict[str, RunStats] = {}
-    for name, runs, failures, last_run, average in aggregates:
+    for name, runs, failures, duration in aggregates:
         history = streaks.get(name, [])
         consecutive = 0
-        for status, _ in history:
+        for status, _, _ in history:
             if status != Status.FAILED:
                 break
             consecutive += 1
         out[name] = RunStats(
-            runs=runs,
-            failures=failures or 0,
-            last_run=last_run,
+            runs=int(runs),
+            failures=int(failures or 0),
+            last_run=history[0][2] if history else None,
             last_status=history[0][0] if history else None,
-            last_duration=history[0][1] if history else None,
-            average_duration=None if average is None else float(average),
+            last_duration=None if not history or history[0][1] is None else float(history[0][1]),
+            average_duration=int(duration) / int(runs) / 1e6,
             consecutive_failures=consecutive,
             running=running_by.get(name, 0),
         )
@@ -505,8 +506,8 @@ class SqlStore(SqlKeys, ABC, Generic[C]):
                 aggregates, recent, running = (
                     self._run(conn, statements[name], scope).fetchall() for name in RUN_STATEMENTS
                 )
-                aggregates = [(n, runs, fails, load_time(last), avg)
-                              for n, runs, fails, last, avg in aggregates]  # fmt: skip
+                recent = [(n, status, duration, load_time(started))
+                          for n, status, duration, started in recent]  # fmt: skip
                 out.append(build_run_stats(aggregates, recent, running))
         return out[0], out[1]
 

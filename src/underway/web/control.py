@@ -7,25 +7,34 @@ seeing and steering them needs an admin key (403 otherwise).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from ..jobjson import job_to_json
+from ..model import HISTORY_MINUTES, MinuteStats
 from .access import AppDep, ScopeDep
-from .render import queue_json, schedule_json, stats_json, task_json, worker_json
+from .render import (
+    history_json,
+    queue_json,
+    schedule_json,
+    stats_json,
+    task_json,
+    worker_json,
+)
 from .schemas import (
     ConcurrencyIn,
     JobOut,
     Problem,
     QueueOut,
     ScheduleOut,
+    StatsHistoryOut,
     StatsOut,
     TaskOut,
     WorkerOut,
 )
-from .texts import checked
+from .texts import Text, checked
 
 router = APIRouter()
 
@@ -44,6 +53,24 @@ async def stats(app: AppDep, scope: ScopeDep) -> Response:
     """Jobs by status, task and queue, with run statistics per task and schedule. A tenant
     key gets its tenant's counts only (and no run statistics, which cover every tenant)."""
     return JSONResponse(stats_json(await app.stats_async(tenant=scope.tenant)))
+
+
+@router.get("/stats/history", response_model=StatsHistoryOut, tags=["stats"])
+async def stats_history(
+    app: AppDep,
+    scope: ScopeDep,
+    minutes: Annotated[int, Query(ge=1, le=HISTORY_MINUTES)] = 60,
+    tenant: Text = None,
+) -> Response:
+    """Jobs completed, failed and cancelled per minute over the last `minutes` minutes, oldest
+    first, one entry per minute (zeros too), the current minute last. An admin key sees every
+    tenant's (or one, with `tenant`); a tenant key its own tenant's."""
+    scoped = scope.tenant_filter(tenant)
+    history = await app.stats_history_async(minutes, scoped)
+    if scope.elsewhere(tenant):
+        # Another tenant's history: zeros, as its lists are empty.
+        history = [MinuteStats(m.at) for m in history]
+    return JSONResponse(history_json(history))
 
 
 @router.get("/workers", response_model=list[WorkerOut], responses=ADMIN, tags=["workers"])

@@ -7,7 +7,16 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from ..model import AttemptInfo, JobError, QueueInfo, RunStats, ScheduleInfo, Stats, WorkerInfo
+from ..model import (
+    AttemptInfo,
+    JobError,
+    MinuteStats,
+    QueueInfo,
+    RunStats,
+    ScheduleInfo,
+    Stats,
+    WorkerInfo,
+)
 from ..tasks import Task
 from .arguments import arguments_schema
 
@@ -20,6 +29,11 @@ def run_stats_json(stats: RunStats) -> dict[str, Any]:
     data = {f.name: _plain(getattr(stats, f.name)) for f in dataclasses.fields(stats)}
     data["state"] = stats.state
     return data
+
+
+def history_json(minutes: list[MinuteStats]) -> dict[str, Any]:
+    return {"minutes": [{"at": m.at.isoformat(), "completed": m.completed, "failed": m.failed,
+                         "cancelled": m.cancelled} for m in minutes]}  # fmt: skip
 
 
 def stats_json(stats: Stats) -> dict[str, Any]:

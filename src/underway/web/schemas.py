@@ -136,6 +136,17 @@ class StatsOut(BaseModel):
     schedules: dict[str, RunStatsOut]
 
 
+class MinuteOut(BaseModel):
+    at: datetime
+    completed: int
+    failed: int
+    cancelled: int
+
+
+class StatsHistoryOut(BaseModel):
+    minutes: list[MinuteOut]
+
+
 class TaskOut(BaseModel):
     name: str
     title: str

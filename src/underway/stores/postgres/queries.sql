@@ -296,7 +296,14 @@ SELECT retried.*, pg_notify(%(channel)s, '') FROM retried;
 
 -- name: stats
 -- {tenant}: filter_tenant or nothing, here and in every statement that counts jobs.
-SELECT task, queue, tenant, status, count(*) FROM {schema}.underway_jobs WHERE true {tenant}
+-- Finished jobs from their tallies (migration 0007), unfinished ones live through the status
+-- index: neither reads the finished jobs themselves.
+SELECT task, queue, nullif(tenant, ''), status, sum(jobs)::bigint FROM {schema}.underway_tallies
+WHERE true {tenant}
+GROUP BY task, queue, tenant, status HAVING sum(jobs) <> 0
+UNION ALL
+SELECT task, queue, tenant, status, count(*) FROM {schema}.underway_jobs
+WHERE status IN ('pending', 'running') {tenant}
 GROUP BY task, queue, tenant, status;
 
 -- name: stats_pending_views
@@ -366,24 +373,29 @@ WHERE name = %(name)s;
 
 -- name: run_aggregates
 -- {group}: the column runs are counted by (task or schedule), here and in the two below.
-SELECT {group}, count(*), count(*) FILTER (WHERE status = 'failed'), max(started_at),
-       avg(extract(epoch FROM completed_at - started_at))
-FROM {schema}.underway_jobs
-WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND {group} IS NOT NULL
-      {tenant}
-GROUP BY {group};
+-- From the tallies: runs, failures and the durations summed (microseconds) per name.
+SELECT {group}, sum(runs), coalesce(sum(runs) FILTER (WHERE status = 'failed'), 0), sum(duration)
+FROM {schema}.underway_tallies
+WHERE {group} <> '' AND status IN ('completed', 'failed') {tenant}
+GROUP BY {group} HAVING sum(runs) > 0;
 
 -- name: run_recent
-SELECT name, status, duration FROM (
-    SELECT {group} AS name, status,
-           extract(epoch FROM completed_at - started_at)::float8 AS duration,
-           row_number() OVER (PARTITION BY {group} ORDER BY completed_at DESC, id DESC) AS n
-    FROM {schema}.underway_jobs
-    WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND {group} IS NOT NULL
-      {tenant}
-) AS ranked
-WHERE n <= 10
-ORDER BY name, n;
+-- The latest ten finished runs of each name, newest first (name, status, duration,
+-- started_at), each name's read backwards from its runs index (migration 0007).
+SELECT g.name, j.status, extract(epoch FROM j.completed_at - j.started_at)::float8, j.started_at
+FROM (
+    SELECT {group} AS name FROM {schema}.underway_tallies
+    WHERE {group} <> '' AND status IN ('completed', 'failed') {tenant}
+    GROUP BY {group} HAVING sum(runs) > 0
+) AS g
+CROSS JOIN LATERAL (
+    SELECT status, started_at, completed_at, id FROM {schema}.underway_jobs
+    WHERE {group} = g.name AND status IN ('completed', 'failed') AND started_at IS NOT NULL
+          {tenant}
+    ORDER BY completed_at DESC NULLS LAST, id DESC
+    LIMIT 10
+) AS j
+ORDER BY g.name, j.completed_at DESC, j.id DESC;
 
 -- name: run_running
 SELECT {group}, count(*) FROM {schema}.underway_jobs
@@ -544,6 +556,46 @@ ON CONFLICT (shard, task, queue) DO UPDATE SET
 -- Unfinished jobs only: the status index finds them without reading the finished ones.
 SELECT queue, status, count(*) FROM {schema}.underway_jobs
 WHERE status IN ('pending', 'running') GROUP BY queue, status;
+
+-- name: stats_history
+-- Finishes per minute from :since (a minute's start, Unix seconds), oldest first.
+SELECT minute, sum(completed), sum(failed), sum(cancelled) FROM {schema}.underway_minutes
+WHERE minute >= %(since)s {tenant}
+GROUP BY minute ORDER BY minute;
+
+-- name: prune_minutes
+DELETE FROM {schema}.underway_minutes
+WHERE minute < extract(epoch FROM now()) - %(age)s;
+
+-- name: fold_tallies
+-- As fold_counters: the rows of connections that are gone, summed into shard 0.
+WITH gone AS (
+    DELETE FROM {schema}.underway_tallies
+    WHERE shard <> 0 AND shard NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
+    RETURNING *
+)
+INSERT INTO {schema}.underway_tallies AS t (shard, task, queue, tenant, schedule, status, jobs,
+                                          runs, duration)
+SELECT 0, task, queue, tenant, schedule, status, sum(jobs), sum(runs), sum(duration) FROM gone
+GROUP BY task, queue, tenant, schedule, status
+ORDER BY task, queue, tenant, schedule, status
+ON CONFLICT (shard, task, queue, tenant, schedule, status) DO UPDATE
+SET jobs = t.jobs + excluded.jobs, runs = t.runs + excluded.runs,
+    duration = t.duration + excluded.duration;
+
+-- name: fold_minutes
+WITH gone AS (
+    DELETE FROM {schema}.underway_minutes
+    WHERE shard <> 0 AND shard NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL)
+    RETURNING *
+)
+INSERT INTO {schema}.underway_minutes AS m (minute, tenant, shard, completed, failed, cancelled)
+SELECT minute, tenant, 0, sum(completed), sum(failed), sum(cancelled) FROM gone
+GROUP BY minute, tenant
+ORDER BY minute, tenant
+ON CONFLICT (minute, tenant, shard) DO UPDATE
+SET completed = m.completed + excluded.completed, failed = m.failed + excluded.failed,
+    cancelled = m.cancelled + excluded.cancelled;
 
 -- --- callbacks ---------------------------------------------------------------------------------
 

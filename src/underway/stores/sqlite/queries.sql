@@ -241,12 +241,20 @@ RETURNING *;
 
 -- name: stats
 -- {tenant}: filter_tenant or nothing, here and in every statement that counts jobs.
-SELECT task, queue, tenant, status, count(*) FROM underway_jobs WHERE true {tenant}
+-- Finished jobs from their tallies (migration 0007), unfinished ones live through the status
+-- index: neither reads the finished jobs themselves.
+SELECT task, queue, nullif(tenant, ''), status, sum(jobs) FROM underway_tallies
+WHERE true {tenant}
+GROUP BY task, queue, tenant, status HAVING sum(jobs) <> 0
+UNION ALL
+-- INDEXED BY: with a tenant, the planner would rather walk every job of the tenant.
+SELECT task, queue, tenant, status, count(*) FROM underway_jobs INDEXED BY underway_jobs_status
+WHERE status IN ('pending', 'running') {tenant}
 GROUP BY task, queue, tenant, status;
 
 -- name: stats_pending_views
 SELECT coalesce(sum(run_at > :now), 0), coalesce(sum(attempt > 0), 0)
-FROM underway_jobs WHERE status = 'pending' {tenant};
+FROM underway_jobs INDEXED BY underway_jobs_status WHERE status = 'pending' {tenant};
 
 -- --- queues and retention ----------------------------------------------------------------
 
@@ -308,26 +316,33 @@ WHERE name = :name;
 
 -- name: run_aggregates
 -- {group}: the column runs are counted by (task or schedule), here and in the two below.
-SELECT {group}, count(*), sum(status = 'failed'), max(started_at),
-       avg(completed_at - started_at)
-FROM underway_jobs
-WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND {group} IS NOT NULL
-      {tenant}
-GROUP BY {group};
+-- From the tallies: runs, failures and the durations summed (microseconds) per name.
+SELECT {group}, sum(runs), coalesce(sum(CASE WHEN status = 'failed' THEN runs ELSE 0 END), 0),
+       sum(duration)
+FROM underway_tallies
+WHERE {group} <> '' AND status IN ('completed', 'failed') {tenant}
+GROUP BY {group} HAVING sum(runs) > 0;
 
 -- name: run_recent
-SELECT name, status, duration FROM (
-    SELECT {group} AS name, status, completed_at - started_at AS duration,
-           row_number() OVER (PARTITION BY {group} ORDER BY completed_at DESC, id DESC) AS n
-    FROM underway_jobs
-    WHERE status IN ('completed', 'failed') AND started_at IS NOT NULL AND {group} IS NOT NULL
-      {tenant}
+-- The latest ten finished runs of each name, newest first (name, status, duration,
+-- started_at), each name's read backwards from its runs index (migration 0007).
+SELECT g.name, j.status, j.completed_at - j.started_at, j.started_at
+FROM (
+    SELECT {group} AS name FROM underway_tallies
+    WHERE {group} <> '' AND status IN ('completed', 'failed') {tenant}
+    GROUP BY {group} HAVING sum(runs) > 0
+) AS g
+JOIN underway_jobs AS j ON j.id IN (
+    SELECT id FROM underway_jobs
+    WHERE {group} = g.name AND status IN ('completed', 'failed') AND started_at IS NOT NULL
+          {tenant}
+    ORDER BY completed_at DESC, id DESC
+    LIMIT 10
 )
-WHERE n <= 10
-ORDER BY name, n;
+ORDER BY g.name, j.completed_at DESC, j.id DESC;
 
 -- name: run_running
-SELECT {group}, count(*) FROM underway_jobs
+SELECT {group}, count(*) FROM underway_jobs INDEXED BY underway_jobs_status
 WHERE status = 'running' AND {group} IS NOT NULL {tenant} GROUP BY {group};
 
 -- --- metrics ---------------------------------------------------------------------------------
@@ -384,6 +399,15 @@ ORDER BY task, queue;
 -- Unfinished jobs only: the status index finds them without reading the finished ones.
 SELECT queue, status, count(*) FROM underway_jobs
 WHERE status IN ('pending', 'running') GROUP BY queue, status;
+
+-- name: stats_history
+-- Finishes per minute from :since (a minute's start, Unix seconds), oldest first.
+SELECT minute, sum(completed), sum(failed), sum(cancelled) FROM underway_minutes
+WHERE minute >= :since {tenant}
+GROUP BY minute ORDER BY minute;
+
+-- name: prune_minutes
+DELETE FROM underway_minutes WHERE minute < :now - :age;
 
 -- --- callbacks ---------------------------------------------------------------------------------
 

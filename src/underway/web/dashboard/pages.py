@@ -19,7 +19,7 @@ from .session import Viewer, viewer
 router = APIRouter(include_in_schema=False, dependencies=[Depends(mark_stream_start)])
 ViewerDep = Annotated[Viewer, Depends(viewer)]
 
-#: the path of the overview chart's data, served once the history endpoint is there
+#: the path of the overview chart's data (web/control.py serves it)
 HISTORY_PATH = "/api/v1/stats/history"
 
 
@@ -31,10 +31,9 @@ async def overview(request: Request, app: AppDep, you: ViewerDep) -> Response:
     failed = await app.list_jobs_async(status=Status.FAILED, tenant=scope.tenant, limit=5)
     queues = await app.queues_async() if scope.admin else None
     workers = await app.workers_async() if scope.admin else None
-    has_history = any(getattr(r, "path", None) == HISTORY_PATH for r in request.app.routes)
     return page(
         request, you, "overview.html", stats=stats, running=running.jobs, failed=failed.jobs,
-        queues=queues, workers=workers, history=HISTORY_PATH if has_history else None,
+        queues=queues, workers=workers, history=HISTORY_PATH,
     )  # fmt: skip
 
 
