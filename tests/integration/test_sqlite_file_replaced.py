@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 import underway
-from underway.stores.sqlite import store as sqlite_store
+from underway.stores.sqlite import filewatch
 
 
 @pytest.fixture(autouse=True)
 def check_at_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sqlite_store, "FILE_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(filewatch, "FILE_CHECK_SECONDS", 0.0)
 
 
 def make(path: Path) -> tuple[underway.App, underway.Task[[], None]]:

@@ -24,6 +24,7 @@ from ..messages import Claimed, HeartbeatResult, Lease, Listener, NewJob, Outcom
 from ..metering import MeteringVerbs
 from ..sql import Row, Values, job_mapper
 from ..sqlfile import load_migrations, load_queries, render
+from .filewatch import FileWatch
 from .listener import DataVersionListener, Ticker
 
 Q = load_queries(__name__.rsplit(".", 1)[0])
@@ -47,8 +48,6 @@ VALUES = Values(
 )
 _job = job_mapper(VALUES)
 
-#: how often the store looks whether its file was replaced under it
-FILE_CHECK_SECONDS = 1.0
 #: how often a watcher's thread reads the file's data version, and how often a busy worker
 #: asks whether one of its jobs was asked to cancel (SQLite has no notices to push either)
 FEED_CHECK_SECONDS = 0.01
@@ -116,10 +115,7 @@ class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
         # thread (close_thread), or freed with the local storage once no thread uses it.
         self._local = threading.local()
         self._reader = _Reading(self._conn, self._store_error)
-        # the file our connections opened (device, inode), to notice it being replaced
-        self._identity: tuple[int, int] | None = None
-        self._replaced: str | None = None
-        self._next_file_check = 0.0
+        self._file = FileWatch(self.path)
 
     # --- connections --------------------------------------------------------------------------
 
@@ -129,34 +125,10 @@ class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
             conn = _connect(self.path)
             self._local.conn = conn
             self._local.data_version = None
-            self._check_file(force=True)
-        elif self._replaced is not None or time.monotonic() >= self._next_file_check:
-            self._check_file()
+            self._file.check(force=True)
+        else:
+            self._file.check()
         return conn
-
-    def _check_file(self, force: bool = False) -> None:
-        """Refuse to go on once the file was replaced or deleted under us: our connections
-        still read and write the old one, and what others write to the new file would never
-        be seen (every call says so, and the worker logs it, instead of working on silently).
-        Looked at once a second: one stat call."""
-        if self._replaced is None and (force or time.monotonic() >= self._next_file_check):
-            self._next_file_check = time.monotonic() + FILE_CHECK_SECONDS
-            if self.path != ":memory:":
-                try:
-                    st = os.stat(self.path)
-                    identity: tuple[int, int] | None = (st.st_dev, st.st_ino)
-                except FileNotFoundError:
-                    identity = None
-                if self._identity is None and identity is not None:
-                    self._identity = identity
-                elif identity != self._identity:
-                    self._replaced = (
-                        f"{self.path} was {'deleted' if identity is None else 'replaced'} while "
-                        "this process had it open: it still sees the old file, and jobs written "
-                        "to a new one would never be seen here; restart this process"
-                    )
-        if self._replaced is not None:
-            raise StoreError(self._replaced)
 
     def close_thread(self) -> None:
         """Close the calling thread's connection (a worker's threads call it as they end)."""
@@ -314,11 +286,7 @@ class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
         with self._write() as conn:
             # The lease runs from now that the write lock is ours, not from before waiting for
             # it: after a long stall, a lease dated from before it would already be over.
-            expires = time.time() + self.settings.lease_seconds
-            params = [
-                {"id": str(lease.job_id), "token": lease.token, "expires": expires}
-                for lease in leases
-            ]
+            params = _lease_params(leases, time.time() + self.settings.lease_seconds)
             conn.executemany(Q["heartbeat"], params)
             states = {
                 row[0]: row
@@ -483,6 +451,10 @@ class _Reading:
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         if isinstance(exc, sqlite3.DatabaseError):
             raise self._error(exc) from None
+
+
+def _lease_params(leases: Sequence[Lease], expires: float) -> list[dict[str, Any]]:
+    return [{"id": str(lease.job_id), "token": lease.token, "expires": expires} for lease in leases]
 
 
 def _claimed(row: sqlite3.Row) -> Claimed:
