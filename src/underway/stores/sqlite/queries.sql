@@ -451,7 +451,9 @@ INSERT INTO underway_delivery_attempts (delivery_id, number, at, status_code, er
 VALUES (:id, :number, :now - :duration, :status_code, :error, :duration);
 
 -- name: job_deliveries
-SELECT * FROM underway_deliveries WHERE job_id = :job_id ORDER BY created_at, id;
+-- rowid after created_at: julianday('now') has whole milliseconds, so a retried job's two
+-- deliveries can share one, and their random ids would then order them by chance.
+SELECT * FROM underway_deliveries WHERE job_id = :job_id ORDER BY created_at, rowid;
 
 -- name: job_delivery_attempts
 SELECT a.* FROM underway_delivery_attempts AS a
