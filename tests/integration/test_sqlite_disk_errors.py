@@ -5,8 +5,10 @@ in CI; elsewhere it is skipped unless CI=true, where a missing mount is a failur
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,3 +61,60 @@ def test_a_full_then_read_only_disk_gives_errors_that_say_so(small_disk: Path) -
         app.cancel(kept.id)
     assert "read-only" in str(read_only.value)
     app.close()
+
+
+def test_a_burst_worker_on_a_store_it_cannot_write_ends_and_says_why(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    # A daemon waits an outage out; a burst worker (a cron job, a CI step) used to wait
+    # forever too, retrying its claims, and never exit.
+    db = small_disk / "jobs.db"
+    (tmp_path / "burstapp.py").write_text(
+        "import underway\n"
+        f"app = underway.App('sqlite:///{db}')\n"
+        "@app.task(name='plain')\n"
+        "def plain() -> None: ...\n"
+    )
+    app = underway.App(f"sqlite:///{db}")
+    plain = app.task(name="plain")(lambda: None)
+    app.migrate()
+    plain.enqueue_many([{}] * 50)
+    # This app stays open, so its -wal and -shm files stay: the worker can open the store,
+    # and only its writes fail.
+    with contextlib.suppress(OSError), (small_disk / "filler").open("wb") as filler:
+        while True:  # fill the disk to its last byte
+            filler.write(b"\0" * 65536)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UNDERWAY_")}
+    env.update(UNDERWAY_LEASE_SECONDS="2", UNDERWAY_HEARTBEAT_SECONDS="0.3",
+               UNDERWAY_POLL_SECONDS="0.2", PYTHONPATH=str(tmp_path))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "underway", "worker", "burstapp:app", "--burst"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    app.close()
+    assert done.returncode != 0, done.stderr
+    assert "the burst worker gives up" in done.stderr, done.stderr
+    assert "is full" in done.stderr, done.stderr
+
+
+def test_a_store_on_a_full_disk_says_so_when_it_cannot_even_open(small_disk: Path) -> None:
+    app = underway.App(f"sqlite:///{small_disk / 'jobs.db'}")
+    app.migrate()
+    app.close()
+    with contextlib.suppress(OSError), (small_disk / "filler").open("wb") as filler:
+        while True:
+            filler.write(b"\0" * 65536)
+    again = underway.App(f"sqlite:///{small_disk / 'jobs.db'}")
+    with pytest.raises(underway.StoreError, match="full or failing"):
+        again.stats()
+
+
+def test_a_store_on_a_read_only_disk_says_so_when_it_opens(small_disk: Path) -> None:
+    app = underway.App(f"sqlite:///{small_disk / 'jobs.db'}")
+    app.migrate()
+    app.close()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    again = underway.App(f"sqlite:///{small_disk / 'jobs.db'}")
+    with pytest.raises(underway.StoreError, match="is read-only") as refused:
+        again.stats()
+    assert "not a usable SQLite database" not in str(refused.value)

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -24,7 +25,7 @@ from typing import Any, Protocol
 
 from ..callbacks.deliverer import Deliverer
 from ..context import job_logger
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreError
 from ..events import Events
 from ..hooks import app_running
 from ..ids import uuid7
@@ -187,7 +188,7 @@ class Worker:
     async def _dispatch(
         self, threads: StoreThreads, runner: Runner, writer: OutcomeWriter, idle: Idle
     ) -> None:
-        failures = 0
+        failures, failing_since = 0, 0.0
         while not self._stopping:
             free = self.concurrency - self.slots_used
             claimed: list[Claimed] = []
@@ -197,6 +198,15 @@ class Worker:
                     failures = 0
                 except Exception as exc:
                     failures += 1
+                    failing_since = failing_since if failures > 1 else time.monotonic()
+                    failing = time.monotonic() - failing_since
+                    # A daemon waits the outage out; a burst worker (a cron job, a CI step)
+                    # must end, and say why, once claiming failed for a whole lease.
+                    if self.burst and failing > self.settings.lease_seconds:
+                        raise StoreError(
+                            f"the burst worker gives up: claiming has failed for {failing:.0f} s "
+                            f"({exc})"
+                        ) from None
                     delay = min(self.settings.poll_seconds * 2 ** min(failures, 6), 30.0)
                     self.log.error("claiming failed (%s); retrying in %.1f s", exc, delay)
                     await idle.sleep(delay)

@@ -397,10 +397,7 @@ def _connect(path: str) -> sqlite3.Connection:
         conn.execute(Q["set_synchronous"])
         conn.execute(Q["set_foreign_keys"])
     except sqlite3.DatabaseError as exc:
-        raise StoreError(
-            f"{path} is not a usable SQLite database ({exc}). Point the URL at an "
-            "underway database or at a new file; underway will create it."
-        ) from None
+        raise _open_error(path, exc) from None
     if mode.lower() != "wal" and path != ":memory:":
         raise StoreError(f"could not switch {path} to WAL mode (got {mode!r})")
     return conn
@@ -451,6 +448,28 @@ class _Reading:
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         if isinstance(exc, sqlite3.DatabaseError):
             raise self._error(exc) from None
+
+
+def _open_error(path: str, exc: sqlite3.DatabaseError) -> StoreError:
+    where = os.path.dirname(os.path.abspath(path))
+    if path != ":memory:" and not os.access(where, os.W_OK):
+        # WAL mode needs its -wal and -shm files beside the database, even to read it.
+        return StoreError(
+            f"{path} cannot be opened: its directory {where} cannot be written (it, or the disk "
+            "it is on, is read-only), and SQLite in WAL mode writes its -wal and -shm files "
+            f"there; make it writable for this user ({exc})"
+        )
+    if isinstance(exc, sqlite3.OperationalError) and any(
+        needle in str(exc) for needle in ("disk I/O error", "database or disk is full")
+    ):
+        return StoreError(
+            f"{path} cannot be opened: the disk under it is full or failing, and SQLite needs "
+            f"room for its -wal and -shm files; free some space ({exc})"
+        )
+    return StoreError(
+        f"{path} is not a usable SQLite database ({exc}). Point the URL at an underway "
+        "database or at a new file; underway will create it."
+    )
 
 
 def _lease_params(leases: Sequence[Lease], expires: float) -> list[dict[str, Any]]:
