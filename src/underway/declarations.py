@@ -40,8 +40,8 @@ TASK_OPTIONS = frozenset(
 
 #: the options `@app.periodic(...)` takes besides the task options
 PERIODIC_OPTIONS = (
-    "every", "cron", "timezone", "initial_delay", "catch_up", "max_catch_up", "misfire_grace",
-    "overlap", "args", "schedule_name", "tenant",
+    "every", "cron", "timezone", "initial_delay", "first_after_boot", "catch_up", "max_catch_up",
+    "misfire_grace", "overlap", "args", "schedule_name", "tenant",
 )  # fmt: skip
 
 
@@ -126,6 +126,7 @@ class Declarations:
         cron: str | None = None,
         timezone: str = "UTC",
         initial_delay: timedelta | float = 0.0,
+        first_after_boot: timedelta | float | None = None,
         catch_up: CatchUp | str = CatchUp.LATEST,
         max_catch_up: int = 100,
         misfire_grace: timedelta | float = 60.0,
@@ -147,15 +148,10 @@ class Declarations:
         "all": run each, at most `max_catch_up`; "skip": none); a slot is missed once it is
         `misfire_grace` late. `overlap` ("allow", "skip", "wait") says what a slot does while
         the previous run is unfinished. Jobs carry `tenant`; other keywords are task options.
+        `first_after_boot` counts the first slot from each scheduler start, not once.
         """
-        unknown = sorted(set(task_options) - TASK_OPTIONS)
-        if unknown:
-            raise ConfigurationError(
-                f"unknown option(s) {', '.join(unknown)} for @app.periodic; it takes "
-                f"{', '.join(PERIODIC_OPTIONS)} and the task options "
-                f"{', '.join(sorted(TASK_OPTIONS))}"
-            )
-        _rule(every, cron, timezone, initial_delay)  # a bad rule must not leave a task behind
+        _refuse_unknown_periodic_options(task_options)
+        _rule(every, cron, timezone, initial_delay, first_after_boot)  # refused before the task
         _policies(catch_up, overlap)
         _check_tenant(tenant)
 
@@ -163,8 +159,9 @@ class Declarations:
             handle: Task[P, R] = self.task(**task_options)(func)
             self.schedule(
                 handle, every=every, cron=cron, timezone=timezone, initial_delay=initial_delay,
-                catch_up=catch_up, max_catch_up=max_catch_up, misfire_grace=misfire_grace,
-                overlap=overlap, args=args, name=schedule_name, tenant=tenant,
+                first_after_boot=first_after_boot, catch_up=catch_up, max_catch_up=max_catch_up,
+                misfire_grace=misfire_grace, overlap=overlap, args=args, name=schedule_name,
+                tenant=tenant,
             )  # fmt: skip
             return handle
 
@@ -178,6 +175,7 @@ class Declarations:
         cron: str | None = None,
         timezone: str = "UTC",
         initial_delay: timedelta | float = 0.0,
+        first_after_boot: timedelta | float | None = None,
         catch_up: CatchUp | str = CatchUp.LATEST,
         max_catch_up: int = 100,
         misfire_grace: timedelta | float = 60.0,
@@ -190,7 +188,7 @@ class Declarations:
         `app.schedule(cleanup, every=settings.cleanup_interval)`. Calling it again for the
         same name replaces the rule. The jobs it fires carry `tenant`."""
         handle = self.get_task(task) if isinstance(task, str) else task
-        rule = _rule(every, cron, timezone, initial_delay)
+        rule = _rule(every, cron, timezone, initial_delay, first_after_boot)
         catch_up, overlap = _policies(catch_up, overlap)
         if args:
             handle.new_job((), args, Options())  # refuse bad arguments now, not at the slot
@@ -227,16 +225,32 @@ class Declarations:
         return self.registry.task(name)
 
 
+def _refuse_unknown_periodic_options(task_options: Mapping[str, Any]) -> None:
+    unknown = sorted(set(task_options) - TASK_OPTIONS)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown option(s) {', '.join(unknown)} for @app.periodic; it takes "
+            f"{', '.join(PERIODIC_OPTIONS)} and the task options "
+            f"{', '.join(sorted(TASK_OPTIONS))}"
+        )
+
+
 def _rule(
     every: timedelta | float | None,
     cron: str | None,
     timezone: str,
     initial_delay: timedelta | float,
+    first_after_boot: timedelta | float | None = None,
 ) -> Rule:
     if (every is None) == (cron is None):
         raise ConfigurationError("give a schedule exactly one of every=... or cron=...")
+    boot = None if first_after_boot is None else _seconds(first_after_boot)
     if every is not None:
-        return Every(_seconds(every), _seconds(initial_delay))
+        return Every(_seconds(every), _seconds(initial_delay), boot)
+    if boot is not None:
+        raise ConfigurationError(
+            "first_after_boot is for every=... schedules; a cron rule's slots are wall-clock times"
+        )
     assert cron is not None
     return Cron(cron, timezone)
 

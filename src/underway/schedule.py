@@ -53,11 +53,14 @@ MAX_INTERVAL_SECONDS = 100 * 365 * 86400.0
 
 @dataclass(frozen=True, slots=True)
 class Every:
-    """Fire every `seconds`, the first time `initial_delay` after the schedule first appeared in
-    the store (the anchor), so every process agrees on the slots."""
+    """Fire every `seconds`. The first slot (the anchor, shared by every process) comes either
+    `initial_delay` after the schedule first appeared in the store, once in its life, or
+    `first_after_boot` after each scheduler process starts: every boot moves the anchor there
+    (0 fires at once after each restart). Give at most one of the two."""
 
     seconds: float
     initial_delay: float = 0.0
+    first_after_boot: float | None = None
 
     def __post_init__(self) -> None:
         # Past a century the next slot's date overflows datetime (year 9999 at most).
@@ -73,8 +76,28 @@ class Every:
                 f"initial_delay must be between 0 and {MAX_INTERVAL_SECONDS:,.0f} seconds "
                 f"(100 years), got {self.initial_delay}"
             )
+        boot = self.first_after_boot
+        if boot is not None:
+            if self.initial_delay:
+                raise ConfigurationError(
+                    "give initial_delay (counted once, from the schedule's first registration) "
+                    "or first_after_boot (counted from each scheduler start), not both"
+                )
+            if not (math.isfinite(boot) and 0 <= boot <= MAX_INTERVAL_SECONDS):
+                raise ConfigurationError(
+                    f"first_after_boot must be between 0 and {MAX_INTERVAL_SECONDS:,.0f} "
+                    f"seconds (100 years), got {boot}"
+                )
+
+    @property
+    def first_delay(self) -> float:
+        """How long after its anchoring moment the first slot comes."""
+        return self.initial_delay if self.first_after_boot is None else self.first_after_boot
 
     def describe(self) -> str:
+        if self.first_after_boot is not None:
+            boot = _human(self.first_after_boot)
+            return f"every {_human(self.seconds)} (first {boot} after each boot)"
         return f"every {_human(self.seconds)}" + (
             f" (first after {_human(self.initial_delay)})" if self.initial_delay else ""
         )

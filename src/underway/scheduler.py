@@ -29,12 +29,16 @@ log = logging.getLogger("underway.scheduler")
 MAX_SLEEP_SECONDS = 1.0
 
 
-def register(store: Store, schedule: Schedule, now: datetime) -> ScheduleState:
-    """Put the schedule in the store (first time: anchored at now + its initial delay)."""
-    delay = schedule.rule.initial_delay if isinstance(schedule.rule, Every) else 0.0
+def register(store: Store, schedule: Schedule, now: datetime, boot: bool = False) -> ScheduleState:
+    """Put the schedule in the store (first time: anchored at now + its first delay). A
+    scheduler's first registration in its process (`boot`) moves the anchor of a
+    `first_after_boot` rule to now + that delay."""
+    rule = schedule.rule
+    delay = rule.first_delay if isinstance(rule, Every) else 0.0
+    reanchor = boot and isinstance(rule, Every) and rule.first_after_boot is not None
     return store.register_schedule(
         schedule.name, schedule.task, schedule.describe(), now + timedelta(seconds=delay),
-        schedule.tenant,
+        schedule.tenant, reanchor=reanchor,
     )  # fmt: skip
 
 
@@ -169,7 +173,7 @@ class Scheduler:
             await wait_event(stop, max(sleep, 0.01))
 
     def _register(self, schedule: Schedule, now: datetime) -> ScheduleState:
-        state = register(self.store, schedule, now)
+        state = register(self.store, schedule, now, boot=True)
         self._registered.add(schedule.name)
         return state
 

@@ -132,10 +132,17 @@ class Store(Protocol):
 
     # --- schedules ----------------------------------------------------------------------------
     def register_schedule(
-        self, name: str, task: str, rule: str, anchor: datetime, tenant: str | None = None
+        self,
+        name: str,
+        task: str,
+        rule: str,
+        anchor: datetime,
+        tenant: str | None = None,
+        reanchor: bool = False,
     ) -> ScheduleState:
         """Create the schedule's row if missing (interval slots count from `anchor`), or update
-        its task, rule text and tenant; anchor, paused, last slot and counts are kept."""
+        its task, rule text and tenant; paused, last slot and counts are kept, and the anchor
+        too unless `reanchor` (a scheduler booting with a `first_after_boot` rule)."""
 
     def schedule_states(self) -> list[ScheduleState]: ...
 

@@ -585,9 +585,9 @@ class SqlStore(SqlKeys, ABC, Generic[C]):
     # --- schedules ----------------------------------------------------------------------------
 
     def register_schedule(
-        self, name: str, task: str, rule: str, anchor: datetime, tenant: str | None = None
-    ) -> ScheduleState:
-        params = {"name": name, "task": task, "rule": rule, "tenant": tenant,
+        self, name: str, task: str, rule: str, anchor: datetime, tenant: str | None = None,
+        reanchor: bool = False) -> ScheduleState:  # fmt: skip
+        params = {"name": name, "task": task, "rule": rule, "tenant": tenant, "reanchor": reanchor,
                   "anchor": self.values.dump_time(anchor), **self._stamp()}  # fmt: skip
         with self._writing() as conn:
             return schedule_state(self._all(conn, "register_schedule", params)[0], self.values)

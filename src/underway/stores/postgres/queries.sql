@@ -339,7 +339,9 @@ DELETE FROM {schema}.underway_jobs AS j USING doomed WHERE j.id = doomed.id;
 INSERT INTO {schema}.underway_schedules (name, task, rule, tenant, anchor)
 VALUES (%(name)s, %(task)s, %(rule)s, %(tenant)s, %(anchor)s)
 ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
-                                 tenant = excluded.tenant, updated_at = now()
+                                 tenant = excluded.tenant, updated_at = now(),
+                                 anchor = CASE WHEN %(reanchor)s THEN excluded.anchor
+                                               ELSE underway_schedules.anchor END
 RETURNING *;
 
 -- name: schedule_states

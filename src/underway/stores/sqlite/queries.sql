@@ -283,7 +283,9 @@ DELETE FROM underway_jobs WHERE id IN (
 INSERT INTO underway_schedules (name, task, rule, tenant, anchor, created_at, updated_at)
 VALUES (:name, :task, :rule, :tenant, :anchor, :now, :now)
 ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
-                                 tenant = excluded.tenant, updated_at = excluded.updated_at
+                                 tenant = excluded.tenant, updated_at = excluded.updated_at,
+                                 anchor = CASE WHEN :reanchor THEN excluded.anchor
+                                               ELSE underway_schedules.anchor END
 RETURNING *;
 
 -- name: schedule_states
