@@ -25,6 +25,7 @@ from .operations import Operations
 from .producer import Producer
 from .registry import Registry
 from .schedule import Schedule
+from .schedule_control import ScheduleControl
 from .scheduler import Scheduler, register, schedule_infos
 from .settings import Settings
 from .stores import Store, open_store
@@ -35,7 +36,7 @@ from .watching import Watching
 from .worker import Worker
 
 
-class App(Declarations, Watching, Operations):
+class App(ScheduleControl, Declarations, Watching, Operations):
     """Tasks and the store they run from.
 
     >>> app = underway.App("sqlite:///jobs.db")       # or postgresql://..., or App() to read
@@ -114,7 +115,8 @@ class App(Declarations, Watching, Operations):
     def list_schedules(self) -> list[ScheduleInfo]:
         """Every schedule with its rule, next and last run, run count, state and run stats."""
         _, runs = self.store.run_stats()
-        return schedule_infos(self.registry, self.store.schedule_states(), runs, self.store.now())
+        states, alive = self.store.schedule_states(), self.store.schedulers_alive()
+        return schedule_infos(self.registry, states, runs, self.store.now(), alive)
 
     def pause_schedule(self, name: str) -> None:
         """Stop firing this schedule in every process until resumed."""

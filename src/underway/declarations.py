@@ -183,10 +183,13 @@ class Declarations:
         args: Mapping[str, Any] | None = None,
         name: str | None = None,
         tenant: str | None = None,
+        stored: bool = False,
     ) -> Schedule:
         """Run an existing task on a rule, for rules that come from settings at run time:
         `app.schedule(cleanup, every=settings.cleanup_interval)`. Calling it again for the
-        same name replaces the rule. The jobs it fires carry `tenant`."""
+        same name replaces the rule. The jobs it fires carry `tenant`. `stored=True` puts it
+        in the store instead (add or update): every scheduler fires it, also one whose code
+        never declared it, until `app.remove_schedule(name)`."""
         handle = self.get_task(task) if isinstance(task, str) else task
         rule = _rule(every, cron, timezone, initial_delay, first_after_boot)
         catch_up, overlap = _policies(catch_up, overlap)
@@ -198,8 +201,13 @@ class Declarations:
             max_catch_up=max_catch_up, misfire_grace=_seconds(misfire_grace),
             overlap=Overlap(overlap), args=dict(args or {}), tenant=tenant,
         )  # fmt: skip
+        if stored:
+            return self._put_schedule(schedule)
         self.registry.add_schedule(schedule)
         return schedule
+
+    def _put_schedule(self, schedule: Schedule) -> Schedule:
+        raise NotImplementedError  # App's (schedule_control.py): it needs the store
 
     # --- application lifecycle ----------------------------------------------------------------
 

@@ -36,6 +36,19 @@ class ScheduleNotFound(UnknownTask, JobNotFound):
     JobNotFound too, which older code used for it.)"""
 
 
+class ScheduleDeclaredInCode(ConfigurationError):
+    """A run-time add, update or removal of a schedule whose name code declares: the code
+    owns it (docs/decisions/0018-stored-schedules.md)."""
+
+    @classmethod
+    def named(cls, name: str) -> ScheduleDeclaredInCode:
+        return cls(
+            f"schedule {name!r} is declared in code: change or delete it there; at run time it "
+            "can be paused, resumed, restarted and triggered. A schedule put at run time "
+            "(app.schedule(..., stored=True)) needs a name no code declares."
+        )
+
+
 class KeyNotFound(UnderwayError):
     """No API key has the given id."""
 

@@ -183,10 +183,16 @@ class ScheduleInfo:
     stats: RunStats
     registered: bool = True  # False: known to the store, but not defined in this app
     tenant: str | None = None  # the tenant the schedule's jobs carry
+    stored: bool = False  # put at run time (its definition is in the store), not in code
+    #: schedulers alive now, across all processes (None: not asked)
+    schedulers_alive: int | None = None
 
     @property
     def state(self) -> str:
-        return "paused" if self.paused else self.stats.state
+        """ "paused", "no scheduler" (none is alive to fire it), or its runs' state."""
+        if self.paused:
+            return "paused"
+        return "no scheduler" if self.schedulers_alive == 0 else self.stats.state
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -12,11 +12,14 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from .errors import StoreError
+from .errors import ConfigurationError, StoreError
 from .events import Events
 from .model import Job, RunStats, ScheduleInfo
 from .registry import Registry
 from .schedule import Every, Overlap, Schedule, plan
+from .schedule_definitions import load
+from .scheduler_liveness import Liveness
+from .stored_schedules import StoredSchedules
 from .stores import Store
 from .stores.messages import NewJob, ScheduleState
 from .tasks import Options
@@ -47,13 +50,17 @@ def schedule_infos(
     states: list[ScheduleState],
     runs: dict[str, RunStats],
     now: datetime,
+    alive: int | None = None,
 ) -> list[ScheduleInfo]:
     """Every schedule the registry declares or the store knows, as `app.list_schedules()`
-    shows it."""
+    shows it; `alive`: the schedulers alive now."""
     known = {state.name: state for state in states}
     out = []
     for name in sorted(set(known) | set(registry.schedules)):
         state, schedule = known.get(name), registry.schedules.get(name)
+        stored = schedule is None and state is not None and state.definition is not None
+        if stored and state is not None:
+            schedule = _readable(name, state.definition or "")
         next_run = None
         if schedule is not None and state is not None:
             next_run = plan(schedule, state.anchor, state.last_slot, now).next_run
@@ -67,11 +74,20 @@ def schedule_infos(
                 last_run=state.last_slot if state else None,
                 run_count=state.run_count if state else 0,
                 stats=runs.get(name, RunStats()),
-                registered=schedule is not None,
+                registered=name in registry.schedules,
                 tenant=schedule.tenant if schedule else state.tenant if state else None,
+                stored=stored,
+                schedulers_alive=alive,
             )
         )
     return out
+
+
+def _readable(name: str, definition: str) -> Schedule | None:
+    try:
+        return load(name, definition)
+    except ConfigurationError:
+        return None
 
 
 class Scheduler:
@@ -94,15 +110,24 @@ class Scheduler:
         self.clock = clock or self.store.now
         self.next_runs: dict[str, datetime] = {}
         self._registered: set[str] = set()
+        #: the schedules put at run time, rebuilt from their stored definitions
+        self.stored = StoredSchedules()
+        #: this scheduler's beat in the store, which listings read as "a scheduler is alive"
+        self.liveness = Liveness(store)
 
     def tick(self) -> list[Job]:
-        """Fire every slot that is due now; returns the jobs this process created."""
+        """Fire every slot that is due now, of the schedules this process declares and of
+        those put at run time; returns the jobs this process created."""
         now = self.clock()
+        self.liveness.beat()
         schedules = list(self.registry.schedules.values())
         for schedule in schedules:
             if schedule.name not in self._registered:
                 self._register(schedule, now)
         states = {state.name: state for state in self.store.schedule_states()}
+        schedules += self.stored.schedules(states.values(), self.registry)
+        names = {schedule.name for schedule in schedules}
+        self.next_runs = {n: at for n, at in self.next_runs.items() if n in names}
         fired: list[Job] = []
         for schedule in schedules:
             state = states.get(schedule.name)
@@ -151,15 +176,20 @@ class Scheduler:
     async def run(self, stop: asyncio.Event, threads: StoreThreads | None = None) -> None:
         """Tick until `stop` is set, on `threads.schedules` (a worker's), or on threads of its
         own. Store errors are logged and retried; they never end it."""
-        if not self.registry.schedules:
-            return
         if threads is None:
             own = StoreThreads(self.store)
             try:
                 return await self.run(stop, own)
             finally:
                 own.close()
-        log.info("scheduler started with %d schedules", len(self.registry.schedules))
+        log.info("scheduler started with %d schedules declared here",
+                 len(self.registry.schedules))  # fmt: skip
+        try:
+            await self._loop(stop, threads)
+        finally:
+            await threads.on(threads.schedules, self.liveness.forget)
+
+    async def _loop(self, stop: asyncio.Event, threads: StoreThreads) -> None:
         failures = 0
         while not stop.is_set():
             try:

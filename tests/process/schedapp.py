@@ -3,6 +3,8 @@ process fires, so each slot must still become exactly one job.
 
     python -m schedapp scheduler   # app.run_scheduler(): only the scheduler
     python -m schedapp worker      # app.run_worker(): runs jobs, and its scheduler is on
+    python -m schedapp bare        # app.run_scheduler() of an app that declares no schedule,
+                                   # only the task STORED_TASK (for schedules put at run time)
 
 The database URL and the settings come from `UNDERWAY_*` variables, the interval (seconds) from
 `SCHEDAPP_EVERY`. Each process logs at INFO to stderr, including the scheduler's
@@ -24,6 +26,18 @@ import underway
 EVERY_VAR = "SCHEDAPP_EVERY"
 SCHEDULE = "fast-beat"
 TASK = "beat"
+STORED_TASK = "stored-beat"
+
+
+def make_bare_app(url: str | None = None, **settings: Any) -> underway.App:
+    """An app with the task STORED_TASK and no schedule at all."""
+    app = underway.App(url, **settings)
+
+    @app.task(name=STORED_TASK)
+    def stored_beat() -> str:
+        return "stored"
+
+    return app
 
 
 def make_app(url: str | None = None, every: float | None = None, **settings: Any) -> underway.App:
@@ -40,7 +54,7 @@ def make_app(url: str | None = None, every: float | None = None, **settings: Any
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="schedapp")
-    parser.add_argument("mode", choices=["scheduler", "worker"])
+    parser.add_argument("mode", choices=["scheduler", "worker", "bare"])
     options = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,
@@ -48,8 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         format=f"%(asctime)s pid={os.getpid()} %(levelname)s %(name)s: %(message)s",
     )
     faulthandler.register(signal.SIGUSR1)  # the tests dump our stacks before giving up on us
-    app = make_app()
-    if options.mode == "scheduler":
+    app = make_bare_app() if options.mode == "bare" else make_app()
+    if options.mode in ("scheduler", "bare"):
         app.run_scheduler()
     else:
         app.run_worker(scheduler=True)

@@ -41,6 +41,8 @@ APP_STORE_CALLS = [
     "pause_schedule",
     "resume_schedule",
     "trigger_schedule",
+    "remove_schedule",
+    "restart_schedule",
     "attempts",
     "workers",
     "create_key",

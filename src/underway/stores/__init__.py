@@ -44,9 +44,10 @@ from .messages import (
     Topic,
     WorkerBeat,
 )
+from .schedule_protocol import StoredScheduleVerbs
 
 
-class Store(Protocol):
+class Store(StoredScheduleVerbs, Protocol):
     """Blocking calls, each one transaction. Safe to call from several threads at once;
     async callers offload them to a thread (see docs/decisions/0002-sync-store.md)."""
 

@@ -212,6 +212,8 @@ class ScheduleState:
     paused: bool
     run_count: int
     tenant: str | None = None  # the tenant the schedule's jobs carry
+    #: a schedule put at run time: its definition (JSON); None: declared in code
+    definition: str | None = None
 
 
 #: The bounds (seconds) of the duration and pickup histograms. Migration 0006's triggers

@@ -148,6 +148,7 @@ def schedule_state(r: Row, values: Values) -> ScheduleState:
         name=r["name"], task=r["task"], rule=r["rule"], anchor=load_time(r["anchor"]),
         last_slot=load_time(r["last_slot"]), next_run=load_time(r["next_run"]),
         paused=bool(r["paused"]), run_count=r["run_count"], tenant=r["tenant"],
+        definition=r["definition"],
     )  # fmt: skip
 
 

@@ -163,7 +163,7 @@ class Worker:
             self._deliverer = Deliverer(self.id, self.store, threads, self.settings)
             side.append(asyncio.create_task(self._deliverer.run(), name="underway-deliverer"))
         stop_scheduler = asyncio.Event()
-        if self.with_scheduler and self.registry.schedules:
+        if self.with_scheduler:  # also for schedules put at run time, declared nowhere here
             scheduler = Scheduler(self.registry, self.store, self.events)
             side.append(
                 asyncio.create_task(scheduler.run(stop_scheduler, threads), name="underway-sched")

@@ -341,8 +341,40 @@ VALUES (%(name)s, %(task)s, %(rule)s, %(tenant)s, %(anchor)s)
 ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
                                  tenant = excluded.tenant, updated_at = now(),
                                  anchor = CASE WHEN %(reanchor)s THEN excluded.anchor
-                                               ELSE underway_schedules.anchor END
+                                               ELSE underway_schedules.anchor END,
+                                 definition = NULL -- declared in code: the code owns it now
 RETURNING *;
+
+-- name: put_schedule
+-- A schedule put at run time: added, or updated unless code declares that name (no row back).
+INSERT INTO {schema}.underway_schedules (name, task, rule, tenant, anchor, definition)
+VALUES (%(name)s, %(task)s, %(rule)s, %(tenant)s, %(anchor)s, %(definition)s)
+ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
+                                 tenant = excluded.tenant, definition = excluded.definition,
+                                 updated_at = now()
+WHERE underway_schedules.definition IS NOT NULL
+RETURNING *;
+
+-- name: remove_schedule
+DELETE FROM {schema}.underway_schedules WHERE name = %(name)s AND definition IS NOT NULL;
+
+-- name: restart_schedule
+-- Resumed, and counting again from %(anchor)s (an interval fires at once; missed slots dropped).
+UPDATE {schema}.underway_schedules
+SET paused = false, anchor = %(anchor)s, updated_at = now()
+WHERE name = %(name)s;
+
+-- name: beat_scheduler
+INSERT INTO {schema}.underway_schedulers (id, expires_at)
+VALUES (%(id)s, now() + %(lease)s * interval '1 second')
+ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at;
+
+-- name: forget_scheduler
+DELETE FROM {schema}.underway_schedulers
+WHERE id = %(id)s OR expires_at < now() - interval '1 day';
+
+-- name: schedulers_alive
+SELECT count(*) AS alive FROM {schema}.underway_schedulers WHERE expires_at > now();
 
 -- name: schedule_states
 SELECT * FROM {schema}.underway_schedules ORDER BY name;

@@ -21,9 +21,9 @@ from psycopg_pool import ConnectionPool
 from ...errors import StoreError
 from ...model import Job, Status
 from ...settings import Settings
-from ..history import HistoryVerbs
 from ..messages import Claimed, HeartbeatResult, Lease, Listener, NewJob, Outcome, Report, Topic
 from ..metering import MeteringVerbs
+from ..schedules import ScheduleRows
 from ..sql import Row, Values, job_mapper
 from ..sqlfile import load_migrations, load_queries, render
 from .inserts import COPY_THRESHOLD, Inserter, one, records
@@ -62,7 +62,7 @@ def feed_position(cursor: str) -> dict[str, Any]:
     return {"xid": str(xid), "seq": seq}
 
 
-class PostgresStore(HistoryVerbs[psycopg.Connection[Any]], MeteringVerbs[psycopg.Connection[Any]]):
+class PostgresStore(ScheduleRows[psycopg.Connection[Any]], MeteringVerbs[psycopg.Connection[Any]]):
     """A `Store` on PostgreSQL. Thread-safe: every call borrows a pooled connection."""
 
     #: writes on several connections proceed in parallel (row locks, not a file lock)

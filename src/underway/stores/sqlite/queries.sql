@@ -285,8 +285,37 @@ VALUES (:name, :task, :rule, :tenant, :anchor, :now, :now)
 ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
                                  tenant = excluded.tenant, updated_at = excluded.updated_at,
                                  anchor = CASE WHEN :reanchor THEN excluded.anchor
-                                               ELSE underway_schedules.anchor END
+                                               ELSE underway_schedules.anchor END,
+                                 definition = NULL -- declared in code: the code owns it now
 RETURNING *;
+
+-- name: put_schedule
+-- A schedule put at run time: added, or updated unless code declares that name (no row back).
+INSERT INTO underway_schedules
+    (name, task, rule, tenant, anchor, definition, created_at, updated_at)
+VALUES (:name, :task, :rule, :tenant, :anchor, :definition, :now, :now)
+ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
+                                 tenant = excluded.tenant, definition = excluded.definition,
+                                 updated_at = excluded.updated_at
+WHERE underway_schedules.definition IS NOT NULL
+RETURNING *;
+
+-- name: remove_schedule
+DELETE FROM underway_schedules WHERE name = :name AND definition IS NOT NULL;
+
+-- name: restart_schedule
+-- Resumed, and counting again from :anchor (an interval fires at once; missed slots are dropped).
+UPDATE underway_schedules SET paused = 0, anchor = :anchor, updated_at = :now WHERE name = :name;
+
+-- name: beat_scheduler
+INSERT INTO underway_schedulers (id, started_at, expires_at) VALUES (:id, :now, :now + :lease)
+ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at;
+
+-- name: forget_scheduler
+DELETE FROM underway_schedulers WHERE id = :id OR expires_at < :now - 86400;
+
+-- name: schedulers_alive
+SELECT count(*) AS alive FROM underway_schedulers WHERE expires_at > :now;
 
 -- name: schedule_states
 SELECT * FROM underway_schedules ORDER BY name;

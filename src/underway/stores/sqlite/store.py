@@ -19,9 +19,9 @@ from typing import Any
 from ...errors import StoreError
 from ...model import Job, Status
 from ...settings import Settings
-from ..history import HistoryVerbs
 from ..messages import Claimed, HeartbeatResult, Lease, Listener, NewJob, Outcome, Report, Topic
 from ..metering import MeteringVerbs
+from ..schedules import ScheduleRows
 from ..sql import Row, Values, job_mapper
 from ..sqlfile import load_migrations, load_queries, render
 from .filewatch import FileWatch
@@ -85,7 +85,7 @@ def feed_position(cursor: str) -> dict[str, Any]:
     return {"seq": seq}
 
 
-class SqliteStore(HistoryVerbs[sqlite3.Connection], MeteringVerbs[sqlite3.Connection]):
+class SqliteStore(ScheduleRows[sqlite3.Connection], MeteringVerbs[sqlite3.Connection]):
     """A `Store` on one SQLite file. Each thread gets its own connection."""
 
     #: one writer at a time anyway: a second connection of ours would only queue on the lock
