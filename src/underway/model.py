@@ -189,10 +189,12 @@ class ScheduleInfo:
 
     @property
     def state(self) -> str:
-        """ "paused", "no scheduler" (none is alive to fire it), or its runs' state."""
+        """ "paused"; "running" or "failing" (its runs); "no scheduler" where it would say "ok"
+        or "idle" but no scheduler is alive to fire it; else "ok" or "idle"."""
         if self.paused:
             return "paused"
-        return "no scheduler" if self.schedulers_alive == 0 else self.stats.state
+        runs = self.stats.state
+        return "no scheduler" if self.schedulers_alive == 0 and runs in ("ok", "idle") else runs
 
 
 class DeliveryStatus(enum.StrEnum):

@@ -164,3 +164,22 @@ def test_the_last_hour_counts_finishes_per_minute(web: Web) -> None:
     for bad in ("0", "1441", "soon"):
         response = client.get("/api/v1/stats/history", params={"minutes": bad})
         assert response.status_code == 422, response.text
+
+
+def test_schedules_are_restarted_and_removed_and_the_listing_tells_liveness(web: Web) -> None:
+    client = web.as_admin()
+    web.app.pause_schedule("web.hourly")
+    restarted = client.post("/api/v1/schedules/web.hourly/restart")
+    assert restarted.status_code == 200 and restarted.json()["paused"] is False
+    assert restarted.json()["schedulers_alive"] == 0
+    assert restarted.json()["state"] == "no scheduler"
+    # Declared in code: removing it at run time is a conflict that says what to do instead.
+    refused = client.delete("/api/v1/schedules/web.hourly")
+    assert refused.status_code == 409 and "paused" in refused.json()["detail"]
+    web.app.schedule("web.hourly", every=60, name="web.stored", stored=True)
+    [stored] = [s for s in client.get("/api/v1/schedules").json() if s["name"] == "web.stored"]
+    assert (stored["stored"], stored["registered"], stored["rule"]) == (True, False, "every 1m")
+    assert client.delete("/api/v1/schedules/web.stored").status_code == 204
+    assert "web.stored" not in {s["name"] for s in client.get("/api/v1/schedules").json()}
+    assert client.delete("/api/v1/schedules/web.stored").status_code == 404
+    assert client.post("/api/v1/schedules/nope/restart").status_code == 404

@@ -35,6 +35,7 @@ STATE_STYLES: dict[str, str] = {
     "running": "bold cyan",
     "paused": "yellow",
     "idle": "dim",
+    "no scheduler": "bold yellow",
 }
 
 
@@ -62,7 +63,8 @@ def styled(status: str) -> str:
 
 
 def styled_state(state: str) -> str:
-    """A task or schedule state (ok, failing, running, paused, idle) in rich markup."""
+    """A task or schedule state (ok, failing, running, paused, idle, no scheduler) in rich
+    markup."""
     return f"[{STATE_STYLES.get(state, '')}]{state}[/]"
 
 

@@ -8,6 +8,7 @@ import json
 import click
 
 from ..app import App
+from ..errors import ScheduleDeclaredInCode
 from .loading import AppRef, app_argument, bind_app
 from .render import make_console, schedule_to_dict
 from .tables import schedules_table
@@ -17,7 +18,7 @@ from .tables import schedules_table
 @app_argument
 @click.pass_context
 def schedules(ctx: click.Context, app_path: str) -> None:
-    """List APP's schedules; pause, resume and trigger them."""
+    """List APP's schedules; pause, resume, restart, trigger and remove them."""
     bind_app(ctx, app_path)
 
 
@@ -69,6 +70,31 @@ def schedules_trigger(ref: AppRef, name: str) -> None:
     _require(ref.app, name)
     job = ref.app.trigger_schedule(name)
     click.echo(str(job.id))
+
+
+@schedules.command("restart")
+@click.argument("name")
+@click.pass_obj
+def schedules_restart(ref: AppRef, name: str) -> None:
+    """Resume NAME and count its slots again from now, for every scheduler: an interval
+    schedule fires at once, a cron one at its next time."""
+    _require(ref.app, name)
+    ref.app.restart_schedule(name)
+    click.echo(f"schedule {name} restarted")
+
+
+@schedules.command("remove")
+@click.argument("name")
+@click.pass_obj
+def schedules_remove(ref: AppRef, name: str) -> None:
+    """Remove NAME, a schedule put at run time: no scheduler fires it any more. A schedule
+    declared in code is refused (pause it, or delete it from the code)."""
+    _require(ref.app, name)
+    try:
+        ref.app.remove_schedule(name)
+    except ScheduleDeclaredInCode as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"schedule {name} removed")
 
 
 def _require(app: App, name: str) -> None:

@@ -166,6 +166,30 @@ async def trigger_schedule(app: AppDep, scope: ScopeDep, name: str) -> Response:
     return JSONResponse(job_to_json(job), status_code=status.HTTP_201_CREATED)
 
 
+@router.post(
+    "/schedules/{name}/restart", response_model=ScheduleOut, responses=ADMIN_404,
+    tags=["schedules"],
+)  # fmt: skip
+async def restart_schedule(app: AppDep, scope: ScopeDep, name: str) -> Response:
+    """Resume the schedule and count its slots again from now, in every process: an interval
+    fires at once (404: no such schedule)."""
+    scope.require_admin("restarting a schedule")
+    await app.restart_schedule_async(_name(name))
+    return await _schedule(app, name)
+
+
+@router.delete(
+    "/schedules/{name}", status_code=status.HTTP_204_NO_CONTENT,
+    responses={**ADMIN_404, 409: {"model": Problem}}, tags=["schedules"],
+)  # fmt: skip
+async def remove_schedule(app: AppDep, scope: ScopeDep, name: str) -> Response:
+    """Remove a schedule put at run time: no scheduler fires it any more (404: no such
+    schedule; 409: it is declared in code, pause it instead)."""
+    scope.require_admin("removing a schedule")
+    await app.remove_schedule_async(_name(name))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 async def _schedule(app: AppDep, name: str) -> Response:
     found = next(s for s in await app.list_schedules_async() if s.name == name)
     return JSONResponse(schedule_json(found))

@@ -121,6 +121,9 @@ class ScheduleOut(BaseModel):
     last_run: datetime | None
     run_count: int
     registered: bool
+    tenant: str | None
+    stored: bool
+    schedulers_alive: int | None
     state: str
     stats: RunStatsOut
 

@@ -22,14 +22,20 @@ ViewerDep = Annotated[Viewer, Depends(viewer)]
 
 @dataclass(frozen=True, slots=True)
 class SchedulerState:
-    """Whether a scheduler fires the schedules, as far as the store can tell: none registers
-    itself, so this is read from the slots (a slot a minute overdue means none runs)."""
+    """Whether a scheduler fires the schedules: from the schedulers' beats in the store, and
+    from the slots (a slot a minute overdue means none fires it)."""
 
     ok: bool
     text: str
 
 
 def scheduler_state(schedules: list[ScheduleInfo], found: health.Health) -> SchedulerState:
+    if any(s.schedulers_alive == 0 for s in schedules):
+        return SchedulerState(
+            False,
+            "no scheduler is alive: every worker runs one unless started with --no-scheduler; "
+            "or run `underway scheduler APP`",
+        )
     late = next((c for c in found.checks if c.name == "schedules" and not c.ok), None)
     if late is not None:
         return SchedulerState(False, late.reason)
