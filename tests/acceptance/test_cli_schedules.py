@@ -386,3 +386,13 @@ def test_worker_help_mentions_the_scheduler_flag(sched: CliApp) -> None:
     scheduler_help = sched.run("scheduler", "--help")
     assert scheduler_help.returncode == 0
     assert "--log-level" in scheduler_help.stdout and "-v, --verbose" in scheduler_help.stdout
+
+
+def test_restart_resumes_and_remove_refuses_a_schedule_declared_in_code(sched: CliApp) -> None:
+    assert sched.run("schedules", APP, "pause", "tick").returncode == 0
+    restarted = sched.run("schedules", APP, "restart", "tick")
+    assert (restarted.returncode, restarted.stdout) == (0, "schedule tick restarted\n")
+    assert schedule_json(sched)["tick"]["paused"] is False
+    refused = sched.run("schedules", APP, "remove", "tick")
+    assert refused.returncode == 1 and "declared in" in refused.stderr
+    assert "tick" in schedule_json(sched)
