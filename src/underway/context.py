@@ -7,6 +7,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from . import encoding
@@ -72,6 +73,13 @@ class Context:
         self._reports.payload(encoding.dumps(value, "payload"))
 
     # --- cancellation -------------------------------------------------------------------------
+
+    @property
+    def slot(self) -> datetime | None:
+        """The schedule slot this run is for: the time the rule made it due, the same on a
+        retry and when a scheduler fires a missed slot late after downtime. None when the job
+        was not fired for a slot (enqueued, or `trigger_schedule`, which runs outside them)."""
+        return self.job.slot
 
     @property
     def cancelled(self) -> bool:

@@ -38,6 +38,7 @@ def job_to_json(job: Job) -> dict[str, JSON]:
         "completed_at": _time(job.completed_at),
         "updated_at": _time(job.updated_at),
         "cancel_requested": job.cancel_requested,
+        "slot": _time(job.slot),
     }
 
 

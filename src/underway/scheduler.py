@@ -212,4 +212,5 @@ class Scheduler:
         options = Options(key=schedule.key(slot), tenant=schedule.tenant)
         job = task.new_job((), schedule.args, options)
         job.schedule = schedule.name
+        job.slot = slot
         return job

@@ -264,7 +264,8 @@ def test_migration_0007_counts_the_jobs_that_finished_before_it(
     from underway.stores.sqlite import store as sqlite_store
 
     for module in (sqlite_store, postgres_store):
-        before = [m for m in module.MIGRATIONS if m[0] < 7]
+        # 0009 (a column every insert writes) too: migrations apply by number, not in a row
+        before = [m for m in module.MIGRATIONS if m[0] < 7 or m[0] == 9]
         monkeypatch.setattr(module, "MIGRATIONS", before)
     old = make_store()  # a store as it was before 0007
     for n in range(6):

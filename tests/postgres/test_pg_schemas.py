@@ -15,7 +15,10 @@ from psycopg import sql
 
 import underway
 from underway import App, JobNotFound, StoreError, Task
-from underway.stores.postgres.store import _split_url
+from underway.stores.postgres.store import MIGRATIONS, _split_url
+
+#: every migration this underway knows, by number (numbers need not be contiguous)
+KNOWN = [version for version, _, _ in MIGRATIONS]
 
 NewSchemaUrl = Callable[..., str]
 
@@ -139,7 +142,7 @@ def test_migrate_is_idempotent_and_keeps_jobs(new_schema_url: NewSchemaUrl) -> N
                     sql.Identifier(schema_of(url))
                 )
             ).fetchall()
-        assert [r[0] for r in rows] == list(range(1, version + 1))
+        assert [r[0] for r in rows] == KNOWN and version == KNOWN[-1]
 
 
 @pytest.mark.parametrize("round_", range(4))
@@ -176,7 +179,7 @@ def test_migrating_from_two_threads_at_once_is_safe(
                     sql.Identifier(schema_of(url))
                 )
             ).fetchall()
-        assert sorted(r[0] for r in rows) == list(range(1, int(results[0]) + 1))  # type: ignore[arg-type]
+        assert sorted(r[0] for r in rows) == KNOWN and results[0] == KNOWN[-1]
         job = apps[0].tasks["tests.square"].enqueue(round_)
         assert apps[1].get_job(job.id) is not None
     finally:

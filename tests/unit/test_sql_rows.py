@@ -26,7 +26,7 @@ def native_row(**changes: Any) -> dict[str, Any]:
         "error_type": "ValueError", "error_traceback": None, "tenant": "acme",
         "callback_url": "https://example.com/h", "key": "k", "started_at": T0,
         "completed_at": None, "cancel_requested": True, "schedule": None, "rescues": 1,
-        "lease_token": None, "worker_id": None, "updated_at": T0,
+        "lease_token": None, "worker_id": None, "updated_at": T0, "slot": T0,
     }  # fmt: skip
     row.update(changes)
     return row
@@ -35,7 +35,7 @@ def native_row(**changes: Any) -> dict[str, Any]:
 def as_sqlite(row: dict[str, Any]) -> dict[str, Any]:
     """The same row as SQLite stores it."""
     out = dict(row, id=str(row["id"]), cancel_requested=int(row["cancel_requested"]))
-    for column in ("run_at", "created_at", "started_at", "completed_at", "updated_at"):
+    for column in ("run_at", "created_at", "started_at", "completed_at", "updated_at", "slot"):
         out[column] = None if row[column] is None else row[column].timestamp()
     for column in ("args", "payload", "result"):
         out[column] = None if row[column] is None else json.dumps(row[column])
@@ -60,11 +60,12 @@ def test_both_backends_map_a_row_to_the_same_job() -> None:
 
 def test_nulls_and_a_missing_error_map_alike() -> None:
     row = native_row(payload=None, progress=None, error_message=None, started_at=None,
-                     cancel_requested=False, status="pending")  # fmt: skip
+                     cancel_requested=False, status="pending", slot=None)  # fmt: skip
     for values, shaped in ((NATIVE, row), (SQLITE, as_sqlite(row))):
         job = job_mapper(values)(shaped)
         assert job == expected(row)
         assert job.error is None and job.payload is None and job.cancel_requested is False
+        assert job.slot is None
 
 
 def test_a_mapper_is_compiled_once_per_backend() -> None:

@@ -15,6 +15,7 @@ JOB_FIELDS = {
     "id", "task", "title", "status", "attempt", "max_attempts", "queue", "priority", "tenant",
     "args", "progress", "status_message", "payload", "result", "error", "key", "callback_url",
     "run_at", "created_at", "started_at", "completed_at", "updated_at", "cancel_requested",
+    "slot",
 }  # fmt: skip
 
 
@@ -32,6 +33,7 @@ def test_an_enqueued_job_comes_back_as_json_with_every_field(web: Web) -> None:
     assert job["task"] == "web.add" and job["args"] == {"a": 2, "b": 3}
     assert (job["status"], job["queue"], job["priority"]) == ("pending", "math", 7)
     assert (job["title"], job["key"], job["max_attempts"]) == ("two and three", "sum:2+3", 2)
+    assert job["slot"] is None  # enqueued, not fired for a schedule slot
     assert job["error"] is None and job["cancel_requested"] is False
     created = datetime.fromisoformat(job["created_at"])
     assert created.utcoffset() is not None  # ISO 8601 with its offset

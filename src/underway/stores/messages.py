@@ -32,6 +32,7 @@ class NewJob:
     key: str | None
     status_message: str | None
     schedule: str | None = None
+    slot: datetime | None = None  # the schedule slot it is fired for
 
     def pending(self, run_at: datetime, created_at: datetime) -> Job:
         """The job this request became once inserted, built here so no query reads it back."""
@@ -52,6 +53,7 @@ class NewJob:
             callback_url=self.callback_url,
             key=self.key,
             schedule=self.schedule,
+            slot=self.slot,
             updated_at=created_at,
         )
 

@@ -106,6 +106,7 @@ JOB_COLUMNS: tuple[tuple[str, str | None], ...] = (
     ("payload", "json?"), ("result", "json?"), ("tenant", None), ("callback_url", None),
     ("key", None), ("started_at", "time"), ("completed_at", "time"),
     ("cancel_requested", "flag"), ("schedule", None), ("rescues", None), ("updated_at", "time"),
+    ("slot", "time"),
 )  # fmt: skip
 
 _ROW_TO_JOB = """\

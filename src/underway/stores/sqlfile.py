@@ -4,9 +4,11 @@ one way to splice fragments into them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from types import MappingProxyType
+
+from ..errors import StoreError
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -40,6 +42,23 @@ def load_migrations(package: str) -> list[tuple[int, str, str]]:
         if match:
             found.append((int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+def unapplied(
+    migrations: Sequence[tuple[int, str, str]], applied: Iterable[int], where: str
+) -> list[tuple[int, str, str]]:
+    """The migrations not applied yet, in order. Each is applied by its own number, not by
+    the highest applied one, so numbers need not be contiguous nor land in order: a branch's
+    0009 applied before another's 0008 is merged still gets 0008 later. A number this
+    underway does not know means a newer underway migrated `where`: refused."""
+    done = set(applied)
+    unknown = done - {version for version, _, _ in migrations}
+    if unknown:
+        raise StoreError(
+            f"{where} has schema migration {max(unknown)}, which this underway does not know "
+            "(a newer underway migrated it); upgrade underway"
+        )
+    return [m for m in migrations if m[0] not in done]
 
 
 def placeholders(template: str) -> frozenset[str]:

@@ -50,6 +50,10 @@ class JobOut(BaseModel):
     completed_at: datetime | None
     updated_at: datetime | None
     cancel_requested: bool
+    slot: datetime | None = Field(
+        description="the schedule slot the job was fired for; null unless a schedule fired it "
+        "for a slot (a triggered run has none)"
+    )
 
 
 class PageOut(BaseModel):

@@ -24,7 +24,7 @@ from ..sql import Row
 COPY_THRESHOLD = 200
 COPY_TYPES = [
     "uuid", "text", "text", "jsonb", "text", "int4", "text", "bool", "int4", "timestamptz",
-    "text", "text", "text", "text", "timestamptz", "timestamptz",
+    "text", "text", "text", "text", "timestamptz", "timestamptz", "timestamptz",
 ]  # fmt: skip
 
 
@@ -83,7 +83,7 @@ class Inserter:
                     copy.write_row((
                         j.id, j.task, j.title, j.args_json, j.queue, j.priority, "pending",
                         run_at <= now, j.max_attempts, run_at, j.status_message, j.tenant,
-                        j.callback_url, j.schedule, now, now,
+                        j.callback_url, j.schedule, j.slot, now, now,
                     ))  # fmt: skip
             cur.execute(self.notify, {"channel": self.channel})
         return _created_jobs(jobs, now, {})
@@ -146,6 +146,7 @@ def _insert_params(jobs: Sequence[NewJob], channel: str) -> dict[str, Any]:
         "callback_url": [j.callback_url for j in jobs],
         "key": [j.key for j in jobs],
         "schedule": [j.schedule for j in jobs],
+        "slot": [j.slot for j in jobs],
     }
 
 

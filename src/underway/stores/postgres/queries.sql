@@ -30,8 +30,8 @@ CREATE TABLE IF NOT EXISTS {schema}.underway_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 );
 
--- name: schema_version
-SELECT max(version) FROM {schema}.underway_migrations;
+-- name: applied_migrations
+SELECT version FROM {schema}.underway_migrations;
 
 -- name: record_migration
 INSERT INTO {schema}.underway_migrations (version, name) VALUES (%(version)s, %(name)s);
@@ -42,7 +42,7 @@ INSERT INTO {schema}.underway_migrations (version, name) VALUES (%(version)s, %(
 -- Big batches without unique keys (COPY cannot skip a conflicting row); binary rows.
 COPY {schema}.underway_jobs (
     id, task, title, args, queue, priority, status, ready, max_attempts, run_at,
-    status_message, tenant, callback_url, schedule, created_at, updated_at
+    status_message, tenant, callback_url, schedule, slot, created_at, updated_at
 ) FROM STDIN (FORMAT BINARY);
 
 -- name: insert_jobs
@@ -50,19 +50,21 @@ WITH clock AS (SELECT now() AS now),
 inserted AS (
     INSERT INTO {schema}.underway_jobs (
         id, task, title, args, queue, priority, status, ready, max_attempts, run_at,
-        status_message, tenant, callback_url, key, schedule, created_at, updated_at
+        status_message, tenant, callback_url, key, schedule, slot, created_at, updated_at
     )
     SELECT u.id, u.task, u.title, u.args, u.queue, u.priority, 'pending',
            coalesce(u.run_at, clock.now + u.delay * interval '1 second') <= clock.now,
            u.max_attempts, coalesce(u.run_at, clock.now + u.delay * interval '1 second'),
-           u.status_message, u.tenant, u.callback_url, u.key, u.schedule, clock.now, clock.now
+           u.status_message, u.tenant, u.callback_url, u.key, u.schedule, u.slot, clock.now,
+           clock.now
     FROM clock, unnest(
         %(id)s::uuid[], %(task)s::text[], %(title)s::text[], %(args)s::jsonb[],
         %(queue)s::text[], %(priority)s::int[], %(max_attempts)s::int[],
         %(run_at)s::timestamptz[], %(delay)s::float8[], %(status_message)s::text[],
-        %(tenant)s::text[], %(callback_url)s::text[], %(key)s::text[], %(schedule)s::text[]
+        %(tenant)s::text[], %(callback_url)s::text[], %(key)s::text[], %(schedule)s::text[],
+        %(slot)s::timestamptz[]
     ) AS u(id, task, title, args, queue, priority, max_attempts, run_at, delay,
-           status_message, tenant, callback_url, key, schedule)
+           status_message, tenant, callback_url, key, schedule, slot)
     ON CONFLICT (key) WHERE key IS NOT NULL AND status IN ('pending', 'running') DO NOTHING
     RETURNING id
 )
@@ -698,7 +700,7 @@ SELECT c.xid::text || '-' || c.seq AS cursor, c.kind, c.updated_at AS at,
     j.id, j.task, j.title, j.args, j.queue, j.priority, c.status, c.attempt, j.max_attempts,
     c.run_at, j.created_at, c.progress, c.status_message, c.payload, c.result, j.tenant,
     j.callback_url, j.key, c.started_at, c.completed_at, c.cancel_requested, j.schedule,
-    c.rescues, c.error_message, c.error_type, c.error_traceback, c.updated_at
+    c.rescues, c.error_message, c.error_type, c.error_traceback, c.updated_at, j.slot
 FROM {schema}.underway_changes AS c JOIN {schema}.underway_jobs AS j ON j.id = c.job_id
 WHERE (c.xid, c.seq) > (%(xid)s::xid8, %(seq)s)
   AND c.xid < pg_snapshot_xmin(pg_current_snapshot()) {filters}

@@ -25,7 +25,7 @@ from ..messages import Claimed, HeartbeatResult, Lease, Listener, NewJob, Outcom
 from ..metering import MeteringVerbs
 from ..schedules import ScheduleRows
 from ..sql import Row, Values, job_mapper
-from ..sqlfile import load_migrations, load_queries, render
+from ..sqlfile import load_migrations, load_queries, render, unapplied
 from .inserts import COPY_THRESHOLD, Inserter, one, records
 from .listener import Listener as PgListener
 from .listener import topic_channel
@@ -204,16 +204,11 @@ class PostgresStore(ScheduleRows[psycopg.Connection[Any]], MeteringVerbs[psycopg
             conn.execute(q["lock_migrations"], {"channel": self.channel})
             conn.execute(q["create_schema"])
             conn.execute(q["create_migrations_table"])
-            current = one(conn.execute(q["schema_version"]))[0] or 0
-            if current > latest:
-                raise StoreError(
-                    f"schema {self.schema!r} has version {current}, newer than this underway "
-                    f"knows ({latest}); upgrade underway"
-                )
-            for version, name, text in self._migrations:
-                if version > current:
-                    conn.execute(text)  # several statements, no parameters
-                    conn.execute(q["record_migration"], {"version": version, "name": name})
+            applied = [row[0] for row in conn.execute(q["applied_migrations"])]
+            where = f"schema {self.schema!r}"
+            for version, name, text in unapplied(self._migrations, applied, where):
+                conn.execute(text)  # several statements, no parameters
+                conn.execute(q["record_migration"], {"version": version, "name": name})
         return latest
 
     # --- clock --------------------------------------------------------------------------------

@@ -38,8 +38,8 @@ CREATE TABLE IF NOT EXISTS underway_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL
 );
 
--- name: schema_version
-SELECT max(version) FROM underway_migrations;
+-- name: applied_migrations
+SELECT version FROM underway_migrations;
 
 -- name: record_migration
 INSERT INTO underway_migrations VALUES (:version, :name, :applied_at);
@@ -50,10 +50,10 @@ INSERT INTO underway_migrations VALUES (:version, :name, :applied_at);
 -- One row; executemany runs it for a batch.
 INSERT INTO underway_jobs (
     id, task, title, args, queue, priority, status, max_attempts, run_at, status_message,
-    tenant, callback_url, key, schedule, created_at, updated_at
+    tenant, callback_url, key, schedule, slot, created_at, updated_at
 ) VALUES (
     :id, :task, :title, :args, :queue, :priority, 'pending', :max_attempts, :run_at,
-    :status_message, :tenant, :callback_url, :key, :schedule, :now, :now
+    :status_message, :tenant, :callback_url, :key, :schedule, :slot, :now, :now
 )
 ON CONFLICT (key) WHERE key IS NOT NULL AND status IN ('pending', 'running') DO NOTHING;
 
@@ -503,7 +503,7 @@ SELECT CAST(c.seq AS TEXT) AS cursor, c.kind, c.updated_at AS at,
     j.id, j.task, j.title, j.args, j.queue, j.priority, c.status, c.attempt, j.max_attempts,
     c.run_at, j.created_at, c.progress, c.status_message, c.payload, c.result, j.tenant,
     j.callback_url, j.key, c.started_at, c.completed_at, c.cancel_requested, j.schedule,
-    c.rescues, c.error_message, c.error_type, c.error_traceback, c.updated_at
+    c.rescues, c.error_message, c.error_type, c.error_traceback, c.updated_at, j.slot
 FROM underway_changes AS c JOIN underway_jobs AS j ON j.id = c.job_id
 WHERE c.seq > :seq {filters}
 ORDER BY c.seq

@@ -23,7 +23,7 @@ from ..messages import Claimed, HeartbeatResult, Lease, Listener, NewJob, Outcom
 from ..metering import MeteringVerbs
 from ..schedules import ScheduleRows
 from ..sql import Row, Values, job_mapper
-from ..sqlfile import load_migrations, load_queries, render
+from ..sqlfile import load_migrations, load_queries, render, unapplied
 from .filewatch import FileWatch
 from .listener import DataVersionListener, Ticker
 
@@ -205,20 +205,14 @@ class SqliteStore(ScheduleRows[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
         try:
             with self._write() as conn:
                 conn.execute(Q["create_migrations_table"])
-                current = conn.execute(Q["schema_version"]).fetchone()[0] or 0
-                if current > latest:
-                    raise StoreError(
-                        f"{self.path} has schema version {current}, newer than this underway "
-                        f"knows ({latest}); upgrade underway"
+                applied = [row[0] for row in conn.execute(Q["applied_migrations"])]
+                for version, name, sql in unapplied(MIGRATIONS, applied, str(self.path)):
+                    for statement in _split_statements(sql):
+                        conn.execute(statement)
+                    conn.execute(
+                        Q["record_migration"],
+                        {"version": version, "name": name, "applied_at": time.time()},
                     )
-                for version, name, sql in MIGRATIONS:
-                    if version > current:
-                        for statement in _split_statements(sql):
-                            conn.execute(statement)
-                        conn.execute(
-                            Q["record_migration"],
-                            {"version": version, "name": name, "applied_at": time.time()},
-                        )
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot set up the underway schema in {self.path}: {exc}. Is it a SQLite "
@@ -419,6 +413,7 @@ def _insert_params(job: NewJob, now: float) -> dict[str, Any]:
         "callback_url": job.callback_url,
         "key": job.key,
         "schedule": job.schedule,
+        "slot": None if job.slot is None else job.slot.timestamp(),
         "now": now,
     }
 
