@@ -72,7 +72,7 @@ def test_the_body_carries_the_job_in_json() -> None:
         "id", "task", "title", "status", "attempt", "max_attempts", "queue", "priority",
         "tenant", "args", "progress", "status_message", "payload", "result", "error", "key",
         "callback_url", "run_at", "created_at", "started_at", "completed_at", "updated_at",
-        "cancel_requested",
+        "cancel_requested", "slot",
     ]  # fmt: skip
     assert data["error"] == {"type": "ValueError", "message": "boom", "traceback": "Traceback"}
     assert data["created_at"] == "2031-05-04T12:00:00+00:00" and data["started_at"] is None
