@@ -55,11 +55,12 @@ def _queue_shape(queues: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
 
 
 def feed_position(cursor: str) -> dict[str, Any]:
-    """A feed cursor, `<xid>-<seq>`, as the changes statement takes it."""
-    xid, seq = (int(part) for part in cursor.split("-"))
-    if not (0 <= xid < 2**64 and 0 <= seq < 2**63):  # xid8 and bigint
+    """A feed cursor, `<xid>-<seq>-<item>` (the item within the row of a statement's changes),
+    as the changes statement takes it."""
+    xid, seq, item = (int(part) for part in cursor.split("-"))
+    if not (0 <= xid < 2**64 and 0 <= seq < 2**63 and 0 <= item < 2**63):  # xid8, bigint
         raise ValueError(cursor)
-    return {"xid": str(xid), "seq": seq}
+    return {"xid": str(xid), "seq": seq, "item": item}
 
 
 class PostgresStore(ScheduleRows[psycopg.Connection[Any]], MeteringVerbs[psycopg.Connection[Any]]):

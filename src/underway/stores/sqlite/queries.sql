@@ -531,7 +531,8 @@ SELECT CAST(coalesce(max(seq), 0) AS TEXT) FROM underway_changes;
 DELETE FROM underway_changes WHERE seq IN (
     SELECT seq FROM (SELECT seq, updated_at FROM underway_changes ORDER BY seq LIMIT :batch)
     WHERE updated_at < :now - :age
-) AND seq < (SELECT max(seq) FROM underway_changes);
+) AND seq < (SELECT max(seq) FROM underway_changes)
+RETURNING 1;  -- a row holds one change
 
 -- name: attempts
 -- The attempts the job's row let go of, then the one it holds (see migration 0003).
