@@ -35,6 +35,7 @@ class Attempt:
     handle: asyncio.Task[None] | None = None
     stop_reason: StopReason | None = None
     entered: bool = False  # Runner.run has started
+    winding_down: bool = False  # a cancelled sync task's grace: only a shutdown interrupts it
     written_version: int = 0  # the reports version the store has
     written_at: float = float("-inf")  # when its reports were last written (loop time)
 
@@ -53,6 +54,8 @@ class Attempt:
         if self.stop_reason is None:
             self.stop_reason = reason
         self.cancellation.request(reason.value)
+        if self.winding_down and reason is StopReason.CANCEL:
+            return  # the same cancel again, from a heartbeat: the grace goes on
         if self.handle is not None and not self.handle.done():
             self.handle.cancel()
 
@@ -87,6 +90,9 @@ class Runner:
 
     `hold_slot(future)` is called when a sync task's thread outlives its attempt (a timeout or
     a cancel: threads cannot be killed), so the worker counts the slot busy until it returns.
+    A cancelled sync task gets up to `cancel_grace` seconds to return (it sees
+    `ctx.cancelled`) before its job is recorded cancelled, as an async task's cleanup runs
+    before its outcome: whoever sees the job cancelled may rely on the cleanup being done.
     """
 
     def __init__(
@@ -94,10 +100,12 @@ class Runner:
         registry: Registry,
         concurrency: int,
         hold_slot: Callable[[Future[Any]], None],
+        cancel_grace: float = 0.0,
     ) -> None:
         self.registry = registry
         self.concurrency = concurrency
         self.hold_slot = hold_slot
+        self.cancel_grace = cancel_grace
         self.threads: ThreadPoolExecutor | None = None  # made on the first sync task
 
     async def run(self, attempt: Attempt) -> Outcome | None:
@@ -173,6 +181,11 @@ class Runner:
         except (TimeoutError, asyncio.CancelledError) as exc:
             if isinstance(exc, TimeoutError):
                 attempt.cancellation.request(StopReason.TIMEOUT.value)
+            elif attempt.stop_reason is StopReason.CANCEL and self.cancel_grace > 0:
+                attempt.winding_down = True
+                # Its error is the task's own; a shutdown cuts the grace short.
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(inner), self.cancel_grace)
             if not thread_future.done():
                 # The outcome is recorded now, but the slot stays busy until the thread
                 # really returns, so `concurrency` always holds.
