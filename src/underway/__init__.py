@@ -17,6 +17,7 @@ from .errors import (
     DuplicateKey,
     InvalidArguments,
     InvalidTransition,
+    JobExists,
     JobNotFound,
     JobTimeout,
     PermanentError,
@@ -44,6 +45,7 @@ from .model import (
 )
 from .retry import Backoff
 from .settings import Settings
+from .task_classes import ClassTask, TaskClass
 from .tasks import BoundTask, Task
 from .worker import Worker
 
@@ -55,6 +57,7 @@ __all__ = [
     "Cancel",
     "Change",
     "ChangeKind",
+    "ClassTask",
     "ConfigurationError",
     "Context",
     "Delivery",
@@ -66,6 +69,7 @@ __all__ = [
     "InvalidTransition",
     "Job",
     "JobError",
+    "JobExists",
     "JobNotFound",
     "JobTimeout",
     "Page",
@@ -78,6 +82,7 @@ __all__ = [
     "Status",
     "StoreError",
     "Task",
+    "TaskClass",
     "UnderwayError",
     "UnknownTask",
     "View",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 
@@ -59,6 +60,18 @@ class InvalidTransition(UnderwayError):
 
 class DuplicateKey(UnderwayError):
     """Another unfinished job already holds the unique key."""
+
+
+class JobExists(UnderwayError):
+    """A caller-chosen job id (`task.options(id=...)`) that a job already has."""
+
+    @classmethod
+    def naming(cls, ids: Iterable[object]) -> JobExists:
+        listed = sorted(str(i) for i in ids)
+        which = f"a job with id {listed[0]} already exists" if len(listed) == 1 else (
+            f"jobs with ids {', '.join(listed)} already exist"
+        )  # fmt: skip
+        return cls(f"{which}: pick another id, or fetch the existing job by its id")
 
 
 class CallbackRefused(UnderwayError):

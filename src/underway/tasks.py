@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from . import encoding
 from .errors import ConfigurationError, InvalidArguments
-from .ids import uuid7
+from .ids import as_job_id, uuid7
 from .model import Job
 from .retry import Backoff
 from .stores.messages import NewJob
@@ -53,6 +54,7 @@ class Options:
     title: str | None = None
     status_message: str | None = None
     connection: Any = None
+    id: uuid.UUID | None = None
 
 
 class Task(Generic[P, R]):
@@ -77,8 +79,13 @@ class Task(Generic[P, R]):
         no_retry_on: tuple[type[BaseException], ...],
         title: str | None,
         deps: Mapping[str, Callable[..., Any]] | None = None,
+        status_message: str | None = None,
     ) -> None:
         _check_task_options(name, max_attempts, priority, queue, title, timeout)
+        try:
+            check_options(status_message=status_message)
+        except InvalidArguments as exc:
+            raise ConfigurationError(f"task {name}: {exc}") from None
         self.fn = fn
         self.app = app
         self.name = name
@@ -89,6 +96,8 @@ class Task(Generic[P, R]):
         self.retry = retry
         self.no_retry_on = no_retry_on
         self.title = title or name
+        #: the status message a job shows from enqueue until the task reports one
+        self.status_message = status_message
         self.deps = dict(deps or {})
         # An object whose __call__ is `async def` is an async task too.
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
@@ -100,7 +109,7 @@ class Task(Generic[P, R]):
 
     def _analyse(self, signature: inspect.Signature) -> None:
         params = list(signature.parameters.values())
-        self.wants_context = bool(params) and _is_context_param(params[0])
+        self.wants_context = bool(params) and is_context_param(params[0])
         # The signature that callers' arguments are bound to: without the Context.
         self.signature = signature.replace(parameters=params[1:] if self.wants_context else params)
         # Fast path for the common call shape (keyword arguments, no *args/**kwargs):
@@ -158,8 +167,11 @@ class Task(Generic[P, R]):
         title: str | None = None,
         status_message: str | None = None,
         connection: Any = None,
+        id: uuid.UUID | str | None = None,
     ) -> BoundTask[P, R]:
-        """The same task with options for the next enqueue (queue, priority, delay, key...)."""
+        """The same task with options for the next enqueue (queue, priority, delay, key...).
+        `id` chooses the job's id (a UUID) instead of a new one; an id a job already has is
+        refused with `JobExists`."""
         if isinstance(delay, timedelta):
             delay = delay.total_seconds()
         if run_at is not None and not isinstance(run_at, datetime):
@@ -179,19 +191,9 @@ class Task(Generic[P, R]):
             priority=priority, delay=delay, queue=queue, tenant=tenant, key=key, title=title,
             callback_url=callback_url, status_message=status_message,
         )  # fmt: skip
-        opts = Options(
-            queue,
-            priority,
-            delay,
-            run_at,
-            max_attempts,
-            tenant,
-            callback_url,
-            key,
-            title,
-            status_message,
-            connection,
-        )
+        job_id = None if id is None else as_job_id(id, InvalidArguments)
+        opts = Options(queue, priority, delay, run_at, max_attempts, tenant, callback_url, key,
+                       title, status_message, connection, job_id)  # fmt: skip
         return BoundTask(self, opts)
 
     # --- building requests ------------------------------------------------------------------
@@ -221,7 +223,7 @@ class Task(Generic[P, R]):
             self.app.check_callback_url(opts.callback_url)
         delay = opts.delay or 0.0
         return NewJob(
-            id=uuid7(),
+            id=opts.id or uuid7(),
             task=self.name,
             title=opts.title or self.title,
             # The job keeps its own copy: later changes to the caller's objects must not show.
@@ -235,7 +237,8 @@ class Task(Generic[P, R]):
             tenant=opts.tenant,
             callback_url=opts.callback_url,
             key=opts.key,
-            status_message=opts.status_message,
+            status_message=opts.status_message or self.status_message,
+            id_chosen=opts.id is not None,
         )
 
     def new_jobs(
@@ -295,6 +298,8 @@ class BoundTask(Generic[P, R]):
     def options(self, **changes: Any) -> BoundTask[P, R]:
         if isinstance(changes.get("delay"), timedelta):
             changes["delay"] = changes["delay"].total_seconds()
+        if changes.get("id") is not None:
+            changes["id"] = as_job_id(changes["id"], InvalidArguments)
         return BoundTask(self.task, replace(self.opts, **changes))
 
 
@@ -370,7 +375,7 @@ def _check_task_options(
         raise ConfigurationError(f"task {name}: timeout must be > 0 seconds")
 
 
-def _is_context_param(param: inspect.Parameter) -> bool:
+def is_context_param(param: inspect.Parameter) -> bool:
     if param.kind not in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
         return False
     if param.name == "ctx":

@@ -74,6 +74,10 @@ SELECT (SELECT now FROM clock), array(SELECT id FROM inserted), pg_notify(%(chan
 SELECT * FROM {schema}.underway_jobs
 WHERE key = ANY(%(keys)s) AND status IN ('pending', 'running');
 
+-- name: existing_ids
+-- Which of the caller-chosen ids a job already has.
+SELECT id FROM {schema}.underway_jobs WHERE id = ANY(%(ids)s::uuid[]);
+
 -- --- workers ---------------------------------------------------------------------------------
 
 -- name: filter_queues

@@ -123,6 +123,7 @@ class PostgresStore(ScheduleRows[psycopg.Connection[Any]], MeteringVerbs[psycopg
         )
         self._inserter = Inserter(
             insert_jobs=q["insert_jobs"], unfinished_by_key=q["unfinished_by_key"],
+            existing_ids=q["existing_ids"],
             copy_jobs=q["copy_jobs"], now=q["now"], notify=q["notify"], channel=self.channel,
             to_job=_job,
         )  # fmt: skip
@@ -222,7 +223,7 @@ class PostgresStore(ScheduleRows[psycopg.Connection[Any]], MeteringVerbs[psycopg
     # --- producers ----------------------------------------------------------------------------
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
-        if len(jobs) >= COPY_THRESHOLD and all(j.key is None for j in jobs):
+        if len(jobs) >= COPY_THRESHOLD and all(j.key is None and not j.id_chosen for j in jobs):
             with self._tx(atomic=True) as conn:
                 return self._inserter.copy_in(conn, jobs)
         with self._tx() as conn:

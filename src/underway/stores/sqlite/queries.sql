@@ -60,6 +60,10 @@ ON CONFLICT (key) WHERE key IS NOT NULL AND status IN ('pending', 'running') DO 
 -- name: unfinished_by_key
 SELECT * FROM underway_jobs WHERE key = :key AND status IN ('pending', 'running');
 
+-- name: existing_ids
+-- Which of the caller-chosen ids (a JSON list) a job already has.
+SELECT id FROM underway_jobs WHERE id IN (SELECT value FROM json_each(:ids));
+
 -- --- workers ---------------------------------------------------------------------------------
 
 -- name: filter_queues
