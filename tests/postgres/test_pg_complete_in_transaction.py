@@ -112,8 +112,9 @@ def test_the_completion_commits_with_the_effect_and_the_worker_writes_nothing_mo
 
 
 def test_an_error_after_the_commit_leaves_the_job_completed(
-    app: App, connect: Callable[[], psycopg.Connection[Any]], conninfo: str, schema: str
-) -> None:
+    app: App, connect: Callable[[], psycopg.Connection[Any]], conninfo: str, schema: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     @app.task(name="tests.charge_then_crash", max_attempts=3)
     def charge_then_crash(ctx: Context) -> None:
         conn = connect()
@@ -128,6 +129,8 @@ def test_an_error_after_the_commit_leaves_the_job_completed(
     assert (done.status, done.result, done.error) == ("completed", "charged", None)
     assert charges(conninfo, schema) == [7]
     assert outcomes(app, job) == ["completed"]
+    assert "failed after its transaction completed the job" in caplog.text
+    assert "crashed after the commit" in caplog.text
 
 
 def test_a_rolled_back_transaction_leaves_the_normal_path(

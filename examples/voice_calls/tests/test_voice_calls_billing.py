@@ -88,3 +88,22 @@ def test_the_same_minute_run_again_or_at_once_charges_nothing_twice(services: Se
     assert sum(int(str(r["minutes_charged"])) for r in results) == 4 * 3 + 2
     assert results[-1]["minutes_charged"] == 0
     assert_exact(services, callers, through=3)
+
+
+def test_a_run_failing_on_the_cache_is_retried_and_the_retry_charges_nothing_twice(
+    app: underway.App, services: Services, cache: CacheService
+) -> None:
+    callers = population(4, poor=1)
+    clock = testing.Clock(START)
+    scheduler = testing.scheduler(app, clock=clock)
+    fire(scheduler)
+    clock.advance(timedelta(minutes=3))
+    [job] = fire(scheduler)
+    cache.fail_next(1)  # the cache is down when the run drops the ended call from it
+    with testing.worker(app, scheduler=False):
+        done = app.wait(job.id, timeout=30)
+
+    assert (done.status, done.attempt) == ("completed", 2)
+    assert [a.outcome for a in app.attempts(job.id)] == ["retry", "completed"]
+    assert_exact(services, callers, through=3)
+    assert f"call:{callers[-1].call_id}" not in cache.values

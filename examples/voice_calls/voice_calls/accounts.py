@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .calls import end_call, load_call
+from .calls import clear_cache, end_call, load_call
 from .config import current
 
 
@@ -80,16 +80,16 @@ async def hang_up(call_id: int, at: float | None = None) -> None:
     """End a call: its whole minutes are charged, its listener settled."""
     moment = _now(at)
 
+    services = current()
+
     def end() -> None:
-        with current().db.transaction() as tx:
+        with services.db.transaction() as tx:
             call = load_call(tx, call_id)
             if call is not None:
                 end_call(tx, call, moment, "hung_up")
+            clear_cache(services, tx)
 
     await asyncio.to_thread(end)
-    cache = current().cache
-    if cache is not None:
-        await asyncio.to_thread(cache.delete, f"call:{call_id}")
 
 
 async def see_user(user_id: int, at: float | None = None) -> None:

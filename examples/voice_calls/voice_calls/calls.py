@@ -8,7 +8,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from .config import current
+from .config import Services, current
 from .db import Tx
 
 MINUTE = 60
@@ -142,6 +142,19 @@ def expired_calls(tx: Tx, now: int) -> list[int]:
     return [row[0] for row in rows]
 
 
+def clear_cache(services: Services, tx: Tx) -> None:
+    """Drop the calls that ended from the cache, each marked done in `tx`, so a run that
+    fails here (the cache is down) is retried and the retry finishes the job; it charges
+    nothing twice. The cache only mirrors the database: dropping an entry early (a run that
+    then rolls back) costs a read of the database, nothing more."""
+    if services.cache is None:
+        return
+    ended = tx.all("SELECT id FROM calls WHERE status = 'ended' AND cache_cleared = 0 ORDER BY id")
+    for (call_id,) in ended:
+        services.cache.delete(f"call:{call_id}")
+        tx.execute("UPDATE calls SET cache_cleared = 1 WHERE id = ?", (call_id,))
+
+
 # --- the service API --------------------------------------------------------------------------
 
 
@@ -182,16 +195,12 @@ async def cleanup_expired_calls(now: float | None = None) -> None:
     moment = int(time.time() if now is None else now)
     services = current()
 
-    def clean() -> list[int]:
+    def clean() -> None:
         with services.db.transaction() as tx:
-            ended = []
             for call_id in expired_calls(tx, moment):
                 call = load_call(tx, call_id)
-                if call is not None and call.status == "ongoing":
+                if call is not None:
                     end_call(tx, call, min(call.expires_at, moment), "expired")
-                    ended.append(call_id)
-            return ended
+            clear_cache(services, tx)
 
-    for call_id in await asyncio.to_thread(clean):
-        if services.cache is not None:
-            await asyncio.to_thread(services.cache.delete, f"call:{call_id}")
+    await asyncio.to_thread(clean)

@@ -20,7 +20,7 @@ from typing import Any
 
 import underway
 
-from .calls import MINUTE, Call, Charged, charge_call, end_call, load_call
+from .calls import MINUTE, Call, Charged, charge_call, clear_cache, end_call, load_call
 from .config import Services, current
 from .db import Tx
 
@@ -72,16 +72,18 @@ def charge_minute(
             for i, call_id in enumerate(calls):
                 _charge_one(tx, call_id, minute, run)
                 _step(ctx, i + 1, len(calls), pause)
+            clear_cache(services, tx)  # a cache that fails rolls the run back: it is retried
             if ctx is not None:
                 ctx.complete_in(tx.conn, result=asdict(run))
-    else:
-        with services.db.transaction() as tx:
-            calls = ongoing_calls(tx, minute)
-        for i, call_id in enumerate(calls):
-            with services.db.transaction() as tx:  # one call at a time: the key keeps it exact
-                _charge_one(tx, call_id, minute, run)
-            _step(ctx, i + 1, len(calls), pause)
-    _update_cache(services, run)
+        return run
+    with services.db.transaction() as tx:
+        calls = ongoing_calls(tx, minute)
+    for i, call_id in enumerate(calls):
+        with services.db.transaction() as tx:  # one call at a time: the key keeps it exact
+            _charge_one(tx, call_id, minute, run)
+        _step(ctx, i + 1, len(calls), pause)
+    with services.db.transaction() as tx:
+        clear_cache(services, tx)
     return run
 
 
@@ -96,14 +98,6 @@ def _step(ctx: underway.Context | None, done: int, total: int, pause: float) -> 
         ctx.report_progress(done / total, f"charged {done} of {total} calls")
     if pause:
         time.sleep(pause)
-
-
-def _update_cache(services: Services, run: MinuteRun) -> None:
-    """Drop the ended calls from the cache. After the commit, and only a mirror: if it fails
-    the next run or the expired-call cleanup puts it right."""
-    if services.cache is not None:
-        for call_id in run.ended:
-            services.cache.delete(f"call:{call_id}")
 
 
 # --- the service API --------------------------------------------------------------------------

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS calls (
     end_reason TEXT,
     charged_through BIGINT,
     coins_charged INTEGER NOT NULL DEFAULT 0,
-    settled INTEGER NOT NULL DEFAULT 0
+    settled INTEGER NOT NULL DEFAULT 0,
+    cache_cleared INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS call_minutes (
     call_id INTEGER NOT NULL,

@@ -239,7 +239,7 @@ class Worker:
     ) -> None:
         outcome = await runner.run(attempt)
         if attempt.completion.attempted:
-            done = await completed_by_task(self.store, threads, attempt)
+            done = await completed_by_task(self.store, threads, attempt, outcome)
             if done is not None:
                 self._settle_completed(attempt, done)
                 return
