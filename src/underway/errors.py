@@ -80,6 +80,12 @@ class CallbackRefused(UnderwayError):
     Recorded on the delivery, which then fails for good."""
 
 
+class LeaseLost(UnderwayError):
+    """`ctx.complete_in` found the job no longer running under this attempt's lease (it
+    expired and another worker took the job, or the job is completed already). Let it
+    propagate: the caller's transaction rolls back, so its effect does not happen."""
+
+
 class JobTimeout(UnderwayError):
     """Raised by `App.wait` when the job did not finish in time."""
 

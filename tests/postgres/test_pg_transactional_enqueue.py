@@ -23,7 +23,6 @@ from psycopg import sql
 
 import underway
 from underway import App, ConfigurationError, Job, Task, UnderwayError
-from underway.stores.postgres.store import _split_url
 
 MakeApp = Callable[..., App]
 WaitFor = Callable[..., Any]
@@ -40,13 +39,6 @@ def register(app: App) -> Task[[int], int]:
 def drain(app: App) -> int:
     """Run a burst worker on `app` until no job is due; how many jobs it ran."""
     return asyncio.run(underway.Worker(app, burst=True).drain())
-
-
-@pytest.fixture
-def schema(database_url: str) -> str:
-    name = _split_url(database_url)[1]
-    assert name is not None
-    return name
 
 
 @pytest.fixture

@@ -11,10 +11,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ..completion import InTransaction
 from ..context import Cancellation, Context, Reports
 from ..dependencies import close_dependencies, dependencies_in_thread, open_dependencies
+from ..errors import LeaseLost
 from ..model import Job, Status
 from ..registry import Registry
+from ..stores import Store
 from ..stores.messages import Claimed, Ending, Outcome, Report
 from ..tasks import Task
 from . import outcomes
@@ -32,6 +35,7 @@ class Attempt:
     ctx: Context
     reports: Reports
     cancellation: Cancellation
+    completion: InTransaction
     handle: asyncio.Task[None] | None = None
     stop_reason: StopReason | None = None
     entered: bool = False  # Runner.run has started
@@ -40,9 +44,16 @@ class Attempt:
     written_at: float = float("-inf")  # when its reports were last written (loop time)
 
     @classmethod
-    def of(cls, claimed: Claimed, on_report: Callable[[], None] | None = None) -> Attempt:
+    def of(
+        cls,
+        claimed: Claimed,
+        on_report: Callable[[], None] | None = None,
+        store: Store | None = None,
+    ) -> Attempt:
         reports, cancellation = Reports(claimed.job, on_report), Cancellation()
-        return cls(claimed, Context(claimed.job, reports, cancellation), reports, cancellation)
+        completion = InTransaction(store, claimed.job.id, claimed.token)
+        ctx = Context(claimed.job, reports, cancellation, completion)
+        return cls(claimed, ctx, reports, cancellation, completion)
 
     @property
     def job(self) -> Job:
@@ -124,6 +135,8 @@ class Runner:
             if attempt.stop_reason is None:
                 return logged(attempt, outcomes.completed(attempt.claimed, task, result))
         except BaseException as exc:  # the task's own error, whatever it is
+            if isinstance(exc, LeaseLost) and attempt.stop_reason is None:
+                attempt.stop_reason = StopReason.LOST  # complete_in: another attempt owns it
             if attempt.stop_reason is None:
                 # A CancelledError without a stop of ours is the task's own (an awaited future
                 # someone else cancelled): an ordinary failure, not a hand-back to loop on.
