@@ -148,9 +148,8 @@ class Worker:
             self.wake,
         )  # fmt: skip
         self._report_arrived = upkeep.report_arrived
-        runner = Runner(
-            self.registry, self.concurrency, self._hold_slot, self.settings.shutdown_grace_seconds
-        )
+        grace = self.settings.shutdown_grace_seconds
+        runner = Runner(self.registry, self.concurrency, self._hold_slot, grace)
         assert self._wake is not None
         idle = Idle(self, threads, self._wake)
         side = [
