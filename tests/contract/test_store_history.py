@@ -217,8 +217,6 @@ def enqueue(store: Store, new_job: NewJobFn, **fields: Any) -> Job:
 
 
 BOOM = JobError("boom", "ValueError", "Traceback ...")
-ENDINGS = ["completed", "failed", "retry", "back", "cancelled"]
-
 
 # --- each kind of change -----------------------------------------------------------------------
 
@@ -769,8 +767,35 @@ class FeedWalk(RuleBasedStateMachine):
         self.store.heartbeat("walker", [Lease(c.job.id, c.token) for c in self.held])
         self._note()
 
+    # One rule per ending, not one rule with the ending as an argument: Hypothesis favours
+    # rules with fewer arguments, and how much depends on what else the run imported (it
+    # draws on the constants of loaded modules), so a single finish rule was once drawn in
+    # one walk of a hundred. Five rules finish often, whatever else is loaded.
     @precondition(lambda self: self.held)
-    @rule(data=st.data(), ending=st.sampled_from(ENDINGS), with_report=st.booleans())
+    @rule(data=st.data(), with_report=st.booleans())
+    def complete(self, data: st.DataObject, with_report: bool) -> None:
+        self.finish(data, "completed", with_report)
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data(), with_report=st.booleans())
+    def fail(self, data: st.DataObject, with_report: bool) -> None:
+        self.finish(data, "failed", with_report)
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data(), with_report=st.booleans())
+    def retry_later(self, data: st.DataObject, with_report: bool) -> None:
+        self.finish(data, "retry", with_report)
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data(), with_report=st.booleans())
+    def hand_back(self, data: st.DataObject, with_report: bool) -> None:
+        self.finish(data, "back", with_report)
+
+    @precondition(lambda self: self.held)
+    @rule(data=st.data(), with_report=st.booleans())
+    def cancel_running(self, data: st.DataObject, with_report: bool) -> None:
+        self.finish(data, "cancelled", with_report)
+
     def finish(self, data: st.DataObject, ending: str, with_report: bool) -> None:
         c = data.draw(st.sampled_from(self.held))
         outcome = ending_of(c, ending)
@@ -884,9 +909,9 @@ def test_random_walks_the_feed_holds_every_state_in_order(
             max_examples=25,
             stateful_step_count=20,
             deadline=None,
-            derandomize=True,  # the same walks every run: pass or fail never depends on luck
+            derandomize=True,  # the same walks for the same code and imports
             database=None,
         ),
     )
-    # The walks are the same every run; this says they still make every kind of change.
+    # This says the walks make every kind of change, so their checks cover every kind.
     assert made == set(ChangeKind)
