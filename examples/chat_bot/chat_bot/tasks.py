@@ -51,34 +51,35 @@ class DatabaseCleanupTask(underway.TaskClass):
                 "audit": self.db.deleted(TRIM_AUDIT, before)}  # fmt: skip
 
 
-class CacheCleanupTask(underway.TaskClass):
+class ExpiredRowsCleanup(underway.TaskClass):
+    """Delete the rows of one table whose time to live has passed (`EXPIRED`, a DELETE
+    statement with the time bound); the subclasses name the table."""
+
+    max_attempts = 3
+    retry = underway.Backoff(base=2.0, factor=2.0, max=60.0)
+    EXPIRED = ""
+
+    def __init__(self, db: BotDatabase) -> None:
+        self.db = db
+
+    def execute(self) -> dict[str, int]:
+        return {"expired": self.db.deleted(self.EXPIRED, time.time())}
+
+
+class CacheCleanupTask(ExpiredRowsCleanup):
     """Clear the expired entries of the reply cache."""
 
     name = "chat_bot.cache_cleanup"
     title = "Cache cleanup"
-    max_attempts = 3
-    retry = underway.Backoff(base=2.0, factor=2.0, max=60.0)
-
-    def __init__(self, db: BotDatabase) -> None:
-        self.db = db
-
-    def execute(self) -> dict[str, int]:
-        return {"expired": self.db.deleted(DELETE_EXPIRED_CACHE, time.time())}
+    EXPIRED = DELETE_EXPIRED_CACHE
 
 
-class SessionCleanupTask(underway.TaskClass):
+class SessionCleanupTask(ExpiredRowsCleanup):
     """Prune expired sessions from the session store."""
 
     name = "chat_bot.session_cleanup"
     title = "Session cleanup"
-    max_attempts = 3
-    retry = underway.Backoff(base=2.0, factor=2.0, max=60.0)
-
-    def __init__(self, db: BotDatabase) -> None:
-        self.db = db
-
-    def execute(self) -> dict[str, int]:
-        return {"expired": self.db.deleted(DELETE_EXPIRED_SESSIONS, time.time())}
+    EXPIRED = DELETE_EXPIRED_SESSIONS
 
 
 class DocumentStorageCleanupTask(underway.TaskClass):

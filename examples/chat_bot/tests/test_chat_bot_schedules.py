@@ -6,7 +6,6 @@ and a stop that reaches a task stuck on I/O within a second."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,15 +21,6 @@ from underway import testing
 
 BUILT_IN = ["cache_cleanup", "database_cleanup", "document_storage_cleanup", "health_check",
             "metrics_collection", "session_cleanup"]  # fmt: skip
-
-
-def wait_for(probe: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := probe()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout} s waiting for {what}")
-        time.sleep(0.01)
-    return value
 
 
 def now_clock() -> testing.Clock:
@@ -150,17 +140,18 @@ def test_a_task_failing_repeatedly_shows_as_failing_until_it_succeeds(
     with testing.worker(bot.app, concurrency=4, scheduler=True):
         # The worker's scheduler fires every task at once; metrics collection fails its two
         # attempts.
-        wait_for(lambda: metrics().failures == 1, what="the first failed run")
+        testing.wait_for(lambda: metrics().failures == 1, what="the first failed run")
         bot.app.trigger_schedule("metrics_collection")
-        wait_for(lambda: metrics().failures == 2, what="the second failed run")
+        testing.wait_for(lambda: metrics().failures == 2, what="the second failed run")
         failing = metrics()
         assert failing.state == "failing" and failing.consecutive_failures == 2
         assert failing.last_status == "failed" and failing.last_run is not None
-        assert manager.get_all_stats()["cache_cleanup"].state == "ok"
+        testing.wait_for(lambda: manager.get_all_stats()["cache_cleanup"].state == "ok",
+                         what="the first cache cleanup to be done")  # fmt: skip
 
         service.failing = False
         manager.restart_task("metrics_collection")
-        wait_for(lambda: metrics().state == "ok", what="a successful run")
+        testing.wait_for(lambda: metrics().state == "ok", what="a successful run")
     recovered = metrics()
     assert (recovered.runs, recovered.failures, recovered.consecutive_failures) == (3, 2, 0)
     assert recovered.next_run is not None and recovered.next_run > datetime.now(UTC)
@@ -171,15 +162,15 @@ def test_stop_cancels_a_task_stuck_on_io_within_a_second(
 ) -> None:
     service.hang()  # the rate limiter takes its time answering the health probe
     with testing.worker(bot.app, concurrency=8, scheduler=True):
-        wait_for(lambda: "/health" in service.requests, what="the health check to probe")
-        running = wait_for(lambda: bot.app.list_jobs(status="running",
+        testing.wait_for(lambda: "/health" in service.requests, what="the health check to probe")
+        running = testing.wait_for(lambda: bot.app.list_jobs(status="running",
                                                      task="chat_bot.health_check").jobs,
                            what="the health check to run")  # fmt: skip
         asked = time.monotonic()
         cancelled = manager.stop_task("health_check")
         assert [job.id for job in cancelled] == [running[0].id]
-        wait_for(lambda: bot.app.get_job(running[0].id).finished,  # type: ignore[union-attr]
-                 what="the health check to stop")  # fmt: skip
+        testing.wait_for(lambda: (job := bot.app.get_job(running[0].id)) and job.finished,
+                         what="the health check to stop")  # fmt: skip
         took = time.monotonic() - asked
         service.release()
     done = bot.app.get_job(running[0].id)
