@@ -5,6 +5,7 @@ comes from the settings and whose first run fires at once after every start of t
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import underway
@@ -60,9 +61,10 @@ class ChatBot:
             app.schedule(task, every=every, name=name, first_after_boot=0, overlap="skip")
 
     def prepare(self) -> None:
-        """Create underway's tables and the bot's own if they are missing."""
+        """Create underway's tables, the bot's own and its document folder if missing."""
         self.app.migrate()
         create_tables(self.database_url)
+        Path(self.settings.documents_dir).mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
         self.app.close()

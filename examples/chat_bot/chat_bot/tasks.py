@@ -157,7 +157,8 @@ async def _probe(client: httpx.AsyncClient, name: str, url: str) -> Health:
 class MetricsCollectionTask(underway.TaskClass):
     """Gather every component's stats (the services' `/stats`, the bot's table sizes) into
     `cb_metrics`, a history a Prometheus exporter can serve. A service that does not answer
-    fails the run (retried once, soon), so a component gone for good shows as failing."""
+    fails the run (retried once, soon), so a component gone for good shows as failing. The
+    requests are awaited together; a stop cancels them wherever they wait."""
 
     name = "chat_bot.metrics_collection"
     title = "Metrics collection"
@@ -168,20 +169,20 @@ class MetricsCollectionTask(underway.TaskClass):
         self.db = db
         self.settings = settings
 
-    def execute(self) -> int:
+    async def execute(self) -> int:
         values = {f"rows.{table}": float(self.db.count(table)) for table in COUNT}
-        with httpx.Client(timeout=SERVICE_TIMEOUT) as client:
-            for name, url in self.settings.services.items():
-                for stat, value in _stats(client, name, url).items():
-                    values[f"{name}.{stat}"] = value
+        async with httpx.AsyncClient(timeout=SERVICE_TIMEOUT) as client:
+            asked = [_stats(client, name, url) for name, url in self.settings.services.items()]
+            for name, stats in await asyncio.gather(*asked):
+                values.update({f"{name}.{stat}": value for stat, value in stats.items()})
         self.db.record_metrics(time.time(), values)
         return len(values)
 
 
-def _stats(client: httpx.Client, name: str, url: str) -> dict[str, float]:
+async def _stats(client: httpx.AsyncClient, name: str, url: str) -> tuple[str, dict[str, float]]:
     try:
-        response = client.get(f"{url}/stats")
+        response = await client.get(f"{url}/stats")
         response.raise_for_status()
     except httpx.HTTPError as exc:
         raise ServiceUnavailable(f"{name} gave no stats: {exc}") from None
-    return {str(k): float(v) for k, v in response.json().items()}
+    return name, {str(k): float(v) for k, v in response.json().items()}

@@ -157,23 +157,25 @@ def test_a_task_failing_repeatedly_shows_as_failing_until_it_succeeds(
     assert recovered.next_run is not None and recovered.next_run > datetime.now(UTC)
 
 
+@pytest.mark.parametrize(("name", "path"), [("health_check", "/health"),
+                                           ("metrics_collection", "/stats")])  # fmt: skip
 def test_stop_cancels_a_task_stuck_on_io_within_a_second(
-    bot: ChatBot, manager: TaskManager, service: ServiceDouble
+    bot: ChatBot, manager: TaskManager, service: ServiceDouble, name: str, path: str
 ) -> None:
-    service.hang()  # the rate limiter takes its time answering the health probe
+    service.hang()  # the rate limiter takes its time answering
+    task = f"chat_bot.{name}"
     with testing.worker(bot.app, concurrency=8, scheduler=True):
-        testing.wait_for(lambda: "/health" in service.requests, what="the health check to probe")
-        running = testing.wait_for(lambda: bot.app.list_jobs(status="running",
-                                                     task="chat_bot.health_check").jobs,
-                           what="the health check to run")  # fmt: skip
+        testing.wait_for(lambda: path in service.requests, what=f"{name} to ask the service")
+        running = testing.wait_for(lambda: bot.app.list_jobs(status="running", task=task).jobs,
+                                   what=f"{name} to run")  # fmt: skip
         asked = time.monotonic()
-        cancelled = manager.stop_task("health_check")
+        cancelled = manager.stop_task(name)
         assert [job.id for job in cancelled] == [running[0].id]
         testing.wait_for(lambda: (job := bot.app.get_job(running[0].id)) and job.finished,
-                         what="the health check to stop")  # fmt: skip
+                         what=f"{name} to stop")  # fmt: skip
         took = time.monotonic() - asked
         service.release()
     done = bot.app.get_job(running[0].id)
     assert done is not None and done.status is underway.Status.CANCELLED
-    assert took < 1.0, f"the health check took {took:.2f} s to stop"
-    assert manager.get_all_stats()["health_check"].state == "paused"
+    assert took < 1.0, f"{name} took {took:.2f} s to stop"
+    assert manager.get_all_stats()[name].state == "paused"
