@@ -134,8 +134,9 @@ class App(ScheduleControl, Declarations, Watching, Operations):
             register(self.store, schedule, self.store.now())
 
     def trigger_schedule(self, name: str) -> Job:
-        """Run the schedule's task now, outside its slots."""
-        schedule = self.registry.schedule(name)
+        """Run the schedule's task now, outside its slots: one declared in code, or one put
+        at run time (its task must be registered here)."""
+        schedule = self._schedule_named(name)
         options = Options(tenant=schedule.tenant)
         job = self.get_task(schedule.task).new_job((), schedule.args, options)
         job.schedule = name

@@ -90,6 +90,11 @@ class JobTimeout(UnderwayError):
     """Raised by `App.wait` when the job did not finish in time."""
 
 
+class WaitTimeout(UnderwayError, AssertionError):
+    """Raised by `underway.testing.wait_for` when its condition did not hold in time; an
+    AssertionError, so a test runner reports it as the test's failure."""
+
+
 class TaskError(Exception):
     """Base for the control signals below; they steer the job, they are not failures of underway."""
 

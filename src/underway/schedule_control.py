@@ -8,7 +8,7 @@ from datetime import timedelta
 from .errors import ScheduleDeclaredInCode
 from .registry import Registry
 from .schedule import Cron, Schedule
-from .schedule_definitions import dump
+from .schedule_definitions import dump, load
 from .scheduler import register
 from .stores import Store
 from .twins import twin
@@ -50,6 +50,17 @@ class ScheduleControl:
         if schedule is not None:  # it may not be in the store yet (no scheduler ran)
             register(self.store, schedule, self.store.now())
         self.store.restart_schedule(name, self.store.now())
+
+    def _schedule_named(self, name: str) -> Schedule:
+        """The schedule this app declares as `name`, else the one put in the store at run
+        time; `ScheduleNotFound` when neither exists."""
+        declared = self.registry.schedules.get(name)
+        if declared is not None:
+            return declared
+        state = next((s for s in self.store.schedule_states() if s.name == name), None)
+        if state is None or state.definition is None:
+            return self.registry.schedule(name)  # raises, naming the schedules there are
+        return load(name, state.definition)
 
     remove_schedule_async = twin(remove_schedule)
     restart_schedule_async = twin(restart_schedule)

@@ -39,15 +39,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from .app import App
-from .errors import ConfigurationError
+from .errors import ConfigurationError, WaitTimeout
 from .scheduler import Scheduler
 from .worker import Worker
 
-__all__ = ["DEFAULT_START", "Clock", "RunningWorker", "drain", "drain_async", "scheduler", "worker"]
+__all__ = [
+    "DEFAULT_START",
+    "Clock",
+    "RunningWorker",
+    "WaitTimeout",
+    "drain",
+    "drain_async",
+    "scheduler",
+    "wait_for",
+    "worker",
+]
+
+T = TypeVar("T")
 
 #: Where a `Clock` starts unless told: a fixed time far from now, so no test depends on the
 #: real time.
@@ -204,3 +218,20 @@ def scheduler(app: App, *, clock: Callable[[], datetime] | None = None) -> Sched
     """The app's scheduler on `clock` (default: the store's clock); `tick()` fires the slots
     due at `clock()` and returns the jobs it created. Nothing runs in the background."""
     return app.scheduler(clock=clock)
+
+
+def wait_for(
+    probe: Callable[[], T | None], *, timeout: float = 15.0, what: str = "", interval: float = 0.01
+) -> T:
+    """Call `probe` every `interval` seconds until it returns something truthy, and return
+    that: for a condition another thread brings about (a worker from `worker(app)`). After
+    `timeout` seconds without it, `WaitTimeout` (an AssertionError) says what was awaited.
+    The timeout only bounds a hang; a quick condition returns as soon as it holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise WaitTimeout(f"gave up after {timeout} s waiting for {what or repr(probe)}")
+        time.sleep(interval)

@@ -169,3 +169,24 @@ def test_the_scheduler_fires_each_slot_once_per_step_of_the_clock(make_app: Make
     assert (first.task, second.task) == (beat.name, beat.name)
     assert testing.drain(app) == 2
     assert [app.get_job(j.id).result for j in (first, second)] == ["beat", "beat"]  # type: ignore[union-attr]
+
+
+# --- wait_for ---------------------------------------------------------------------------------
+
+
+def test_wait_for_returns_the_probes_value_once_a_worker_brings_it_about(
+    make_app: MakeApp,
+) -> None:
+    app = make_app()
+    job = app.task()(add).enqueue(2, 3)
+    with testing.worker(app, scheduler=False):
+        done = testing.wait_for(lambda: (j := app.get_job(job.id)) and j.finished and j,
+                                what="the job to finish")  # fmt: skip
+    assert isinstance(done, underway.Job) and done.result == 5
+
+
+def test_wait_for_fails_the_test_saying_what_it_waited_for() -> None:
+    with pytest.raises(AssertionError, match=r"gave up after 0.05 s waiting for the moon"):
+        testing.wait_for(lambda: None, timeout=0.05, what="the moon")
+    with pytest.raises(testing.WaitTimeout):
+        testing.wait_for(lambda: 0, timeout=0.01)

@@ -186,3 +186,20 @@ def test_what_a_stored_schedule_cannot_carry_is_refused(fast_app: MakeApp) -> No
     with pytest.raises(underway.InvalidArguments, match="not JSON"):
         app.schedule("report", every=60, name="s", args={"region": {1, 2}}, stored=True)
     assert app.store.schedule_states() == []
+
+
+def test_a_stored_schedule_can_be_triggered_from_any_app_with_its_task(fast_app: MakeApp) -> None:
+    clock = testing.Clock()
+    control = with_task(fast_app())
+    put(control, clock, args={"region": "eu"}, tenant="acme")
+    other = with_task(fast_app())  # never declared nor put it
+
+    job = other.trigger_schedule("stored-report")
+    assert (job.args, job.tenant, job.schedule, job.slot) == (
+        {"region": "eu"}, "acme", "stored-report", None,
+    )  # fmt: skip
+    (info,) = [i for i in control.list_schedules() if i.name == "stored-report"]
+    assert info.run_count == 1
+    control.remove_schedule("stored-report")
+    with pytest.raises(underway.ScheduleNotFound, match="no schedule named 'stored-report'"):
+        other.trigger_schedule("stored-report")
