@@ -90,7 +90,7 @@ def test_arguments_and_options_are_checked_when_prepared(make_app: MakeApp) -> N
     @app.task(name="tests.other")
     def other(tenant: str, month: int = 1) -> None: ...
 
-    with pytest.raises(InvalidArguments, match="prepared for task tests.other"):
+    with pytest.raises(InvalidArguments, match=r"prepared for task tests\.other"):
         report.enqueue_many([other.prepare("a")])
     assert app.list_jobs().jobs == []
 
