@@ -44,7 +44,7 @@ from .model import (
 )
 from .retry import Backoff
 from .settings import Settings
-from .tasks import BoundTask, Task
+from .tasks import BoundTask, OptionArgs, Prepared, Task
 from .worker import Worker
 
 __all__ = [
@@ -68,8 +68,10 @@ __all__ = [
     "JobError",
     "JobNotFound",
     "JobTimeout",
+    "OptionArgs",
     "Page",
     "PermanentError",
+    "Prepared",
     "Retry",
     "ScheduleDeclaredInCode",
     "ScheduleNotFound",

@@ -12,8 +12,7 @@ from typing import Any, Unpack
 import httpx
 
 import underway
-from underway import Backoff, Context, Task
-from underway.tasks import OptionArgs
+from underway import Backoff, Context, OptionArgs, Task
 
 from .db import Session
 from .platform import ClassificationFailed, Platform, classify, now, record, stamp, take, usage
