@@ -17,8 +17,10 @@ from .errors import (
     DuplicateKey,
     InvalidArguments,
     InvalidTransition,
+    JobExists,
     JobNotFound,
     JobTimeout,
+    LeaseLost,
     PermanentError,
     Retry,
     ScheduleDeclaredInCode,
@@ -44,6 +46,7 @@ from .model import (
 )
 from .retry import Backoff
 from .settings import Settings
+from .task_classes import ClassTask, TaskClass
 from .tasks import BoundTask, OptionArgs, Prepared, Task
 from .worker import Worker
 
@@ -55,6 +58,7 @@ __all__ = [
     "Cancel",
     "Change",
     "ChangeKind",
+    "ClassTask",
     "ConfigurationError",
     "Context",
     "Delivery",
@@ -66,8 +70,10 @@ __all__ = [
     "InvalidTransition",
     "Job",
     "JobError",
+    "JobExists",
     "JobNotFound",
     "JobTimeout",
+    "LeaseLost",
     "OptionArgs",
     "Page",
     "PermanentError",
@@ -80,6 +86,7 @@ __all__ = [
     "Status",
     "StoreError",
     "Task",
+    "TaskClass",
     "UnderwayError",
     "UnknownTask",
     "View",

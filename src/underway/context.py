@@ -11,8 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from . import encoding
+from .completion import InTransaction
 from .errors import InvalidArguments
 from .model import Job
+from .stores.messages import Outcome
 
 logger = logging.getLogger("underway.task")
 
@@ -46,12 +48,17 @@ class Context:
     """
 
     def __init__(
-        self, job: Job, reports: Reports | None = None, cancellation: Cancellation | None = None
+        self,
+        job: Job,
+        reports: Reports | None = None,
+        cancellation: Cancellation | None = None,
+        completion: InTransaction | None = None,
     ) -> None:
         self.job = job
         self.logger = job_logger(job)
         self._reports = reports or Reports(job)
         self._cancellation = cancellation or Cancellation()
+        self._completion = completion or InTransaction(None, job.id, "")
         #: the job's dependencies, as declared with `@app.task(deps={...})`
         self.deps: Any = {}
 
@@ -71,6 +78,37 @@ class Context:
     def set_payload(self, value: Any) -> None:
         """Attach any JSON value to the job for clients to read while it runs."""
         self._reports.payload(encoding.dumps(value, "payload"))
+
+    # --- completing in the task's own transaction (PostgreSQL) --------------------------------
+
+    def complete_in(self, connection: Any, result: Any = None) -> None:
+        """Complete this job inside your own open transaction on `connection` (a psycopg
+        Connection or Cursor on the store's database), so your effect and the completion
+        commit together or not at all. Call it last, just before the commit:
+
+        >>> with conn.transaction():
+        ...     deduct_coins(conn, user, 1)  # your own statements on `conn`
+        ...     ctx.complete_in(conn, result={"charged": 1})
+
+        It writes what the worker's own completion writes (status, `result`, the latest
+        reports, the attempt's history, the change feed, the counters), guarded by this
+        attempt's lease. If the lease was lost it raises `LeaseLost`: let it propagate so the
+        transaction rolls back. Once the task returns the worker sees the job completed and
+        writes nothing more; if the transaction rolled back, the task's own outcome applies.
+        Only the PostgreSQL store can do this; on SQLite it raises `ConfigurationError`
+        naming the alternative (docs/decisions/0019-complete-in-transaction.md)."""
+        self._completion.write(connection, self._completed(result))
+
+    async def complete_in_async(self, connection: Any, result: Any = None) -> None:
+        """`complete_in` on a psycopg AsyncConnection or AsyncCursor."""
+        await self._completion.write_async(connection, self._completed(result))
+
+    def _completed(self, result: Any) -> Outcome:
+        outcome = self._completion.outcome(encoding.dumps(result, "the result"))
+        snap = self._reports.snapshot()
+        if snap.version == 0:
+            return outcome
+        return outcome.with_reports(snap.progress, snap.status_message, snap.payload_json)
 
     # --- cancellation -------------------------------------------------------------------------
 

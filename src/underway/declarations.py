@@ -14,6 +14,7 @@ from .registry import Lifespan, Registry
 from .retry import Backoff
 from .schedule import CatchUp, Cron, Every, Overlap, Rule, Schedule, TenantLister
 from .schedule_tenants import static_tenants
+from .task_classes import ClassTask, Executes, ExecutesWithContext, class_task
 from .tasks import Options, Task
 
 P = ParamSpec("P")
@@ -36,7 +37,7 @@ class TaskDecorator(Protocol):
 #: the options `@app.task(...)` takes; anything else is refused with their names
 TASK_OPTIONS = frozenset(
     {"name", "queue", "priority", "max_attempts", "timeout", "retry", "no_retry_on", "title",
-     "deps"}
+     "deps", "status_message"}
 )  # fmt: skip
 
 #: the options `@app.periodic(...)` takes besides the task options
@@ -78,6 +79,7 @@ class Declarations:
         no_retry_on: Sequence[type[BaseException]] = (),
         title: str | None = None,
         deps: Mapping[str, Callable[..., Any]] | None = None,
+        status_message: str | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -92,7 +94,8 @@ class Declarations:
 
         `deps` maps names to factories opened for each job and closed after it (a value, a
         context manager, or a generator that yields the value); the task reaches them as
-        `ctx.deps.name`.
+        `ctx.deps.name`. `status_message` is what a job shows from enqueue until the task
+        reports one (`options(status_message=...)` overrides it per job).
         """
 
         unknown = sorted(set(options) - TASK_OPTIONS)
@@ -115,11 +118,30 @@ class Declarations:
                 no_retry_on=tuple(options.get("no_retry_on", ())),
                 title=options.get("title"),
                 deps=options.get("deps"),
+                status_message=options.get("status_message"),
             )
             self.registry.add_task(handle)
             return handle
 
         return register(fn) if fn is not None else register  # type: ignore[return-value]
+
+    @overload
+    def task_class(
+        self, cls: type[ExecutesWithContext[P, R]], /, **overrides: Any
+    ) -> ClassTask[P, R]: ...
+
+    @overload
+    def task_class(self, cls: type[Executes[P, R]], /, **overrides: Any) -> ClassTask[P, R]: ...
+
+    def task_class(self, cls: type[Any], /, **overrides: Any) -> ClassTask[Any, Any]:
+        """Register a subclass of `underway.TaskClass` as a task. Its class attributes are
+        its settings; keyword arguments here override them (`queue=`, `max_attempts=`, any
+        option of `@app.task`). For each job a worker opens the class's `deps`, builds the
+        class with them as keyword arguments, and calls `execute` with the job's arguments;
+        `enqueue` takes the parameters of `execute`, typed."""
+        handle = class_task(cls, overrides, self.producer)
+        self.registry.add_task(handle)
+        return handle
 
     # --- schedules ----------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 
@@ -61,10 +62,28 @@ class DuplicateKey(UnderwayError):
     """Another unfinished job already holds the unique key."""
 
 
+class JobExists(UnderwayError):
+    """A caller-chosen job id (`task.options(id=...)`) that a job already has."""
+
+    @classmethod
+    def naming(cls, ids: Iterable[object]) -> JobExists:
+        listed = sorted(str(i) for i in ids)
+        which = f"a job with id {listed[0]} already exists" if len(listed) == 1 else (
+            f"jobs with ids {', '.join(listed)} already exist"
+        )  # fmt: skip
+        return cls(f"{which}: pick another id, or fetch the existing job by its id")
+
+
 class CallbackRefused(UnderwayError):
     """A callback URL that underway will not send to: its address is loopback, private,
     link-local, metadata or otherwise not public, and no `callback_allow` entry permits it.
     Recorded on the delivery, which then fails for good."""
+
+
+class LeaseLost(UnderwayError):
+    """`ctx.complete_in` found the job no longer running under this attempt's lease (it
+    expired and another worker took the job, or the job is completed already). Let it
+    propagate: the caller's transaction rolls back, so its effect does not happen."""
 
 
 class JobTimeout(UnderwayError):

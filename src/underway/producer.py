@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .callbacks.guard import parse_url
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidArguments
 from .events import Events
 from .model import Job
 from .stores import Store, TransactionalEnqueue
@@ -47,6 +47,7 @@ class Producer:
         """Insert `jobs` in one transaction: the store's own, or the caller's `connection`."""
         if not jobs:
             return []
+        _refuse_repeated_ids(jobs)
         if connection is not None:
             created = self._transactional(connection).enqueue_on(connection, jobs)
         else:
@@ -60,6 +61,7 @@ class Producer:
         store call runs on a thread."""
         if connection is None or not jobs:
             return await asyncio.to_thread(self.insert, jobs, connection)
+        _refuse_repeated_ids(jobs)
         created = await self._transactional(connection).enqueue_on_async(connection, jobs)
         # Workers of this process learn of them at commit, through the store's notification.
         self.events.publish_all(created)
@@ -73,3 +75,14 @@ class Producer:
                 f"the PostgreSQL store (this app uses {type(store).__name__})"
             )
         return store
+
+
+def _refuse_repeated_ids(jobs: list[NewJob]) -> None:
+    """Two jobs of one batch with the same chosen id: the second would exist already."""
+    chosen = [job.id for job in jobs if job.id_chosen]
+    if len(chosen) != len(set(chosen)):
+        repeated = sorted({str(i) for i in chosen if chosen.count(i) > 1})
+        raise InvalidArguments(
+            f"the id {', '.join(repeated)} is given to more than one job of this batch; "
+            "each job needs an id of its own"
+        )

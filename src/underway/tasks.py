@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypedDict, TypeVar, Unpack
 
 from . import encoding
 from .errors import ConfigurationError, InvalidArguments
-from .ids import uuid7
+from .ids import as_job_id, uuid7
 from .model import Job
 from .retry import Backoff
 from .stores.messages import NewJob
@@ -53,6 +54,7 @@ class Options:
     title: str | None = None
     status_message: str | None = None
     connection: Any = None
+    id: uuid.UUID | None = None
 
 
 class OptionArgs(TypedDict, total=False):
@@ -70,6 +72,7 @@ class OptionArgs(TypedDict, total=False):
     title: str | None
     status_message: str | None
     connection: Any
+    id: uuid.UUID | str | None
 
 
 #: the names `task.options(...)` takes
@@ -110,8 +113,13 @@ class Task(Generic[P, R]):
         no_retry_on: tuple[type[BaseException], ...],
         title: str | None,
         deps: Mapping[str, Callable[..., Any]] | None = None,
+        status_message: str | None = None,
     ) -> None:
         _check_task_options(name, max_attempts, priority, queue, title, timeout)
+        try:
+            check_options(status_message=status_message)
+        except InvalidArguments as exc:
+            raise ConfigurationError(f"task {name}: {exc}") from None
         self.fn = fn
         self.app = app
         self.name = name
@@ -122,6 +130,8 @@ class Task(Generic[P, R]):
         self.retry = retry
         self.no_retry_on = no_retry_on
         self.title = title or name
+        #: the status message a job shows from enqueue until the task reports one
+        self.status_message = status_message
         self.deps = dict(deps or {})
         # An object whose __call__ is `async def` is an async task too.
         self.is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
@@ -133,7 +143,7 @@ class Task(Generic[P, R]):
 
     def _analyse(self, signature: inspect.Signature) -> None:
         params = list(signature.parameters.values())
-        self.wants_context = bool(params) and _is_context_param(params[0])
+        self.wants_context = bool(params) and is_context_param(params[0])
         # The signature that callers' arguments are bound to: without the Context.
         self.signature = signature.replace(parameters=params[1:] if self.wants_context else params)
         # Fast path for the common call shape (keyword arguments, no *args/**kwargs):
@@ -182,7 +192,9 @@ class Task(Generic[P, R]):
         return Prepared(self, self.new_job(args, kwargs, _DEFAULTS))
 
     def options(self, **options: Unpack[OptionArgs]) -> BoundTask[P, R]:
-        """The same task with options for the next enqueue (queue, priority, delay, key...)."""
+        """The same task with options for the next enqueue (queue, priority, delay, key...).
+        `id` chooses the job's id (a UUID) instead of a new one; an id a job already has is
+        refused with `JobExists`."""
         return BoundTask(self, with_options(_DEFAULTS, options))
 
     # --- building requests ------------------------------------------------------------------
@@ -212,7 +224,7 @@ class Task(Generic[P, R]):
             self.app.check_callback_url(opts.callback_url)
         delay = opts.delay or 0.0
         return NewJob(
-            id=uuid7(),
+            id=opts.id or uuid7(),
             task=self.name,
             title=opts.title or self.title,
             # The job keeps its own copy: later changes to the caller's objects must not show.
@@ -226,7 +238,8 @@ class Task(Generic[P, R]):
             tenant=opts.tenant,
             callback_url=opts.callback_url,
             key=opts.key,
-            status_message=opts.status_message,
+            status_message=opts.status_message or self.status_message,
+            id_chosen=opts.id is not None,
         )
 
     def new_jobs(self, calls: Iterable[Item[P, R]], opts: Options) -> list[NewJob]:
@@ -237,8 +250,8 @@ class Task(Generic[P, R]):
             elif isinstance(call, Mapping):
                 jobs.append(self.new_job((), call, opts))
             elif isinstance(call, Prepared) and call.task is self:
-                # A fresh id: the same prepared call may be enqueued more than once.
-                jobs.append(replace(call.job, id=uuid7()))
+                # A fresh id, unless chosen: the same prepared call may be enqueued again.
+                jobs.append(call.job if call.job.id_chosen else replace(call.job, id=uuid7()))
             elif isinstance(call, Prepared):
                 raise InvalidArguments(
                     f"enqueue_many of task {self.name} got a call prepared for task "
@@ -300,6 +313,11 @@ class BoundTask(Generic[P, R]):
                 "a unique key names one job; it cannot apply to all of enqueue_many: give each "
                 'item its own, task.options(key="k1").prepare(...)'
             )
+        if self.opts.id is not None:
+            raise InvalidArguments(
+                "a chosen id names one job; it cannot apply to all of enqueue_many: give each "
+                "item its own, task.options(id=...).prepare(...)"
+            )
         return self.task.new_jobs(calls, self.opts)
 
     def options(self, **options: Unpack[OptionArgs]) -> BoundTask[P, R]:
@@ -331,6 +349,8 @@ def with_options(base: Options, changes: Mapping[str, Any]) -> Options:
         raise InvalidArguments(
             f"max_attempts must be a whole number between 1 and {INT32_MAX}, got {max_attempts!r}"
         )
+    if values.get("id") is not None:
+        values["id"] = as_job_id(values["id"], InvalidArguments)
     texts = {name: values.get(name) for name in _TEXT_OPTIONS}
     check_options(priority=values.get("priority"), delay=values.get("delay"), **texts)
     return replace(base, **values)
@@ -410,7 +430,7 @@ def _check_task_options(
         raise ConfigurationError(f"task {name}: timeout must be > 0 seconds")
 
 
-def _is_context_param(param: inspect.Parameter) -> bool:
+def is_context_param(param: inspect.Parameter) -> bool:
     if param.kind not in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
         return False
     if param.name == "ctx":

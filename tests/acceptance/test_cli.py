@@ -604,6 +604,7 @@ def test_demo_runs_by_itself_and_leaves_jobs_to_inspect(tmp_path: Path) -> None:
         "dead letter:",
         "cancelled mid-run:",
         "failed twice, then succeeded on attempt 3",
+        "tenants: usage reported per tenant (acme, globex, initech)",
         "the same job",
         "underway jobs underway.cli.tour:app list",
         f"UNDERWAY_DATABASE_URL=sqlite:///{db}",

@@ -4,6 +4,7 @@ tenant, key, priority, delay, queue, title; one transaction; typed, checked opti
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -117,3 +118,15 @@ def test_enqueue_many_async_takes_prepared_items(make_app: MakeApp) -> None:
     bound = asyncio.run(report.options(queue="slow").enqueue_many_async([("c",), items[0]]))
     assert [(j.tenant, j.key) for j in jobs] == [("a", "k:a"), ("b", "k:b")]
     assert bound[1] == jobs[0] and bound[0].queue == "slow"
+
+
+def test_a_prepared_item_keeps_its_chosen_id_and_a_shared_id_is_refused(
+    make_app: MakeApp,
+) -> None:
+    app = make_app()
+    report = report_task(app)
+    chosen = uuid.uuid4()
+    (job,) = report.enqueue_many([report.options(id=chosen, tenant="a").prepare("a")])
+    assert (job.id, job.tenant) == (chosen, "a") and app.get_job(chosen) == job
+    with pytest.raises(InvalidArguments, match="chosen id names one job"):
+        report.options(id=uuid.uuid4()).enqueue_many([("a",), ("b",)])

@@ -184,7 +184,7 @@ class Tables:
         self.run(
             "UPDATE underway_changes SET updated_at = updated_at - ? WHERE job_id = ?",
             "UPDATE {}.underway_changes SET updated_at = updated_at - %s * interval '1 second' "
-            "WHERE job_id = %s",
+            "WHERE EXISTS (SELECT FROM unnest(items) AS i WHERE i.job_id = %s)",
             [seconds, str(job_id)],
         )
 
@@ -445,17 +445,19 @@ def test_a_foreign_or_garbage_cursor_is_refused(
     store: Store, store_kind: str, new_job: NewJobFn
 ) -> None:
     enqueue(store, new_job)
-    foreign = "748-3" if store_kind == "sqlite" else "17"  # the other store's cursor form
+    foreign = "748-3-1" if store_kind == "sqlite" else "17"  # the other store's cursor form
     for cursor in (
         foreign,
         "",
         "garbage",
-        "1-2-3",
+        "1-2",
+        "1-2-3-4",
         "1.5",
         "-1",
         "99999999999999999999999999",
-        "99999999999999999999999-1",
-        "1-99999999999999999999",
+        "99999999999999999999999-1-1",
+        "1-99999999999999999999-1",
+        "1-1-99999999999999999999",
     ):
         with pytest.raises(InvalidArguments, match="cursor"):
             store.changes(cursor, EVERYTHING, 10)

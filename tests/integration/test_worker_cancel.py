@@ -101,12 +101,39 @@ def test_a_running_sync_job_that_polls_cancelled_ends_cancelled(
     worker.stop()
 
 
+def test_a_cancelled_sync_job_shows_cancelled_only_once_its_cleanup_is_done(
+    fast_app: MakeApp, start_worker: StartWorker
+) -> None:
+    """As an async task's `finally` runs before its outcome: whoever sees the job cancelled
+    (a browser, a caller checking for a partial file) finds the task's cleanup done, within
+    the grace a stopping job gets (shutdown_grace_seconds)."""
+    app = fast_app(shutdown_grace_seconds=5.0)
+    started = threading.Event()
+    cleaned: list[str] = []
+
+    @app.task(name="tests.cleans_up")
+    def cleans_up(ctx: underway.Context) -> None:
+        started.set()
+        ctx.wait_cancelled(10)
+        time.sleep(0.5)  # removing a partial file, say
+        cleaned.append("done")
+
+    job = cleans_up.enqueue()
+    worker = start_worker(app)
+    assert started.wait(10)
+    app.cancel(job.id)
+    assert app.wait(job.id, timeout=10).status is Status.CANCELLED
+    assert cleaned == ["done"]
+    worker.stop()
+
+
 def test_a_cancelled_sync_job_keeps_its_slot_until_its_thread_returns(
     fast_app: MakeApp, start_worker: StartWorker
 ) -> None:
-    """As with a timeout: the thread cannot be killed, so with concurrency 1 the next job must
-    not start while the cancelled task is still winding down."""
-    app = fast_app()
+    """As with a timeout: the thread cannot be killed, so once the cancel's grace has run out
+    and the job is recorded cancelled, with concurrency 1 the next job must still not start
+    while the cancelled task is winding down."""
+    app = fast_app(shutdown_grace_seconds=0.2)
     started = threading.Event()
     release = threading.Event()
     order: list[str] = []
@@ -115,7 +142,7 @@ def test_a_cancelled_sync_job_keeps_its_slot_until_its_thread_returns(
     def slow_to_stop(ctx: underway.Context) -> None:
         started.set()
         ctx.wait_cancelled(10)
-        release.wait(10)  # cleaning up after the cancel takes a while
+        release.wait(10)  # cleaning up after the cancel takes longer than the grace
         order.append("cancelled task returned")
 
     @app.task(name="tests.next_job")

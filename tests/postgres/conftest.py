@@ -83,3 +83,13 @@ def module_schema_url() -> Iterator[Callable[..., str]]:
 def conninfo_fixture() -> str:
     """The server URL for the test's own psycopg connections."""
     return conninfo()
+
+
+@pytest.fixture
+def schema(database_url: str) -> str:
+    """The name of this test's schema, for the test's own tables beside underway's."""
+    from underway.stores.postgres.store import _split_url
+
+    name = _split_url(database_url)[1]
+    assert name is not None
+    return name

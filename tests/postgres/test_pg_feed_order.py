@@ -57,3 +57,26 @@ def test_a_jobs_changes_come_in_commit_order_when_an_older_transaction_waited_fo
     seen: list[Change] = wait_for(b_changes, timeout=120, what="b's three changes")
     assert [c.job.progress for c in seen] == [None, 0.7, 0.9]
     assert seen[-1].job == now
+
+
+def test_a_statements_changes_share_rows_of_at_most_a_thousand_and_a_reader_pages_through_them(
+    store: Store, database_url: str
+) -> None:
+    """One row holds a statement's changes (what makes the feed cheap), split so that a reader
+    resuming inside a big statement never unpacks more than about a thousand."""
+    conninfo, schema = _split_url(database_url)
+    head = store.change_head()
+    jobs = store.enqueue([new_job() for _ in range(2500)])  # one INSERT statement
+    seen: list[Change] = []
+    cursor = head
+    while page := store.changes(cursor, ChangeFilter(), 100):
+        seen.extend(page)
+        cursor = page[-1].cursor
+    assert sorted(c.job.id for c in seen) == sorted(j.id for j in jobs)  # each once
+    assert {c.kind.value for c in seen} == {"enqueued"}
+    assert store.changes(store.change_head(), ChangeFilter(), 10) == []
+    with psycopg.connect(conninfo) as conn:
+        sizes = [n for (n,) in conn.execute(
+            sql.SQL("SELECT cardinality(items) FROM {}.underway_changes").format(
+                sql.Identifier(schema)))]  # fmt: skip
+    assert sum(sizes) == 2500 and 3 <= len(sizes) <= 10 and max(sizes) < 1500

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from psycopg import sql
 
 import underway
 from underway import App, ConfigurationError, Job, Task, UnderwayError
-from underway.stores.postgres.store import _split_url
 
 MakeApp = Callable[..., App]
 WaitFor = Callable[..., Any]
@@ -39,13 +39,6 @@ def register(app: App) -> Task[[int], int]:
 def drain(app: App) -> int:
     """Run a burst worker on `app` until no job is due; how many jobs it ran."""
     return asyncio.run(underway.Worker(app, burst=True).drain())
-
-
-@pytest.fixture
-def schema(database_url: str) -> str:
-    name = _split_url(database_url)[1]
-    assert name is not None
-    return name
 
 
 @pytest.fixture
@@ -94,6 +87,17 @@ def orders(conninfo: str, schema: str) -> list[int]:
             sql.SQL("SELECT id FROM {}.orders ORDER BY id").format(sql.Identifier(schema))
         ).fetchall()
     return [row[0] for row in rows]
+
+
+def blocked_on_a_lock(conninfo: str, schema: str) -> bool:
+    """Some connection waits on a lock of this schema's jobs table (a second producer)."""
+    with psycopg.connect(conninfo, autocommit=True) as c:
+        row = c.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND query LIKE %s",
+            (f"%{schema}%underway_jobs%",),
+        ).fetchone()
+    return row is not None and row[0] > 0
 
 
 def assert_invisible(other: App, *jobs: Job) -> None:
@@ -325,15 +329,6 @@ def test_a_key_held_by_an_open_transaction_waits_for_its_outcome(
     after a commit it gets the committed job; after a rollback it inserts its own."""
     app, other = apps
 
-    def blocked_on_a_lock() -> bool:
-        with psycopg.connect(conninfo, autocommit=True) as c:
-            row = c.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE wait_event_type = 'Lock' AND query LIKE %s",
-                (f"%{schema}%underway_jobs%",),
-            ).fetchone()
-        return row is not None and row[0] > 0
-
     for outcome in ("commit", "rollback"):
         key = f"order:{outcome}"
         held = double.options(connection=conn, key=key).enqueue(1)
@@ -344,7 +339,8 @@ def test_a_key_held_by_an_open_transaction_waits_for_its_outcome(
 
         producer = threading.Thread(target=produce)
         producer.start()
-        wait_for(blocked_on_a_lock, timeout=20, what="the second producer to wait on the key")
+        wait_for(lambda: blocked_on_a_lock(conninfo, schema), timeout=20,
+                 what="the second producer to wait on the key")  # fmt: skip
         conn.commit() if outcome == "commit" else conn.rollback()
         producer.join(timeout=20)
         assert not producer.is_alive()
@@ -357,6 +353,40 @@ def test_a_key_held_by_an_open_transaction_waits_for_its_outcome(
             assert job.id != held.id and job.args == {"n": 2}
         assert [j.id for j in mine] == [job.id]
     assert app.get_job(held.id) is None  # the rolled-back one
+
+
+def test_a_chosen_id_an_open_transaction_holds_is_refused_once_it_commits(
+    apps: tuple[App, App],
+    double: Task[[int], int],
+    conn: psycopg.Connection[Any],
+    conninfo: str,
+    schema: str,
+    wait_for: WaitFor,
+) -> None:
+    """The look-up cannot see an uncommitted job, so the insert waits on the primary key;
+    once the holder commits, the second producer gets JobExists, never the driver's error."""
+    ident = uuid.uuid4()
+    held = double.options(connection=conn, id=ident).enqueue(1)
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            double.options(id=ident).enqueue(2)
+        except BaseException as exc:
+            errors.append(exc)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    wait_for(lambda: blocked_on_a_lock(conninfo, schema), timeout=20,
+             what="the second producer to wait on the id")  # fmt: skip
+    conn.commit()
+    producer.join(timeout=20)
+    assert not producer.is_alive()
+    [error] = errors
+    assert isinstance(error, underway.JobExists), repr(error)
+    assert f"a job with id {ident} already exists" in str(error)
+    stored = apps[1].get_job(ident)
+    assert stored is not None and stored.args == {"n": 1} and held.id == ident
 
 
 # --- async: AsyncConnection and AsyncCursor ---------------------------------------------------

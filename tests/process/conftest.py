@@ -22,7 +22,9 @@ from process_harness import Harness  # noqa: E402
 
 # The PostgreSQL fault tests need a server. The root conftest turns a missing server into an
 # error under CI=true; elsewhere, without UNDERWAY_TEST_POSTGRES_URL, they are not collected.
-collect_ignore = [] if os.environ.get("UNDERWAY_TEST_POSTGRES_URL") else ["test_postgres_faults.py"]
+# So do the tests of completing in the task's own transaction, which only PostgreSQL offers.
+POSTGRES_ONLY = ["test_postgres_faults.py", "test_complete_in_transaction_processes.py"]
+collect_ignore = [] if os.environ.get("UNDERWAY_TEST_POSTGRES_URL") else POSTGRES_ONLY
 
 
 @pytest.fixture

@@ -102,7 +102,34 @@ def steps(ctx: underway.Context, n: int, pause: float = 0.15) -> int:
     return n
 
 
+def pay(ctx: underway.Context, amount: int, commit_gate: str, return_gate: str) -> str:
+    """Charges `amount` into the `payments` table and completes the job in the same
+    transaction (PostgreSQL only). It waits for the file `commit_gate` before the commit and
+    for `return_gate` after it, so a test can kill the worker on either side of the commit."""
+    import psycopg
+    from psycopg import sql
+
+    from underway.stores.postgres.store import _split_url
+
+    conninfo, schema = _split_url(os.environ["UNDERWAY_DATABASE_URL"])
+    insert = sql.SQL("INSERT INTO {}.payments (job_id, attempt, amount) VALUES (%s, %s, %s)")
+    with psycopg.connect(conninfo) as conn:
+        with conn.transaction():
+            conn.execute(
+                insert.format(sql.Identifier(schema or "")), (ctx.job.id, ctx.job.attempt, amount)
+            )
+            mark(ctx, "charged", str(amount))
+            while not os.path.exists(commit_gate):
+                ctx.wait_cancelled(0.05)
+            ctx.complete_in(conn, result={"paid": amount})
+        mark(ctx, "committed", str(amount))
+    while not os.path.exists(return_gate):
+        ctx.wait_cancelled(0.05)
+    return "the worker's own result: never written"
+
+
 TASKS: dict[str, Callable[..., Any]] = {
+    "pay": pay,
     "steps": steps,
     "record": record,
     "gated": gated,

@@ -57,6 +57,7 @@ APP_STORE_CALLS = [
 #: App methods that need no twin, and why
 APP_NO_TWIN = {
     "task": "declares a task: fills the registry, no I/O",
+    "task_class": "declares a task from a class: fills the registry, no I/O",
     "periodic": "declares a task and its schedule: no I/O",
     "schedule": "declares a schedule: no I/O",
     "on_startup": "registers a hook: no I/O",

@@ -9,6 +9,8 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from underway.ids import uuid7
 
 
@@ -89,3 +91,26 @@ def test_a_forked_process_does_not_repeat_the_parents_ids() -> None:
 
     shared = {random_part(i) for i in parent_ids} & {random_part(i) for i in child_ids}
     assert not shared, "parent and child draw the same random bits after fork"
+
+
+def test_the_random_bits_come_from_the_os_not_a_seeded_generator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A caller may choose a job's id, so nobody must be able to predict the next ones."""
+    import underway.ids as ids
+
+    drawn: list[int] = []
+
+    def urandom(n: int) -> bytes:
+        drawn.append(n)
+        return bytes(range(256)) * (n // 256) + bytes(n % 256)
+
+    monkeypatch.setattr(ids.os, "urandom", urandom)
+    ids._forget_pool()
+    first = uuid7()
+    assert drawn == [ids._BLOCK]
+    assert first.int & ((1 << 62) - 1) == int.from_bytes(bytes(range(8))) & ((1 << 62) - 1)
+    for _ in range(ids._BLOCK // 8):
+        uuid7()
+    assert drawn == [ids._BLOCK, ids._BLOCK]  # a new block once the first is used up
+    ids._forget_pool()

@@ -42,9 +42,10 @@ from .worker import exit_if_threads_stuck
     "terminal, else 0].",
 )
 def demo(db: str, seconds: float, plain: bool, dashboard: bool, linger: float | None) -> None:
-    """A tour of underway on a SQLite file: progress, retries, the dead-letter queue,
-    cancellation, schedules, priorities and unique keys, live in the terminal and in the
-    browser (the dashboard's address is printed first)."""
+    """A tour of underway on a SQLite file, told with moments of the five applications in
+    examples/: progress, retries, the dead-letter queue, cancellation, tenants, delays,
+    priorities and unique keys, live in the terminal and in the browser (the dashboard's
+    address is printed first)."""
     from .tour import run_demo
 
     code = run_demo(db, seconds=seconds, plain=plain, dashboard=dashboard, linger=linger)

@@ -40,6 +40,7 @@ from underway import (
     Context,
     Job,
     Status,
+    TaskClass,
     UnderwayError,
     Worker,
 )
@@ -70,82 +71,97 @@ EARLIER_TOUR_MAX_BYTES = 64 * 1024 * 1024
 
 
 # --- the tasks ------------------------------------------------------------------------------
+# Each is a moment from the five applications underway was built for (examples/ rebuilds them
+# whole): a file manager's folder scan and copy (004), an outreach tool's campaign sync, OAuth
+# log-in, session cleanup and campaign monitor (000), and a document platform's classifier and
+# per-tenant usage reports (001).
 
 
-class CardDeclined(Exception):
-    """The payment provider said no. Retryable as far as the task knows, so it is retried
-    until its attempts are spent, then lands in the dead-letter queue."""
+class ClassifierRejected(Exception):
+    """The classifier could not read the document. Retryable as far as the task knows, so it
+    is retried until its attempts are spent, then lands in the dead-letter queue."""
 
 
-def resize_images(ctx: Context, album: str, images: int, seconds_each: float) -> dict[str, Any]:
-    """Resize every image of an album, reporting progress and a message after each one."""
-    for done in range(1, images + 1):
+def scan_folder(ctx: Context, folder: str, files: int, seconds_each: float) -> dict[str, Any]:
+    """Read every file's metadata, reporting progress, a message and the file it is on."""
+    for done in range(1, files + 1):
         if ctx.wait_cancelled(seconds_each):
-            return {"album": album, "resized": done - 1}
-        ctx.report_progress(done / images, f"resized {done} of {images} images")
-        ctx.set_payload({"last": f"{album}/IMG_{done:04d}.jpg"})
-    return {"album": album, "resized": images}
+            return {"folder": folder, "scanned": done - 1}
+        ctx.report_progress(done / files, f"scanned {done} of {files} files")
+        ctx.set_payload({"file": f"{folder}/IMG_{done:04d}.jpg"})
+    return {"folder": folder, "scanned": files}
 
 
-def sync_contacts(ctx: Context, account: str, seconds: float) -> dict[str, Any]:
+def sync_campaigns(ctx: Context, account: str, seconds: float) -> dict[str, Any]:
     """Times out on its first two attempts, then succeeds."""
-    ctx.report_status(f"attempt {ctx.job.attempt}: talking to the CRM")
+    ctx.report_status(f"attempt {ctx.job.attempt}: syncing campaigns with the outreach service")
     if ctx.wait_cancelled(seconds):
         return {}
     if ctx.job.attempt < 3:
-        raise ConnectionError(f"the CRM for {account} timed out")
-    ctx.report_progress(1.0, "synced 248 contacts")
-    return {"account": account, "synced": 248}
+        raise ConnectionError(f"the outreach service timed out for {account}")
+    ctx.report_progress(1.0, "synced 6 of 6 steps")
+    return {"account": account, "steps": 6}
 
 
-def charge_card(ctx: Context, invoice: str, seconds: float) -> None:
-    """Always declined: after its last attempt it is a dead letter."""
-    ctx.report_status(f"attempt {ctx.job.attempt}: charging the card ending 4242")
+def classify_document(ctx: Context, document: str, seconds: float) -> None:
+    """Always rejected: after its last attempt it is a dead letter."""
+    ctx.report_status(f"attempt {ctx.job.attempt}: classifying {document}")
     ctx.wait_cancelled(seconds)
-    raise CardDeclined(f"the card ending 4242 was declined for invoice {invoice}")
+    raise ClassifierRejected(f"the classifier could not read {document}")
 
 
-def export_archive(ctx: Context, files: int, seconds_each: float) -> dict[str, Any]:
-    """A long job that checks `ctx.cancelled` between steps (the tour cancels it)."""
-    for done in range(1, files + 1):
-        if ctx.wait_cancelled(seconds_each):
-            ctx.report_status(f"stopped after {done - 1} of {files} files")
-            return {"packed": done - 1}
-        ctx.report_progress(done / files, f"packed {done} of {files} files")
-    return {"packed": files}
+class CopyFiles(TaskClass):
+    """A long copy that checks `ctx.cancelled` between files (the tour cancels it), written as
+    a task class like the file manager's."""
+
+    name = "demo.copy_files"
+    title = "Copy files"
+    queue = "bulk"
+    status_message = "waiting for a worker"
+
+    def execute(self, ctx: Context, files: int, seconds_each: float) -> dict[str, Any]:
+        for done in range(1, files + 1):
+            if ctx.wait_cancelled(seconds_each):
+                ctx.report_status(
+                    f"stopped after {done - 1} of {files} files; partial copy removed"
+                )
+                return {"copied": done - 1}
+            ctx.report_progress(done / files, f"copied {done} of {files} files")
+        return {"copied": files}
 
 
-def build_report(ctx: Context, name: str, seconds: float) -> dict[str, Any]:
-    """Five steps with a message each."""
-    steps = ("querying", "aggregating", "charting", "rendering", "uploading")
+def report_usage(ctx: Context, tenant: str, seconds: float) -> dict[str, Any]:
+    """A tenant's usage for the billing service, in five steps with a message each."""
+    steps = ("counting pages", "counting storage", "pricing", "signing", "sending to billing")
     for i, step in enumerate(steps):
-        ctx.report_progress(i / len(steps), f"{step} the {name} report")
+        ctx.report_progress(i / len(steps), f"{step} for {tenant}")
         if ctx.wait_cancelled(seconds / len(steps)):
             return {}
-    ctx.report_progress(1.0, f"{name} report ready")
-    return {"report": f"{name}.pdf"}
+    ctx.report_progress(1.0, f"usage of {tenant} reported")
+    return {"tenant": tenant, "pages": 1_204}
 
 
-def send_password_reset(email: str, seconds: float) -> str:
+def log_in_account(account: str, seconds: float) -> str:
     """A plain function (no ctx): callable directly, and enqueued with a high priority."""
     time.sleep(seconds)
-    return f"reset link sent to {email}"
+    return f"{account} logged in; session stored"
 
 
-def rebuild_search_index(ctx: Context, seconds: float) -> dict[str, Any]:
+def clean_up_sessions(ctx: Context, seconds: float) -> dict[str, Any]:
     """Enqueued twice with the same unique key: the second enqueue returns the first job."""
     for i in range(1, 5):
         if ctx.wait_cancelled(seconds / 4):
             return {}
-        ctx.report_progress(i / 4, f"indexed {i * 2500} documents")
-    return {"documents": 10_000}
+        ctx.report_progress(i / 4, f"checked {i * 250} sessions")
+    return {"expired": 37}
 
 
-def send_digest(ctx: Context, recipients: int, seconds: float) -> dict[str, Any]:
-    """Enqueued with a delay: it waits as `pending (scheduled)` until its time."""
-    ctx.report_status(f"mailing {recipients} recipients")
+def monitor_campaigns(ctx: Context, campaigns: int, seconds: float) -> dict[str, Any]:
+    """Enqueued with a delay (the monitor starts after boot): it waits as `pending
+    (scheduled)` until its time."""
+    ctx.report_status(f"checking {campaigns} campaigns against 5 thresholds")
     ctx.wait_cancelled(seconds)
-    return {"sent": recipients}
+    return {"campaigns": campaigns, "alerts": 0}
 
 
 def build_app(url: str | None = None, pace: float = 1.0) -> App:
@@ -153,20 +169,20 @@ def build_app(url: str | None = None, pace: float = 1.0) -> App:
     `pace` scales retry delays."""
     demo = App(url or os.environ.get("UNDERWAY_DATABASE_URL") or DEFAULT_URL, **DEMO_SETTINGS)
     quick = Backoff(base=0.5 * pace, factor=2.0, max=5.0 * pace, jitter=False)
-    demo.task(name="demo.resize_images", title="Resize images")(resize_images)
-    demo.task(name="demo.sync_contacts", title="Sync contacts", max_attempts=5, retry=quick)(
-        sync_contacts
+    demo.task(name="demo.scan_folder", title="Scan folder")(scan_folder)
+    demo.task(name="demo.sync_campaigns", title="Sync campaigns", max_attempts=5, retry=quick)(
+        sync_campaigns
     )
-    demo.task(name="demo.charge_card", title="Charge card", max_attempts=3, retry=quick)(
-        charge_card
+    demo.task(
+        name="demo.classify_document", title="Classify document", max_attempts=3, retry=quick
+    )(classify_document)
+    demo.task_class(CopyFiles)
+    demo.task(name="demo.report_usage", title="Report usage", queue="billing")(report_usage)
+    demo.task(name="demo.log_in_account", title="Log in account", queue="accounts")(log_in_account)
+    demo.task(name="demo.clean_up_sessions", title="Clean up sessions")(clean_up_sessions)
+    demo.task(name="demo.monitor_campaigns", title="Monitor campaigns", queue="monitor")(
+        monitor_campaigns
     )
-    demo.task(name="demo.export_archive", title="Export archive", queue="bulk")(export_archive)
-    demo.task(name="demo.build_report", title="Build report", queue="reports")(build_report)
-    demo.task(name="demo.send_password_reset", title="Password reset", queue="mail")(
-        send_password_reset
-    )
-    demo.task(name="demo.rebuild_search_index", title="Rebuild search index")(rebuild_search_index)
-    demo.task(name="demo.send_digest", title="Send digest", queue="mail")(send_digest)
     return demo
 
 
@@ -211,44 +227,44 @@ class Tour:
 
     def enqueue_first_wave(self) -> None:
         tasks = self.app.tasks
-        resize = tasks["demo.resize_images"]
-        self.roles["holidays"] = resize.options(title="Resize images: holidays").enqueue(
-            album="holidays", images=12, seconds_each=self.scaled(0.3)
+        scan = tasks["demo.scan_folder"]
+        self.roles["holidays"] = scan.options(title="Scan folder: holidays").enqueue(
+            folder="holidays", files=12, seconds_each=self.scaled(0.3)
         )
         self.roles["sync"] = (
-            tasks["demo.sync_contacts"]
-            .options(title="Sync contacts: acme")
+            tasks["demo.sync_campaigns"]
+            .options(title="Sync campaigns: acme")
             .enqueue(account="acme", seconds=self.scaled(0.3))
         )
         self.roles["charge"] = (
-            tasks["demo.charge_card"]
-            .options(title="Charge card: INV-1042")
-            .enqueue(invoice="INV-1042", seconds=self.scaled(0.3))
+            tasks["demo.classify_document"]
+            .options(title="Classify document: scan-0042.pdf", tenant="globex")
+            .enqueue(document="scan-0042.pdf", seconds=self.scaled(0.3))
         )
-        self.roles["export"] = tasks["demo.export_archive"].enqueue(
+        self.roles["export"] = tasks["demo.copy_files"].enqueue(
             files=40, seconds_each=self.scaled(0.25)
         )
-        self.roles["wedding"] = resize.options(title="Resize images: wedding").enqueue(
-            album="wedding", images=16, seconds_each=self.scaled(0.3)
+        self.roles["wedding"] = scan.options(title="Scan folder: wedding").enqueue(
+            folder="wedding", files=16, seconds_each=self.scaled(0.3)
         )
-        for name in ("sales", "churn", "usage"):
-            tasks["demo.build_report"].options(title=f"Build report: {name}").enqueue(
-                name=name, seconds=self.scaled(1.2)
-            )
-        index = tasks["demo.rebuild_search_index"].options(key="search-index")
-        first = index.enqueue(seconds=self.scaled(1.0))
-        second = index.enqueue(seconds=self.scaled(1.0))
+        for tenant in ("acme", "globex", "initech"):
+            tasks["demo.report_usage"].options(
+                title=f"Report usage: {tenant}", tenant=tenant
+            ).enqueue(tenant=tenant, seconds=self.scaled(1.2))
+        cleanup = tasks["demo.clean_up_sessions"].options(key="session-cleanup")
+        first = cleanup.enqueue(seconds=self.scaled(1.0))
+        second = cleanup.enqueue(seconds=self.scaled(1.0))
         self.roles["index"], self.roles["index_again"] = first, second
         self.note(
-            "Rebuild search index",
-            f"enqueued twice with key 'search-index': "
+            "Clean up sessions",
+            f"enqueued twice with key 'session-cleanup': "
             f"{'the same job' if first.id == second.id else 'two jobs (unexpected)'} "
             f"{str(first.id)[:8]}",
         )
         self.roles["digest"] = (
-            tasks["demo.send_digest"]
+            tasks["demo.monitor_campaigns"]
             .options(delay=self.scaled(6.0))
-            .enqueue(recipients=120, seconds=self.scaled(0.5))
+            .enqueue(campaigns=120, seconds=self.scaled(0.5))
         )
 
     def enqueue_urgent(self) -> None:
@@ -256,12 +272,12 @@ class Tour:
             1 for j in self.jobs if j.status is Status.PENDING and j.run_at <= datetime.now(UTC)
         )
         self.roles["urgent"] = (
-            self.app.tasks["demo.send_password_reset"]
-            .options(priority=10, title="Password reset (priority 10)")
-            .enqueue(email="ada@example.com", seconds=self.scaled(0.3))
+            self.app.tasks["demo.log_in_account"]
+            .options(priority=10, title="Log in account (priority 10)")
+            .enqueue(account="ada@example.com", seconds=self.scaled(0.3))
         )
         self.note(
-            "Password reset (priority 10)",
+            "Log in account (priority 10)",
             f"{waiting} jobs were waiting; priority 10 puts it first in line",
         )
 
@@ -642,7 +658,13 @@ def _story(tour: Tour) -> list[str]:
     first, second = tour.roles.get("index"), tour.roles.get("index_again")
     if first is not None and second is not None:
         same = "the same job" if first.id == second.id else "two different jobs"
-        lines.append(f"unique key: two enqueues with key 'search-index' returned {same}")
+        lines.append(f"unique key: two enqueues with key 'session-cleanup' returned {same}")
+    tenants = sorted(
+        {job.tenant for job in tour.jobs if job.tenant and job.task == "demo.report_usage"}
+    )
+    if tenants:
+        lines.append(f"tenants: usage reported per tenant ({', '.join(tenants)}), each job "
+                     "carrying its tenant, as a tenant's API key would see it")  # fmt: skip
     digest = final("digest")
     if digest is not None and digest.started_at is not None:
         delay = (digest.started_at - digest.created_at).total_seconds()

@@ -272,6 +272,19 @@ class TransactionalEnqueue(Protocol):
         """Insert on the caller's async connection (or cursor)."""
 
 
+@runtime_checkable
+class TransactionalCompletion(Protocol):
+    """A store that can complete a running job on the caller's own database connection,
+    inside the caller's transaction: the completion lands only if that transaction commits."""
+
+    def complete_on(self, connection: Any, outcome: Outcome) -> bool:
+        """Write `outcome` (a completion) on the caller's sync connection or cursor; False when
+        the lease no longer matches (nothing written)."""
+
+    async def complete_on_async(self, connection: Any, outcome: Outcome) -> bool:
+        """`complete_on` for an async connection or cursor."""
+
+
 #: "postgresql//host/db", "postgresql:/host/db", "postgres:host", "sqlite//file.db": a scheme
 #: whose "://" is mistyped, which would otherwise read as a bare SQLite path.
 _SCHEME_TYPO = re.compile(

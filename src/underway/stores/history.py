@@ -63,12 +63,19 @@ class HistoryVerbs(SqlStore[C]):
 
     def prune_changes(self, older_than: float, batch: int = 5000) -> int:
         params = {"age": older_than, "batch": batch, **self._stamp()}
+        pruned = 0
 
         def delete_batch() -> int:
+            # A deleted row holds one change on SQLite, a statement's on PostgreSQL.
+            nonlocal pruned
             with self._writing() as conn:
-                return int(self._run(conn, self._q["prune_changes"], params).rowcount)
+                rows = self._run(conn, self._q["prune_changes"], params).fetchall()
+            held = [int(n) for (n,) in rows]
+            pruned += sum(held)
+            return len(held)
 
-        return prune_in_batches(delete_batch, batch)
+        prune_in_batches(delete_batch, batch)
+        return pruned
 
     # --- attempts -----------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ class NewJob:
     status_message: str | None
     schedule: str | None = None
     slot: datetime | None = None  # the schedule slot it is fired for
+    id_chosen: bool = False  # the caller gave the id (options(id=...)): it may exist already
 
     def pending(self, run_at: datetime, created_at: datetime) -> Job:
         """The job this request became once inserted, built here so no query reads it back."""

@@ -17,6 +17,7 @@ from ..errors import (
     DuplicateKey,
     InvalidArguments,
     InvalidTransition,
+    JobExists,
     JobNotFound,
     KeyNotFound,
     ScheduleDeclaredInCode,
@@ -38,6 +39,7 @@ STATUS_OF: tuple[tuple[type[UnderwayError], int], ...] = (
     (ConfigurationError, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (InvalidTransition, status.HTTP_409_CONFLICT),
     (DuplicateKey, status.HTTP_409_CONFLICT),
+    (JobExists, status.HTTP_409_CONFLICT),
     (StoreError, status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 

@@ -65,14 +65,15 @@ async def list_jobs(
 )
 async def enqueue(app: AppDep, scope: ScopeDep, body: EnqueueIn) -> Response:
     """Run a registered task: 404 for an unknown task, 422 when the arguments do not fit its
-    signature. With a unique key an unfinished job already holds, that job is answered."""
+    signature. With a unique key an unfinished job already holds, that job is answered. An
+    `id` a job already has (of any tenant) is refused with 409."""
     tenant = scope.tenant_for_enqueue(body.tenant)
     task = app.get_task(body.task)  # UnknownTask: 404
     check_arguments(task, body.args)
     options = task.options(
         queue=body.queue, priority=body.priority, delay=body.delay, run_at=body.run_at,
         key=body.key, tenant=tenant, callback_url=body.callback_url, title=body.title,
-        max_attempts=body.max_attempts,
+        max_attempts=body.max_attempts, id=body.id,
     )  # fmt: skip
     job = await options.enqueue_async(**body.args)
     if not scope.visible(job):

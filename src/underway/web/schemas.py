@@ -77,6 +77,9 @@ class EnqueueIn(_Strict):
     callback_url: str | None = None
     title: str | None = None
     max_attempts: int | None = Field(None, ge=1, le=INT32_MAX)
+    id: uuid.UUID | None = Field(
+        None, description="the job's id, chosen by the caller; 409 when a job already has it"
+    )
 
 
 class DeadLettersIn(_Strict):

@@ -11,10 +11,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ..completion import InTransaction
 from ..context import Cancellation, Context, Reports
 from ..dependencies import close_dependencies, dependencies_in_thread, open_dependencies
+from ..errors import LeaseLost
 from ..model import Job, Status
 from ..registry import Registry
+from ..stores import Store
 from ..stores.messages import Claimed, Ending, Outcome, Report
 from ..tasks import Task
 from . import outcomes
@@ -32,16 +35,25 @@ class Attempt:
     ctx: Context
     reports: Reports
     cancellation: Cancellation
+    completion: InTransaction
     handle: asyncio.Task[None] | None = None
     stop_reason: StopReason | None = None
     entered: bool = False  # Runner.run has started
+    winding_down: bool = False  # a cancelled sync task's grace: only a shutdown interrupts it
     written_version: int = 0  # the reports version the store has
     written_at: float = float("-inf")  # when its reports were last written (loop time)
 
     @classmethod
-    def of(cls, claimed: Claimed, on_report: Callable[[], None] | None = None) -> Attempt:
+    def of(
+        cls,
+        claimed: Claimed,
+        on_report: Callable[[], None] | None = None,
+        store: Store | None = None,
+    ) -> Attempt:
         reports, cancellation = Reports(claimed.job, on_report), Cancellation()
-        return cls(claimed, Context(claimed.job, reports, cancellation), reports, cancellation)
+        completion = InTransaction(store, claimed.job.id, claimed.token)
+        ctx = Context(claimed.job, reports, cancellation, completion)
+        return cls(claimed, ctx, reports, cancellation, completion)
 
     @property
     def job(self) -> Job:
@@ -53,6 +65,8 @@ class Attempt:
         if self.stop_reason is None:
             self.stop_reason = reason
         self.cancellation.request(reason.value)
+        if self.winding_down and reason is StopReason.CANCEL:
+            return  # the same cancel again, from a heartbeat: the grace goes on
         if self.handle is not None and not self.handle.done():
             self.handle.cancel()
 
@@ -87,6 +101,9 @@ class Runner:
 
     `hold_slot(future)` is called when a sync task's thread outlives its attempt (a timeout or
     a cancel: threads cannot be killed), so the worker counts the slot busy until it returns.
+    A cancelled sync task gets up to `cancel_grace` seconds to return (it sees
+    `ctx.cancelled`) before its job is recorded cancelled, as an async task's cleanup runs
+    before its outcome: whoever sees the job cancelled may rely on the cleanup being done.
     """
 
     def __init__(
@@ -94,10 +111,12 @@ class Runner:
         registry: Registry,
         concurrency: int,
         hold_slot: Callable[[Future[Any]], None],
+        cancel_grace: float = 0.0,
     ) -> None:
         self.registry = registry
         self.concurrency = concurrency
         self.hold_slot = hold_slot
+        self.cancel_grace = cancel_grace
         self.threads: ThreadPoolExecutor | None = None  # made on the first sync task
 
     async def run(self, attempt: Attempt) -> Outcome | None:
@@ -116,6 +135,8 @@ class Runner:
             if attempt.stop_reason is None:
                 return logged(attempt, outcomes.completed(attempt.claimed, task, result))
         except BaseException as exc:  # the task's own error, whatever it is
+            if isinstance(exc, LeaseLost) and attempt.stop_reason is None:
+                attempt.stop_reason = StopReason.LOST  # complete_in: another attempt owns it
             if attempt.stop_reason is None:
                 # A CancelledError without a stop of ours is the task's own (an awaited future
                 # someone else cancelled): an ordinary failure, not a hand-back to loop on.
@@ -173,6 +194,11 @@ class Runner:
         except (TimeoutError, asyncio.CancelledError) as exc:
             if isinstance(exc, TimeoutError):
                 attempt.cancellation.request(StopReason.TIMEOUT.value)
+            elif attempt.stop_reason is StopReason.CANCEL and self.cancel_grace > 0:
+                attempt.winding_down = True
+                # Its error is the task's own; a shutdown cuts the grace short.
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(inner), self.cancel_grace)
             if not thread_future.done():
                 # The outcome is recorded now, but the slot stays busy until the thread
                 # really returns, so `concurrency` always holds.

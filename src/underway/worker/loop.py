@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,7 +35,9 @@ from ..settings import Settings
 from ..stores import Store
 from ..stores.messages import Claimed, Outcome, WorkerBeat
 from ..threads import StoreThreads
+from . import signals
 from .attempt import Attempt, Runner
+from .completion import completed_by_task
 from .idle import Idle
 from .outcomes import StopReason, finished_snapshot, stopped
 from .upkeep import Upkeep
@@ -121,7 +122,7 @@ class Worker:
         self._wake = asyncio.Event()
         remove_wakeup = self.events.on_wake(self._wake_threadsafe)
         if handle_signals:
-            self._install_signal_handlers()
+            signals.install(self._loop, self._on_signal)
         self.log.info(
             "worker %s started: queues=%s concurrency=%d%s",
             self.id, ",".join(self.queues) if self.queues else "all", self.concurrency,
@@ -132,7 +133,7 @@ class Worker:
                 await self._serve()
         finally:
             if handle_signals:
-                self._remove_signal_handlers()
+                signals.remove(self._loop)
             remove_wakeup()
 
     # --- supervision --------------------------------------------------------------------------
@@ -147,7 +148,8 @@ class Worker:
             self.wake,
         )  # fmt: skip
         self._report_arrived = upkeep.report_arrived
-        runner = Runner(self.registry, self.concurrency, self._hold_slot)
+        grace = self.settings.shutdown_grace_seconds
+        runner = Runner(self.registry, self.concurrency, self._hold_slot, grace)
         assert self._wake is not None
         idle = Idle(self, threads, self._wake)
         side = [
@@ -212,7 +214,7 @@ class Worker:
                     await idle.sleep(delay)
                     continue
                 for item in claimed:
-                    self._start(item, runner, writer)
+                    self._start(item, runner, writer, threads)
                 if len(claimed) == free:
                     await asyncio.sleep(0)  # let the jobs start before claiming more
                     continue
@@ -223,16 +225,35 @@ class Worker:
 
     # --- one job ------------------------------------------------------------------------------
 
-    def _start(self, claimed: Claimed, runner: Runner, writer: OutcomeWriter) -> None:
-        attempt = Attempt.of(claimed, self._report_arrived)
+    def _start(
+        self, claimed: Claimed, runner: Runner, writer: OutcomeWriter, threads: StoreThreads
+    ) -> None:
+        attempt = Attempt.of(claimed, self._report_arrived, self.store)
         self.running[claimed.job.id] = attempt
         self.slots_used += 1
         self.events.publish(claimed.job)
-        attempt.handle = asyncio.create_task(self._execute(attempt, runner, writer))
+        attempt.handle = asyncio.create_task(self._execute(attempt, runner, writer, threads))
         attempt.handle.add_done_callback(functools.partial(self._never_started, attempt, writer))
 
-    async def _execute(self, attempt: Attempt, runner: Runner, writer: OutcomeWriter) -> None:
-        self._settle(attempt, await runner.run(attempt), writer)
+    async def _execute(
+        self, attempt: Attempt, runner: Runner, writer: OutcomeWriter, threads: StoreThreads
+    ) -> None:
+        outcome = await runner.run(attempt)
+        if attempt.completion.attempted:
+            done = await completed_by_task(self.store, threads, attempt, outcome)
+            if done is not None:
+                self._settle_completed(attempt, done)
+                return
+        self._settle(attempt, outcome, writer)
+
+    def _settle_completed(self, attempt: Attempt, job: Job) -> None:
+        """The task's transaction completed the job: nothing more to write."""
+        self.running.pop(attempt.job.id, None)
+        self.processed += 1
+        self._free_slot()
+        self.events.publish(job)
+        if job.callback_url and self._deliverer:
+            self._deliverer.wake()  # its delivery was written with the completion
 
     def _never_started(self, attempt: Attempt, writer: OutcomeWriter, _task: object) -> None:
         # A task cancelled before its first step never runs `Runner.run`: settle it here, or
@@ -320,19 +341,6 @@ class Worker:
             attempt.stop(StopReason.SHUTDOWN)
         if handles:
             await asyncio.wait(handles)
-
-    def _install_signal_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        assert self._loop is not None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._loop.add_signal_handler(sig, self._on_signal, sig)
-
-    def _remove_signal_handlers(self) -> None:
-        if threading.current_thread() is not threading.main_thread() or self._loop is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._loop.remove_signal_handler(sig)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         if self._stopping:

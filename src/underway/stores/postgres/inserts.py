@@ -4,7 +4,8 @@ rest, on a pooled connection or on the caller's own (sync or async) inside its t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.rows import tuple_row
 
-from ...errors import ConfigurationError, StoreError
+from ...errors import ConfigurationError, JobExists, StoreError
 from ...model import Job
 from ..messages import NewJob
 from ..sql import Row
@@ -64,6 +65,7 @@ class Inserter:
 
     insert_jobs: str
     unfinished_by_key: str
+    existing_ids: str
     copy_jobs: str
     now: str
     notify: str
@@ -96,7 +98,11 @@ class Inserter:
                 f"enqueue(connection=...) takes a psycopg Connection or Cursor, not "
                 f"{type(connection).__name__}; in async code use enqueue_async"
             )
-        with conn.cursor(row_factory=tuple_row) as cur:
+        chosen = _chosen_ids(jobs)
+        with conn.cursor(row_factory=tuple_row) as cur, _ids_taken_by_a_race(chosen):
+            if chosen:
+                cur.execute(self.existing_ids, {"ids": chosen})
+                _refuse([row[0] for row in cur.fetchall()])
             rounds = _KeyedInsert(jobs)
             while rounds.pending:
                 cur.execute(self.insert_jobs, _insert_params(rounds.pending, self.channel))
@@ -115,18 +121,46 @@ class Inserter:
                 f"enqueue_async(connection=...) takes a psycopg AsyncConnection or AsyncCursor, "
                 f"not {type(connection).__name__}"
             )
+        chosen = _chosen_ids(jobs)
         async with conn.cursor(row_factory=tuple_row) as cur:
-            rounds = _KeyedInsert(jobs)
-            while rounds.pending:
-                await cur.execute(self.insert_jobs, _insert_params(rounds.pending, self.channel))
-                now, inserted, _ = await cur.fetchone()  # type: ignore[misc]
-                missing = rounds.inserted(now, inserted)
-                if missing:
-                    await cur.execute(self.unfinished_by_key, {"keys": missing})
-                    names = [d.name for d in cur.description or ()]
-                    rows = await cur.fetchall()
-                    rounds.found([self.to_job(dict(zip(names, r, strict=True))) for r in rows])
+            with _ids_taken_by_a_race(chosen):
+                if chosen:
+                    await cur.execute(self.existing_ids, {"ids": chosen})
+                    _refuse([row[0] for row in await cur.fetchall()])
+                rounds = _KeyedInsert(jobs)
+                while rounds.pending:
+                    await cur.execute(
+                        self.insert_jobs, _insert_params(rounds.pending, self.channel)
+                    )
+                    now, inserted, _ = await cur.fetchone()  # type: ignore[misc]
+                    missing = rounds.inserted(now, inserted)
+                    if missing:
+                        await cur.execute(self.unfinished_by_key, {"keys": missing})
+                        names = [d.name for d in cur.description or ()]
+                        rows = await cur.fetchall()
+                        rounds.found([self.to_job(dict(zip(names, r, strict=True))) for r in rows])
             return rounds.result()
+
+
+def _chosen_ids(jobs: Sequence[NewJob]) -> list[uuid.UUID]:
+    return [j.id for j in jobs if j.id_chosen]
+
+
+def _refuse(taken: Sequence[uuid.UUID]) -> None:
+    if taken:
+        raise JobExists.naming(taken)
+
+
+@contextmanager
+def _ids_taken_by_a_race(chosen: Sequence[uuid.UUID]) -> Iterator[None]:
+    """A chosen id inserted by another transaction after the look-up hits the primary key:
+    the same refusal, not the driver's error."""
+    try:
+        yield
+    except psycopg.errors.UniqueViolation as exc:
+        if chosen and exc.diag.constraint_name == "underway_jobs_pkey":
+            raise JobExists.naming(chosen) from None
+        raise
 
 
 def _insert_params(jobs: Sequence[NewJob], channel: str) -> dict[str, Any]:

@@ -74,6 +74,10 @@ SELECT (SELECT now FROM clock), array(SELECT id FROM inserted), pg_notify(%(chan
 SELECT * FROM {schema}.underway_jobs
 WHERE key = ANY(%(keys)s) AND status IN ('pending', 'running');
 
+-- name: existing_ids
+-- Which of the caller-chosen ids a job already has.
+SELECT id FROM {schema}.underway_jobs WHERE id = ANY(%(ids)s::uuid[]);
+
 -- --- workers ---------------------------------------------------------------------------------
 
 -- name: filter_queues
@@ -698,20 +702,25 @@ ORDER BY a.delivery_id, a.number;
 -- A job as it was right after each change: the changing fields from the change, the fixed
 -- ones from the job. Only changes below the oldest transaction still in flight: everything
 -- there has committed, and nothing can commit there later, so a cursor never skips a change.
+-- A cursor is `<xid>-<seq>-<item>`: a row holds a statement's changes (migration 0003).
 -- {filters}: the change_* fragments below that apply.
-SELECT c.xid::text || '-' || c.seq AS cursor, c.kind, c.updated_at AS at,
-    j.id, j.task, j.title, j.args, j.queue, j.priority, c.status, c.attempt, j.max_attempts,
-    c.run_at, j.created_at, c.progress, c.status_message, c.payload, c.result, j.tenant,
-    j.callback_url, j.key, c.started_at, c.completed_at, c.cancel_requested, j.schedule,
-    c.rescues, c.error_message, c.error_type, c.error_traceback, c.updated_at, j.slot
-FROM {schema}.underway_changes AS c JOIN {schema}.underway_jobs AS j ON j.id = c.job_id
-WHERE (c.xid, c.seq) > (%(xid)s::xid8, %(seq)s)
+SELECT c.xid::text || '-' || c.seq || '-' || i.ordinality AS cursor, i.kind,
+    i.updated_at AS at, j.id, j.task, j.title, j.args, j.queue, j.priority, i.status,
+    i.attempt, j.max_attempts, i.run_at, j.created_at, i.progress, i.status_message, i.payload,
+    i.result, j.tenant, j.callback_url, j.key, i.started_at, i.completed_at,
+    i.cancel_requested, j.schedule, i.rescues, i.error_message, i.error_type,
+    i.error_traceback, i.updated_at, j.slot
+FROM {schema}.underway_changes AS c
+CROSS JOIN LATERAL unnest(c.items) WITH ORDINALITY AS i
+JOIN {schema}.underway_jobs AS j ON j.id = i.job_id
+WHERE (c.xid, c.seq) >= (%(xid)s::xid8, %(seq)s)
+  AND (c.xid, c.seq, i.ordinality) > (%(xid)s::xid8, %(seq)s, %(item)s)
   AND c.xid < pg_snapshot_xmin(pg_current_snapshot()) {filters}
-ORDER BY c.xid, c.seq
+ORDER BY c.xid, c.seq, i.ordinality
 LIMIT %(limit)s;
 
 -- name: change_job
-AND c.job_id = %(job_id)s
+AND i.job_id = %(job_id)s
 
 -- name: change_task
 AND j.task = %(task)s
@@ -725,14 +734,16 @@ AND j.tenant = %(tenant)s
 -- name: change_head
 -- Where "from now on" starts: the last change every reader can already see.
 SELECT coalesce((
-    SELECT xid::text || '-' || seq FROM {schema}.underway_changes
+    SELECT xid::text || '-' || seq || '-' || cardinality(items)
+    FROM {schema}.underway_changes
     WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY xid DESC, seq DESC LIMIT 1
-), '0-0');
+), '0-0-0');
 
 -- name: prune_changes
 -- The feed keeps changes for a while: a reader that was away longer resumes at the oldest kept.
 -- Only the oldest batch is looked at, so a call costs the same however many changes are kept.
+-- One row per deleted row, with the number of changes it held.
 WITH doomed AS (
     SELECT xid, seq FROM (
         SELECT xid, seq, updated_at FROM {schema}.underway_changes
@@ -742,7 +753,8 @@ WITH doomed AS (
     WHERE updated_at < now() - %(age)s * interval '1 second'
 )
 DELETE FROM {schema}.underway_changes AS c USING doomed
-WHERE c.xid = doomed.xid AND c.seq = doomed.seq;
+WHERE c.xid = doomed.xid AND c.seq = doomed.seq
+RETURNING cardinality(c.items);
 
 -- name: attempts
 -- The attempts the job's row let go of, then the one it holds (see migration 0003).

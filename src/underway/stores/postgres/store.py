@@ -19,13 +19,14 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from ...errors import StoreError
-from ...model import Job, Status
+from ...model import Job
 from ...settings import Settings
 from ..messages import Claimed, HeartbeatResult, Lease, Listener, NewJob, Outcome, Report, Topic
 from ..metering import MeteringVerbs
 from ..schedules import ScheduleRows
 from ..sql import Row, Values, job_mapper
 from ..sqlfile import load_migrations, load_queries, render, unapplied
+from .finishing import Completer, Completions, finish_params
 from .inserts import COPY_THRESHOLD, Inserter, one, records
 from .listener import Listener as PgListener
 from .listener import topic_channel
@@ -55,14 +56,17 @@ def _queue_shape(queues: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
 
 
 def feed_position(cursor: str) -> dict[str, Any]:
-    """A feed cursor, `<xid>-<seq>`, as the changes statement takes it."""
-    xid, seq = (int(part) for part in cursor.split("-"))
-    if not (0 <= xid < 2**64 and 0 <= seq < 2**63):  # xid8 and bigint
+    """A feed cursor, `<xid>-<seq>-<item>` (the item within the row of a statement's changes),
+    as the changes statement takes it."""
+    xid, seq, item = (int(part) for part in cursor.split("-"))
+    if not (0 <= xid < 2**64 and 0 <= seq < 2**63 and 0 <= item < 2**63):  # xid8, bigint
         raise ValueError(cursor)
-    return {"xid": str(xid), "seq": seq}
+    return {"xid": str(xid), "seq": seq, "item": item}
 
 
-class PostgresStore(ScheduleRows[psycopg.Connection[Any]], MeteringVerbs[psycopg.Connection[Any]]):
+class PostgresStore(
+    ScheduleRows[psycopg.Connection[Any]], MeteringVerbs[psycopg.Connection[Any]], Completions
+):
     """A `Store` on PostgreSQL. Thread-safe: every call borrows a pooled connection."""
 
     #: writes on several connections proceed in parallel (row locks, not a file lock)
@@ -122,9 +126,11 @@ class PostgresStore(ScheduleRows[psycopg.Connection[Any]], MeteringVerbs[psycopg
         )
         self._inserter = Inserter(
             insert_jobs=q["insert_jobs"], unfinished_by_key=q["unfinished_by_key"],
+            existing_ids=q["existing_ids"],
             copy_jobs=q["copy_jobs"], now=q["now"], notify=q["notify"], channel=self.channel,
             to_job=_job,
         )  # fmt: skip
+        self._completer = Completer(q["finish"], self.schema)
 
     # --- connections --------------------------------------------------------------------------
 
@@ -221,7 +227,7 @@ class PostgresStore(ScheduleRows[psycopg.Connection[Any]], MeteringVerbs[psycopg
     # --- producers ----------------------------------------------------------------------------
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
-        if len(jobs) >= COPY_THRESHOLD and all(j.key is None for j in jobs):
+        if len(jobs) >= COPY_THRESHOLD and all(j.key is None and not j.id_chosen for j in jobs):
             with self._tx(atomic=True) as conn:
                 return self._inserter.copy_in(conn, jobs)
         with self._tx() as conn:
@@ -308,7 +314,7 @@ class PostgresStore(ScheduleRows[psycopg.Connection[Any]], MeteringVerbs[psycopg
     def finish(self, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
         if not outcomes:
             return set()
-        return {row[0] for row in self._rows(self._q["finish"], _finish_params(outcomes))}
+        return {row[0] for row in self._rows(self._q["finish"], finish_params(outcomes))}
 
     def rescue(self, max_rescues: int) -> list[Job]:
         with self._tx() as conn:
@@ -361,35 +367,6 @@ class PostgresStore(ScheduleRows[psycopg.Connection[Any]], MeteringVerbs[psycopg
 
 def _claimed(cur: psycopg.Cursor[Any]) -> list[Claimed]:
     return [Claimed(_job(r), r["lease_token"]) for r in records(cur)]
-
-
-_FINISH_COLUMNS = (
-    "ids", "tokens", "statuses", "results", "has_error", "error_message", "error_type",
-    "error_traceback", "refund", "retry_in", "report", "progress", "status_message", "payload",
-)  # fmt: skip
-
-
-def _finish_params(outcomes: Sequence[Outcome]) -> dict[str, list[Any]]:
-    """The finish statement's columns, one array each, in unnest() order."""
-    params: dict[str, list[Any]] = {name: [] for name in _FINISH_COLUMNS}
-    for o in outcomes:
-        error = o.error
-        params["ids"].append(o.job_id)
-        params["tokens"].append(o.token)
-        params["statuses"].append(o.status.value)
-        params["results"].append(o.result_json)
-        # A completed job shows no error from its earlier attempts; a hand-back keeps it.
-        params["has_error"].append(error is not None or o.status is Status.COMPLETED)
-        params["error_message"].append(error.message if error else None)
-        params["error_type"].append(error.type if error else None)
-        params["error_traceback"].append(error.traceback if error else None)
-        params["refund"].append(0 if o.spend_attempt else 1)
-        params["retry_in"].append(o.retry_in or 0.0)
-        params["report"].append(o.report_dirty)
-        params["progress"].append(o.progress)
-        params["status_message"].append(o.status_message)
-        params["payload"].append(o.payload_json)
-    return params
 
 
 def _channel(schema: str) -> str:

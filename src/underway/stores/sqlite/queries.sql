@@ -60,6 +60,10 @@ ON CONFLICT (key) WHERE key IS NOT NULL AND status IN ('pending', 'running') DO 
 -- name: unfinished_by_key
 SELECT * FROM underway_jobs WHERE key = :key AND status IN ('pending', 'running');
 
+-- name: existing_ids
+-- Which of the caller-chosen ids (a JSON list) a job already has.
+SELECT id FROM underway_jobs WHERE id IN (SELECT value FROM json_each(:ids));
+
 -- --- workers ---------------------------------------------------------------------------------
 
 -- name: filter_queues
@@ -534,7 +538,8 @@ SELECT CAST(coalesce(max(seq), 0) AS TEXT) FROM underway_changes;
 DELETE FROM underway_changes WHERE seq IN (
     SELECT seq FROM (SELECT seq, updated_at FROM underway_changes ORDER BY seq LIMIT :batch)
     WHERE updated_at < :now - :age
-) AND seq < (SELECT max(seq) FROM underway_changes);
+) AND seq < (SELECT max(seq) FROM underway_changes)
+RETURNING 1;  -- a row holds one change
 
 -- name: attempts
 -- The attempts the job's row let go of, then the one it holds (see migration 0003).

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ...errors import StoreError
+from ...errors import JobExists, StoreError
 from ...model import Job, Status
 from ...settings import Settings
 from ..messages import Claimed, HeartbeatResult, Lease, Listener, NewJob, Outcome, Report, Topic
@@ -232,6 +232,7 @@ class SqliteStore(ScheduleRows[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
         rows = [_insert_params(job, now) for job in jobs]
         out: list[Job] = []
         with self._write() as conn:
+            _refuse_existing_ids(conn, jobs)
             keyless = [row for row in rows if row["key"] is None]
             if len(keyless) == len(rows):
                 conn.executemany(Q["insert_jobs"], rows)
@@ -395,6 +396,15 @@ def _connect(path: str) -> sqlite3.Connection:
     if mode.lower() != "wal" and path != ":memory:":
         raise StoreError(f"could not switch {path} to WAL mode (got {mode!r})")
     return conn
+
+
+def _refuse_existing_ids(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> None:
+    """Caller-chosen ids must be new; the write lock is held, so none can appear meanwhile."""
+    chosen = [str(job.id) for job in jobs if job.id_chosen]
+    if chosen:
+        taken = conn.execute(Q["existing_ids"], {"ids": json.dumps(chosen)}).fetchall()
+        if taken:
+            raise JobExists.naming(row[0] for row in taken)
 
 
 def _insert_params(job: NewJob, now: float) -> dict[str, Any]:

@@ -4,18 +4,15 @@
 -- Every visible change of a job, with the job's changing fields as they were right after it;
 -- the fixed fields (task, args, queue, tenant...) come from the job row. Written by the
 -- triggers below in the transaction that made the change, so a change is in the feed exactly
--- when it committed. Readers walk (xid, seq) and only below the oldest transaction still in
--- flight, so a change that commits late can never land behind a reader's cursor.
-CREATE TABLE {schema}.underway_changes (
-    -- the writing transaction, or a younger one that changed the same job first (see below)
-    xid              xid8 NOT NULL DEFAULT pg_current_xact_id(),
-    seq              bigint GENERATED ALWAYS AS IDENTITY,
-    job_id           uuid NOT NULL,
-    kind             text NOT NULL,
-    status           text NOT NULL,
-    attempt          integer NOT NULL,
-    rescues          integer NOT NULL,
-    run_at           timestamptz NOT NULL,
+-- when it committed. Readers walk (xid, seq, item) and only below the oldest transaction still
+-- in flight, so a change that commits late can never land behind a reader's cursor.
+CREATE TYPE {schema}.underway_change AS (
+    job_id           uuid,
+    kind             text,
+    status           text,
+    attempt          integer,
+    rescues          integer,
+    run_at           timestamptz,
     progress         double precision,
     status_message   text,
     payload          jsonb,
@@ -25,13 +22,24 @@ CREATE TABLE {schema}.underway_changes (
     error_traceback  text,
     started_at       timestamptz,
     completed_at     timestamptz,
-    updated_at       timestamptz NOT NULL,
-    cancel_requested boolean NOT NULL,
+    updated_at       timestamptz,
+    cancel_requested boolean
+);
+
+-- One row per statement that changed jobs (per about a thousand, for a bigger one), its changes
+-- in `items`: a claim or a finish of a hundred jobs writes one row and one index entry, not a
+-- hundred; a row per change was most of what the feed cost the drain. A job appears at most
+-- once in a statement, so the order of the items within one does not matter.
+CREATE TABLE {schema}.underway_changes (
+    -- the writing transaction, or a younger one that changed the same job first (see below)
+    xid        xid8 NOT NULL DEFAULT pg_current_xact_id(),
+    seq        bigint GENERATED ALWAYS AS IDENTITY,
+    updated_at timestamptz NOT NULL DEFAULT now(),  -- what pruning ages
+    items      {schema}.underway_change[] NOT NULL,
     PRIMARY KEY (xid, seq)
 );
--- No index on job_id: a watcher of one job reads the changes after its cursor, which are the
--- same few a watcher of all reads, and a second b-tree per change was a quarter of the feed's
--- cost.
+-- No index on the job: a watcher of one job reads the changes after its cursor, which are the
+-- same few a watcher of all reads.
 
 -- The attempts a job's row no longer holds. The row holds its latest attempt while its
 -- started_at is set: while it runs, and after its worker finished it for good. It lets go when
@@ -64,16 +72,20 @@ CREATE TABLE {schema}.underway_workers (
 );
 
 -- Statement triggers over transition tables: a claim or a finish of a hundred jobs records
--- its hundred changes in one INSERT, not a hundred.
+-- its hundred changes in one row of one INSERT.
 CREATE FUNCTION {schema}.underway_jobs_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    -- A row per thousand changes at most, so a reader resuming inside a big statement's
+    -- changes never unpacks more than that; the hash only runs for a statement that big.
+    parts integer := (SELECT count(*) FROM new_rows) / 1000 + 1;
 BEGIN
-    INSERT INTO {schema}.underway_changes (job_id, kind, status, attempt, rescues, run_at,
-        progress, status_message, payload, result, error_message, error_type, error_traceback,
-        started_at, completed_at, updated_at, cancel_requested)
-    SELECT n.id, 'enqueued', n.status, n.attempt, n.rescues, n.run_at, n.progress,
-        n.status_message, n.payload, n.result, n.error_message, n.error_type,
-        n.error_traceback, n.started_at, n.completed_at, n.updated_at, n.cancel_requested
-    FROM new_rows AS n;
+    INSERT INTO {schema}.underway_changes (items)
+    SELECT array_agg(ROW(n.id, 'enqueued', n.status, n.attempt, n.rescues, n.run_at,
+        n.progress, n.status_message, n.payload, n.result, n.error_message, n.error_type,
+        n.error_traceback, n.started_at, n.completed_at, n.updated_at,
+        n.cancel_requested)::{schema}.underway_change)
+    FROM new_rows AS n
+    GROUP BY CASE WHEN parts = 1 THEN 0 ELSE abs(hashtext(n.id::text)) % parts END;
     IF FOUND THEN
         PERFORM pg_notify('underway-feed:' || left(md5(TG_TABLE_SCHEMA), 16), '');
     END IF;
@@ -95,12 +107,11 @@ DECLARE
     -- nothing can be filed behind a cursor.
     filed xid8 := greatest(pg_current_xact_id(),
         (pg_snapshot_xmax(pg_current_snapshot())::text::bigint - 1)::text::xid8);
+    parts integer := (SELECT count(*) FROM new_rows) / 1000 + 1;  -- as in the insert trigger
 BEGIN
     -- What watchers see; a heartbeat changes nothing they can see and records nothing.
-    INSERT INTO {schema}.underway_changes (xid, job_id, kind, status, attempt, rescues, run_at,
-        progress, status_message, payload, result, error_message, error_type, error_traceback,
-        started_at, completed_at, updated_at, cancel_requested)
-    SELECT filed, n.id,
+    INSERT INTO {schema}.underway_changes (xid, items)
+    SELECT filed, array_agg(ROW(n.id,
         CASE
             WHEN n.status IS DISTINCT FROM o.status THEN CASE
                 WHEN n.status = 'running' THEN 'started'
@@ -111,14 +122,15 @@ BEGIN
             ELSE 'reported' END,
         n.status, n.attempt, n.rescues, n.run_at, n.progress, n.status_message, n.payload,
         n.result, n.error_message, n.error_type, n.error_traceback, n.started_at,
-        n.completed_at, n.updated_at, n.cancel_requested
+        n.completed_at, n.updated_at, n.cancel_requested)::{schema}.underway_change)
     FROM old_rows AS o JOIN new_rows AS n ON n.id = o.id
     WHERE n.status IS DISTINCT FROM o.status
        OR n.cancel_requested IS DISTINCT FROM o.cancel_requested
        OR n.progress IS DISTINCT FROM o.progress
        OR n.status_message IS DISTINCT FROM o.status_message
        OR n.payload IS DISTINCT FROM o.payload
-       OR n.run_at IS DISTINCT FROM o.run_at;
+       OR n.run_at IS DISTINCT FROM o.run_at
+    GROUP BY CASE WHEN parts = 1 THEN 0 ELSE abs(hashtext(n.id::text)) % parts END;
     IF FOUND THEN
         PERFORM pg_notify('underway-feed:' || left(md5(TG_TABLE_SCHEMA), 16), '');
     END IF;
