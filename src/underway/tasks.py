@@ -313,11 +313,6 @@ class BoundTask(Generic[P, R]):
                 "a unique key names one job; it cannot apply to all of enqueue_many: give each "
                 'item its own, task.options(key="k1").prepare(...)'
             )
-        if self.opts.id is not None:
-            raise InvalidArguments(
-                "a chosen id names one job; it cannot apply to all of enqueue_many: give each "
-                "item its own, task.options(id=...).prepare(...)"
-            )
         return self.task.new_jobs(calls, self.opts)
 
     def options(self, **options: Unpack[OptionArgs]) -> BoundTask[P, R]:

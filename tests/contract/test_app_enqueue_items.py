@@ -120,7 +120,7 @@ def test_enqueue_many_async_takes_prepared_items(make_app: MakeApp) -> None:
     assert bound[1] == jobs[0] and bound[0].queue == "slow"
 
 
-def test_a_prepared_item_keeps_its_chosen_id_and_a_shared_id_is_refused(
+def test_a_prepared_item_keeps_its_chosen_id_and_one_id_twice_is_refused(
     make_app: MakeApp,
 ) -> None:
     app = make_app()
@@ -128,5 +128,6 @@ def test_a_prepared_item_keeps_its_chosen_id_and_a_shared_id_is_refused(
     chosen = uuid.uuid4()
     (job,) = report.enqueue_many([report.options(id=chosen, tenant="a").prepare("a")])
     assert (job.id, job.tenant) == (chosen, "a") and app.get_job(chosen) == job
-    with pytest.raises(InvalidArguments, match="chosen id names one job"):
-        report.options(id=uuid.uuid4()).enqueue_many([("a",), ("b",)])
+    item = report.options(id=uuid.uuid4()).prepare("b")
+    with pytest.raises(InvalidArguments, match="given to more than one job"):
+        report.enqueue_many([item, item])
