@@ -49,7 +49,7 @@ from .model import (
 from .retry import Backoff
 from .settings import Settings
 from .task_classes import ClassTask, TaskClass
-from .tasks import BoundTask, Task
+from .tasks import BoundTask, OptionArgs, Prepared, Task
 from .worker import Worker
 
 __all__ = [
@@ -76,8 +76,10 @@ __all__ = [
     "JobNotFound",
     "JobTimeout",
     "LeaseLost",
+    "OptionArgs",
     "Page",
     "PermanentError",
+    "Prepared",
     "Retry",
     "RunStats",
     "ScheduleDeclaredInCode",

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from . import schedule_tenants
 from .declarations import Declarations
 from .errors import InvalidArguments, JobNotFound, JobTimeout
 from .events import Events, UpdateCallback
@@ -133,11 +134,12 @@ class App(ScheduleControl, Declarations, Watching, Operations):
         if schedule is not None:
             register(self.store, schedule, self.store.now())
 
-    def trigger_schedule(self, name: str) -> Job:
+    def trigger_schedule(self, name: str, tenant: str | None = None) -> Job:
         """Run the schedule's task now, outside its slots: one declared in code, or one put
-        at run time (its task must be registered here)."""
+        at run time (its task must be registered here); a schedule run once per tenant is
+        triggered for one of them (`tenant=`)."""
         schedule = self._schedule_named(name)
-        options = Options(tenant=schedule.tenant)
+        options = Options(tenant=schedule_tenants.check_trigger(schedule, tenant))
         job = self.get_task(schedule.task).new_job((), schedule.args, options)
         job.schedule = name
         self._ensure_registered(name)

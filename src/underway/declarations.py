@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
@@ -12,7 +12,8 @@ from .errors import ConfigurationError
 from .producer import Producer
 from .registry import Lifespan, Registry
 from .retry import Backoff
-from .schedule import CatchUp, Cron, Every, Overlap, Rule, Schedule
+from .schedule import CatchUp, Cron, Every, Overlap, Rule, Schedule, TenantLister
+from .schedule_tenants import static_tenants
 from .task_classes import ClassTask, Executes, ExecutesWithContext, class_task
 from .tasks import Options, Task
 
@@ -42,8 +43,11 @@ TASK_OPTIONS = frozenset(
 #: the options `@app.periodic(...)` takes besides the task options
 PERIODIC_OPTIONS = (
     "every", "cron", "timezone", "initial_delay", "first_after_boot", "catch_up", "max_catch_up",
-    "misfire_grace", "overlap", "args", "schedule_name", "tenant",
+    "misfire_grace", "overlap", "args", "schedule_name", "tenant", "tenants",
 )  # fmt: skip
+
+#: what `tenants=` takes: the tenants, or a function listing them at each slot
+Tenants = Iterable[str] | TenantLister
 
 
 class Declarations:
@@ -156,6 +160,7 @@ class Declarations:
         args: Mapping[str, Any] | None = None,
         schedule_name: str | None = None,
         tenant: str | None = None,
+        tenants: Tenants | None = None,
         **task_options: Any,
     ) -> TaskDecorator:
         """Register a task and run it on a rule: `every=` an interval, or `cron=` an expression
@@ -169,13 +174,15 @@ class Declarations:
         `catch_up` says what happens to slots missed while nothing ran ("latest": run once;
         "all": run each, at most `max_catch_up`; "skip": none); a slot is missed once it is
         `misfire_grace` late. `overlap` ("allow", "skip", "wait") says what a slot does while
-        the previous run is unfinished. Jobs carry `tenant`; other keywords are task options.
-        `first_after_boot` counts the first slot from each scheduler start, not once.
+        the previous run is unfinished. Jobs carry `tenant`; `tenants=` (a list, or a function
+        returning one at each slot) fires a job per tenant at each slot instead. Other keywords
+        are task options. `first_after_boot` counts the first slot from each scheduler start.
         """
         _refuse_unknown_periodic_options(task_options)
         _rule(every, cron, timezone, initial_delay, first_after_boot)  # refused before the task
         _policies(catch_up, overlap)
         _check_tenant(tenant)
+        listed = _tenants(tenant, tenants)
 
         def register(func: Callable[P, R]) -> Task[P, R]:
             handle: Task[P, R] = self.task(**task_options)(func)
@@ -183,7 +190,7 @@ class Declarations:
                 handle, every=every, cron=cron, timezone=timezone, initial_delay=initial_delay,
                 first_after_boot=first_after_boot, catch_up=catch_up, max_catch_up=max_catch_up,
                 misfire_grace=misfire_grace, overlap=overlap, args=args, name=schedule_name,
-                tenant=tenant,
+                tenant=tenant, tenants=listed,
             )  # fmt: skip
             return handle
 
@@ -205,13 +212,16 @@ class Declarations:
         args: Mapping[str, Any] | None = None,
         name: str | None = None,
         tenant: str | None = None,
+        tenants: Tenants | None = None,
         stored: bool = False,
     ) -> Schedule:
         """Run an existing task on a rule, for rules that come from settings at run time:
         `app.schedule(cleanup, every=settings.cleanup_interval)`. Calling it again for the
-        same name replaces the rule. The jobs it fires carry `tenant`. `stored=True` puts it
-        in the store instead (add or update): every scheduler fires it, also one whose code
-        never declared it, until `app.remove_schedule(name)`."""
+        same name replaces the rule. The jobs it fires carry `tenant`; with `tenants=` each
+        slot fires one job per tenant instead (a list, or a function, sync or async, called at
+        each slot to list them), never two for one tenant and slot. `stored=True` puts it in
+        the store instead (add or update): every scheduler fires it, also one whose code never
+        declared it, until `app.remove_schedule(name)`; its tenants must then be a list."""
         handle = self.get_task(task) if isinstance(task, str) else task
         rule = _rule(every, cron, timezone, initial_delay, first_after_boot)
         catch_up, overlap = _policies(catch_up, overlap)
@@ -222,6 +232,7 @@ class Declarations:
             name=name or handle.name, task=handle.name, rule=rule, catch_up=CatchUp(catch_up),
             max_catch_up=max_catch_up, misfire_grace=_seconds(misfire_grace),
             overlap=Overlap(overlap), args=dict(args or {}), tenant=tenant,
+            tenants=_tenants(tenant, tenants),
         )  # fmt: skip
         if stored:
             return self._put_schedule(schedule)
@@ -300,6 +311,17 @@ def _check_tenant(tenant: object) -> None:
         raise ConfigurationError(
             f"a schedule's tenant must be a non-empty string or None, got {tenant!r}"
         )
+
+
+def _tenants(tenant: str | None, tenants: Tenants | None) -> tuple[str, ...] | TenantLister | None:
+    if tenants is None:
+        return None
+    if tenant is not None:
+        raise ConfigurationError(
+            "give a schedule tenant= (one tenant for all its jobs) or tenants= (a job per "
+            "tenant at each slot), not both"
+        )
+    return tenants if callable(tenants) else static_tenants(tenants)
 
 
 def _default_name(func: Callable[..., Any]) -> str:

@@ -187,6 +187,10 @@ class ScheduleInfo:
     registered: bool = True  # False: known to the store, but not defined in this app
     tenant: str | None = None  # the tenant the schedule's jobs carry
     stored: bool = False  # put at run time (its definition is in the store), not in code
+    #: run once per tenant: the tenants each slot fires a job for
+    tenants: tuple[str, ...] | None = None
+    #: run once per tenant: the function that lists the tenants at each slot (its name)
+    tenants_from: str | None = None
     #: schedulers alive now, across all processes (None: not asked)
     schedulers_alive: int | None = None
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -192,6 +192,9 @@ class Cron:
 
 Rule = Every | Cron
 
+#: a function listing the tenants a slot fires for, called at each slot (sync or async)
+TenantLister = Callable[[], Iterable[str] | Awaitable[Iterable[str]]]
+
 #: No plan ever lists more slots than this: after a long downtime a frequent schedule would
 #: otherwise enumerate millions of them.
 MAX_SLOTS = 1000
@@ -212,8 +215,16 @@ class Schedule:
     args: dict[str, Any] = field(default_factory=dict)
     #: the tenant every job of the schedule carries (None: none)
     tenant: str | None = None
+    #: run once per tenant: each slot fires one job for each of these (or of those the
+    #: function lists at that slot), carrying its tenant (None: one job per slot)
+    tenants: tuple[str, ...] | TenantLister | None = None
 
     def __post_init__(self) -> None:
+        if self.tenant is not None and self.tenants is not None:
+            raise ConfigurationError(
+                "give a schedule tenant= (one tenant for all its jobs) or tenants= (a job per "
+                "tenant at each slot), not both"
+            )
         if self.max_catch_up < 1:
             raise ConfigurationError("max_catch_up must be >= 1")
         if not math.isfinite(self.misfire_grace) or self.misfire_grace < 0:
@@ -222,9 +233,11 @@ class Schedule:
     def describe(self) -> str:
         return self.rule.describe()
 
-    def key(self, slot: datetime) -> str:
-        """The unique key of the job for one slot: the same in every process."""
-        return f"schedule:{self.name}:{slot.astimezone(UTC).isoformat()}"
+    def key(self, slot: datetime, tenant: str | None = None) -> str:
+        """The unique key of the job for one slot (and one tenant of a schedule run per
+        tenant): the same in every process."""
+        key = f"schedule:{self.name}:{slot.astimezone(UTC).isoformat()}"
+        return key if self.tenants is None or tenant is None else f"{key}:tenant:{tenant}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from . import schedule_tenants
 from .errors import ScheduleDeclaredInCode
 from .registry import Registry
 from .schedule import Cron, Schedule
@@ -32,7 +33,8 @@ class ScheduleControl:
         delay = 0.0 if isinstance(rule, Cron) else rule.initial_delay
         anchor = self.store.now() + timedelta(seconds=delay)
         self.store.put_schedule(schedule.name, schedule.task, schedule.describe(), definition,
-                                anchor, schedule.tenant)  # fmt: skip
+                                anchor, schedule.tenant,
+                                tenants=schedule_tenants.dump(schedule))  # fmt: skip
         return schedule
 
     def remove_schedule(self, name: str) -> None:

@@ -10,8 +10,11 @@ from typing import Any
 from .errors import ConfigurationError
 from .schedule import CatchUp, Cron, Every, Overlap, Rule, Schedule
 
-#: the layout of the JSON; a scheduler refuses (logs and skips) a definition of another version
-VERSION = 1
+#: the layout of the JSON; a scheduler refuses (logs and skips) a definition of a version it
+#: does not read. Version 2 adds `tenants`; a schedule without them is still written as 1, so
+#: schedulers of the version before read it.
+VERSION = 2
+READS = (1, 2)
 
 
 def dump(schedule: Schedule) -> str:
@@ -22,6 +25,17 @@ def dump(schedule: Schedule) -> str:
         "misfire_grace": schedule.misfire_grace, "overlap": schedule.overlap.value,
         "args": schedule.args, "tenant": schedule.tenant,
     }  # fmt: skip
+    if schedule.tenants is not None:
+        if not isinstance(schedule.tenants, tuple):
+            raise ConfigurationError(
+                "a stored schedule's tenants= must be a list: a function cannot be stored "
+                "(a scheduler without your code fires it too); declare the schedule in code "
+                "(stored=False) to give tenants=function, or store the list and put the "
+                "schedule again when the tenants change"
+            )
+        data["tenants"] = list(schedule.tenants)
+    else:
+        data["version"] = 1
     try:
         return json.dumps(data, sort_keys=True)
     except (TypeError, ValueError) as exc:
@@ -34,10 +48,10 @@ def load(name: str, text: str) -> Schedule:
     """The schedule a definition describes (ConfigurationError if it cannot be read)."""
     try:
         data = json.loads(text)
-        if data.get("version") != VERSION:
+        if data.get("version") not in READS:
             raise ConfigurationError(
                 f"schedule {name!r} was stored by another version of underway "
-                f"(definition version {data.get('version')!r}, this one reads {VERSION})"
+                f"(definition version {data.get('version')!r}, this one reads {READS})"
             )
         rule = data["rule"]
         parsed: Rule = (
@@ -49,6 +63,7 @@ def load(name: str, text: str) -> Schedule:
             name=name, task=data["task"], rule=parsed, catch_up=CatchUp(data["catch_up"]),
             max_catch_up=data["max_catch_up"], misfire_grace=data["misfire_grace"],
             overlap=Overlap(data["overlap"]), args=data["args"], tenant=data["tenant"],
+            tenants=tuple(data["tenants"]) if data.get("tenants") is not None else None,
         )  # fmt: skip
     except ConfigurationError:
         raise

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from . import schedule_tenants
 from .errors import ConfigurationError, StoreError
 from .events import Events
 from .model import Job, RunStats, ScheduleInfo
@@ -41,7 +42,7 @@ def register(store: Store, schedule: Schedule, now: datetime, boot: bool = False
     reanchor = boot and isinstance(rule, Every) and rule.first_after_boot is not None
     return store.register_schedule(
         schedule.name, schedule.task, schedule.describe(), now + timedelta(seconds=delay),
-        schedule.tenant, reanchor=reanchor,
+        schedule.tenant, reanchor=reanchor, tenants=schedule_tenants.dump(schedule),
     )  # fmt: skip
 
 
@@ -64,6 +65,11 @@ def schedule_infos(
         next_run = None
         if schedule is not None and state is not None:
             next_run = plan(schedule, state.anchor, state.last_slot, now).next_run
+        tenants, tenants_from = (
+            schedule_tenants.describe(schedule.tenants)
+            if schedule
+            else schedule_tenants.load(state.tenants if state else None)
+        )
         out.append(
             ScheduleInfo(
                 name=name,
@@ -76,6 +82,8 @@ def schedule_infos(
                 stats=runs.get(name, RunStats()),
                 registered=name in registry.schedules,
                 tenant=schedule.tenant if schedule else state.tenant if state else None,
+                tenants=tenants,
+                tenants_from=tenants_from,
                 stored=stored,
                 schedulers_alive=alive,
             )
@@ -153,10 +161,12 @@ class Scheduler:
             return []
         fired: list[Job] = []
         for slot in current.fire:
-            job = self.store.fire_schedule(
-                schedule.name, slot, self._new_job(schedule, slot), schedule.overlap
-            )
-            if job is not None:
+            # A schedule run per tenant lists its tenants at each slot; the store inserts all
+            # of the slot's jobs in the one transaction that records the slot.
+            jobs = [
+                self._new_job(schedule, slot, t) for t in schedule_tenants.slot_tenants(schedule)
+            ]
+            for job in self.store.fire_slot(schedule.name, slot, jobs, schedule.overlap):
                 fired.append(job)
                 self.events.publish(job)
                 log.info("schedule %s fired job %s for slot %s", schedule.name, job.id,
@@ -207,9 +217,9 @@ class Scheduler:
         self._registered.add(schedule.name)
         return state
 
-    def _new_job(self, schedule: Schedule, slot: datetime) -> NewJob:
+    def _new_job(self, schedule: Schedule, slot: datetime, tenant: str | None) -> NewJob:
         task = self.registry.task(schedule.task)
-        options = Options(key=schedule.key(slot), tenant=schedule.tenant)
+        options = Options(key=schedule.key(slot, tenant), tenant=tenant)
         job = task.new_job((), schedule.args, options)
         job.schedule = schedule.name
         job.slot = slot

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypedDict, TypeVar, Unpack
 
 from . import encoding
 from .errors import ConfigurationError, InvalidArguments
@@ -55,6 +55,40 @@ class Options:
     status_message: str | None = None
     connection: Any = None
     id: uuid.UUID | None = None
+
+
+class OptionArgs(TypedDict, total=False):
+    """The keywords of `task.options(...)`: a misspelled one is a type error, and
+    `InvalidArguments` at run time. None means "the task's default"."""
+
+    queue: str | None
+    priority: int | None
+    delay: float | timedelta | None
+    run_at: datetime | None
+    max_attempts: int | None
+    tenant: str | None
+    callback_url: str | None
+    key: str | None
+    title: str | None
+    status_message: str | None
+    connection: Any
+    id: uuid.UUID | str | None
+
+
+#: the names `task.options(...)` takes
+OPTION_NAMES = OptionArgs.__optional_keys__
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared(Generic[P, R]):
+    """One call of a task with its own options, checked and encoded, for `enqueue_many`:
+    `task.options(tenant="a", key="k1").prepare(x=1)`."""
+
+    task: Task[P, R]
+    job: NewJob
+
+
+Item = Prepared[P, R] | Mapping[str, Any] | tuple[Any, ...]
 
 
 class Task(Generic[P, R]):
@@ -143,58 +177,25 @@ class Task(Generic[P, R]):
         """`enqueue` for async code: the store call does not block the event loop."""
         return (await self.app.insert_async([self.new_job(args, kwargs, _DEFAULTS)]))[0]
 
-    def enqueue_many(self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[Job]:
-        """Store many jobs in one transaction. Each item is a dict of keyword arguments
-        or a tuple of positional ones."""
+    def enqueue_many(self, calls: Iterable[Item[P, R]]) -> list[Job]:
+        """Store many jobs in one transaction. Each item is a dict of keyword arguments, a
+        tuple of positional ones, or a `Prepared` call carrying its own options
+        (`task.options(tenant="a").prepare(...)`)."""
         return self.app.insert(self.new_jobs(calls, _DEFAULTS))
 
-    async def enqueue_many_async(
-        self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]
-    ) -> list[Job]:
+    async def enqueue_many_async(self, calls: Iterable[Item[P, R]]) -> list[Job]:
+        """`enqueue_many` for async code: the store call does not block the event loop."""
         return await self.app.insert_async(self.new_jobs(calls, _DEFAULTS))
 
-    def options(
-        self,
-        *,
-        queue: str | None = None,
-        priority: int | None = None,
-        delay: float | timedelta | None = None,
-        run_at: datetime | None = None,
-        max_attempts: int | None = None,
-        tenant: str | None = None,
-        callback_url: str | None = None,
-        key: str | None = None,
-        title: str | None = None,
-        status_message: str | None = None,
-        connection: Any = None,
-        id: uuid.UUID | str | None = None,
-    ) -> BoundTask[P, R]:
+    def prepare(self, *args: P.args, **kwargs: P.kwargs) -> Prepared[P, R]:
+        """This call, checked now, as an item for `enqueue_many` (with the task's defaults)."""
+        return Prepared(self, self.new_job(args, kwargs, _DEFAULTS))
+
+    def options(self, **options: Unpack[OptionArgs]) -> BoundTask[P, R]:
         """The same task with options for the next enqueue (queue, priority, delay, key...).
         `id` chooses the job's id (a UUID) instead of a new one; an id a job already has is
         refused with `JobExists`."""
-        if isinstance(delay, timedelta):
-            delay = delay.total_seconds()
-        if run_at is not None and not isinstance(run_at, datetime):
-            raise InvalidArguments(f"run_at must be a datetime, got {run_at!r}")
-        if run_at is not None and run_at.tzinfo is None:
-            raise InvalidArguments("run_at must be timezone-aware, e.g. datetime.now(timezone.utc)")
-        if max_attempts is not None and (
-            isinstance(max_attempts, bool)
-            or not isinstance(max_attempts, int)
-            or not 1 <= max_attempts <= INT32_MAX
-        ):
-            raise InvalidArguments(
-                f"max_attempts must be a whole number between 1 and {INT32_MAX}, "
-                f"got {max_attempts!r}"
-            )
-        check_options(
-            priority=priority, delay=delay, queue=queue, tenant=tenant, key=key, title=title,
-            callback_url=callback_url, status_message=status_message,
-        )  # fmt: skip
-        job_id = None if id is None else as_job_id(id, InvalidArguments)
-        opts = Options(queue, priority, delay, run_at, max_attempts, tenant, callback_url, key,
-                       title, status_message, connection, job_id)  # fmt: skip
-        return BoundTask(self, opts)
+        return BoundTask(self, with_options(_DEFAULTS, options))
 
     # --- building requests ------------------------------------------------------------------
 
@@ -241,19 +242,25 @@ class Task(Generic[P, R]):
             id_chosen=opts.id is not None,
         )
 
-    def new_jobs(
-        self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]], opts: Options
-    ) -> list[NewJob]:
+    def new_jobs(self, calls: Iterable[Item[P, R]], opts: Options) -> list[NewJob]:
         jobs = []
         for call in calls:
             if isinstance(call, tuple):
                 jobs.append(self.new_job(call, {}, opts))
             elif isinstance(call, Mapping):
                 jobs.append(self.new_job((), call, opts))
+            elif isinstance(call, Prepared) and call.task is self:
+                # A fresh id, unless chosen: the same prepared call may be enqueued again.
+                jobs.append(call.job if call.job.id_chosen else replace(call.job, id=uuid7()))
+            elif isinstance(call, Prepared):
+                raise InvalidArguments(
+                    f"enqueue_many of task {self.name} got a call prepared for task "
+                    f"{call.task.name}; enqueue each task's calls with its own enqueue_many"
+                )
             else:
                 raise InvalidArguments(
-                    f"enqueue_many takes dicts of keyword arguments or tuples of positional "
-                    f"ones, got {type(call).__name__}"
+                    "enqueue_many takes dicts of keyword arguments, tuples of positional ones "
+                    f"or task.prepare(...) calls, got {type(call).__name__}"
                 )
         return jobs
 
@@ -282,28 +289,71 @@ class BoundTask(Generic[P, R]):
         job = self.task.new_job(args, kwargs, self.opts)
         return (await self.task.app.insert_async([job], self.opts.connection))[0]
 
-    def enqueue_many(self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[Job]:
+    def enqueue_many(self, calls: Iterable[Item[P, R]]) -> list[Job]:
+        """Store many jobs in one transaction (on `connection`, if given): dicts and tuples
+        get these options; a `Prepared` call keeps its own."""
         return self.task.app.insert(self._many(calls), self.opts.connection)
 
-    async def enqueue_many_async(
-        self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]
-    ) -> list[Job]:
+    async def enqueue_many_async(self, calls: Iterable[Item[P, R]]) -> list[Job]:
+        """`enqueue_many` for async code: the store call does not block the event loop."""
         return await self.task.app.insert_async(self._many(calls), self.opts.connection)
 
-    def _many(self, calls: Iterable[Mapping[str, Any] | tuple[Any, ...]]) -> list[NewJob]:
+    def prepare(self, *args: P.args, **kwargs: P.kwargs) -> Prepared[P, R]:
+        """This call with these options, checked now, as an item for `enqueue_many`."""
+        if self.opts.connection is not None:
+            raise InvalidArguments(
+                "connection= belongs to the enqueue_many call, not to one item: "
+                "task.options(connection=conn).enqueue_many(items)"
+            )
+        return Prepared(self.task, self.task.new_job(args, kwargs, self.opts))
+
+    def _many(self, calls: Iterable[Item[P, R]]) -> list[NewJob]:
         if self.opts.key is not None:
-            raise InvalidArguments("a unique key names one job; it cannot apply to enqueue_many")
+            raise InvalidArguments(
+                "a unique key names one job; it cannot apply to all of enqueue_many: give each "
+                'item its own, task.options(key="k1").prepare(...)'
+            )
         return self.task.new_jobs(calls, self.opts)
 
-    def options(self, **changes: Any) -> BoundTask[P, R]:
-        if isinstance(changes.get("delay"), timedelta):
-            changes["delay"] = changes["delay"].total_seconds()
-        if changes.get("id") is not None:
-            changes["id"] = as_job_id(changes["id"], InvalidArguments)
-        return BoundTask(self.task, replace(self.opts, **changes))
+    def options(self, **options: Unpack[OptionArgs]) -> BoundTask[P, R]:
+        """These options with some changed: `task.options(queue="q").options(priority=5)`."""
+        return BoundTask(self.task, with_options(self.opts, options))
+
+
+def with_options(base: Options, changes: Mapping[str, Any]) -> Options:
+    """`base` with `changes` applied, each checked (InvalidArguments names the valid ones)."""
+    unknown = sorted(set(changes) - OPTION_NAMES)
+    if unknown:
+        raise InvalidArguments(
+            f"unknown enqueue option(s) {', '.join(unknown)}; the options are "
+            f"{', '.join(sorted(OPTION_NAMES))}"
+        )
+    values = dict(changes)
+    if isinstance(values.get("delay"), timedelta):
+        values["delay"] = values["delay"].total_seconds()
+    run_at, max_attempts = values.get("run_at"), values.get("max_attempts")
+    if run_at is not None and not isinstance(run_at, datetime):
+        raise InvalidArguments(f"run_at must be a datetime, got {run_at!r}")
+    if run_at is not None and run_at.tzinfo is None:
+        raise InvalidArguments("run_at must be timezone-aware, e.g. datetime.now(timezone.utc)")
+    if max_attempts is not None and (
+        isinstance(max_attempts, bool)
+        or not isinstance(max_attempts, int)
+        or not 1 <= max_attempts <= INT32_MAX
+    ):
+        raise InvalidArguments(
+            f"max_attempts must be a whole number between 1 and {INT32_MAX}, got {max_attempts!r}"
+        )
+    if values.get("id") is not None:
+        values["id"] = as_job_id(values["id"], InvalidArguments)
+    texts = {name: values.get(name) for name in _TEXT_OPTIONS}
+    check_options(priority=values.get("priority"), delay=values.get("delay"), **texts)
+    return replace(base, **values)
 
 
 _DEFAULTS = Options()
+#: the options that are text, checked by `check_options`
+_TEXT_OPTIONS = ("queue", "tenant", "key", "title", "callback_url", "status_message")
 INT32_MAX = 2**31 - 1
 #: the longest delay accepted: far enough for any schedule, short of datetime's year 9999
 MAX_DELAY_SECONDS = 100 * 365 * 86400.0

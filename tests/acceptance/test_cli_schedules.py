@@ -139,6 +139,8 @@ def test_list_shows_every_schedule_before_any_scheduler_ran(sched: CliApp) -> No
         "registered": True,
         "tenant": "acme",
         "stored": False,
+        "tenants": None,
+        "tenants_from": None,
         "schedulers_alive": 0,
         "state": "no scheduler",
         "stats": {
@@ -307,6 +309,52 @@ def test_trigger_enqueues_the_task_now_and_prints_the_job_id(sched: CliApp) -> N
     assert [str(job.id) for job in fired_by(sched, "tick")] == [again.stdout.strip()]
     row = schedule_table(sched)["tick"]
     assert (row["state"], row["fired"]) == ("paused", "1")
+
+
+PER_TENANT_APP = textwrap.dedent(
+    """
+    import underway
+
+    app = underway.App("sqlite:///" + __file__ + ".db")
+
+
+    def active_tenants() -> list[str]:
+        return ["acme", "globex"]
+
+
+    @app.periodic(cron="0 * * * *", tenants=["acme", "globex"], schedule_name="usage")
+    def report_usage() -> None: ...
+
+
+    app.schedule(report_usage, every=60, name="quota", tenants=active_tenants)
+    """
+)
+
+
+def test_list_shows_whom_a_schedule_per_tenant_runs_for_and_trigger_takes_one(
+    tmp_path: Path,
+) -> None:
+    per_tenant = load_cli_app(tmp_path, "tenantapp", PER_TENANT_APP)
+    try:
+        listed = per_tenant.run("schedules", "tenantapp:app", "list")
+        assert listed.returncode == 0, listed.stderr
+        rows = table_rows(listed.stdout)
+        assert rows["usage"][1] == "each of acme, globex"
+        assert rows["quota"][1].startswith("each of ") and "active_tenants()" in rows["quota"][1]
+        data = {row["name"]: row for row in json_lines(
+            per_tenant.run("schedules", "tenantapp:app", "list", "--json").stdout)}  # fmt: skip
+        assert data["usage"]["tenants"] == ["acme", "globex"]
+        assert str(data["quota"]["tenants_from"]).endswith("active_tenants")
+        triggered = per_tenant.run("schedules", "tenantapp:app", "trigger", "usage", "--tenant",
+                                   "globex")  # fmt: skip
+        assert triggered.returncode == 0, triggered.stderr
+        (job_id,) = ids_in(triggered.stdout)
+        job = per_tenant.app.get_job(job_id)
+        assert job is not None and job.tenant == "globex"
+        refused = per_tenant.run("schedules", "tenantapp:app", "trigger", "usage")
+        assert_clean_error(refused, 1, "runs once per tenant")
+    finally:
+        per_tenant.app.close()
 
 
 def test_unknown_schedule_names_are_a_clean_error(sched: CliApp) -> None:

@@ -4,6 +4,7 @@ restart; scheduler beats. Runs on both stores."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from underway.errors import ScheduleDeclaredInCode, ScheduleNotFound
 from underway.schedule import Overlap
 from underway.stores import Store
+from underway.stores.messages import NewJob
 
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -92,3 +94,36 @@ def test_schedulers_alive_counts_unexpired_beats(store: Store) -> None:
     assert store.schedulers_alive() == 1
     store.beat_scheduler("two", -1.0)  # its lease ran out
     assert store.schedulers_alive() == 0
+
+
+# --- a slot with a job per tenant (migration 0011) -------------------------------------------
+
+
+def test_fire_slot_inserts_every_tenant_job_of_a_slot_once(
+    store: Store, new_job: Callable[..., NewJob]
+) -> None:
+    tenants = '["acme", "globex"]'
+    state = store.register_schedule("usage", "tests.periodic", "every 60s", ANCHOR, tenants=tenants)
+    assert state.tenants == tenants
+
+    def jobs(slot: datetime) -> list[NewJob]:
+        made = [new_job(task="tests.periodic", tenant=t, key=f"usage:{slot}:{t}") for t in
+                ("acme", "globex")]  # fmt: skip
+        for job in made:
+            job.schedule, job.slot = "usage", slot
+        return made
+
+    fired = store.fire_slot("usage", ANCHOR, jobs(ANCHOR), Overlap.ALLOW)
+    assert [(j.tenant, j.slot, j.schedule) for j in fired] == [
+        ("acme", ANCHOR, "usage"), ("globex", ANCHOR, "usage"),
+    ]  # fmt: skip
+    assert store.fire_slot("usage", ANCHOR, jobs(ANCHOR), Overlap.ALLOW) == []  # handled once
+    later = ANCHOR + timedelta(minutes=1)
+    assert store.fire_slot("usage", later, jobs(later), Overlap.SKIP) == []  # still unfinished
+    (row,) = [s for s in store.schedule_states() if s.name == "usage"]
+    assert (row.last_slot, row.run_count) == (later, 1)
+    # an empty slot (no tenant listed) is handled without a job
+    assert store.fire_slot("usage", later + timedelta(minutes=1), [], Overlap.ALLOW) == []
+    put = store.put_schedule("stored-usage", "tests.periodic", "every 60s", "{}", ANCHOR,
+                             tenants='["acme"]')  # fmt: skip
+    assert put.tenants == '["acme"]'

@@ -229,6 +229,21 @@ def test_enqueue_many_on_a_connection_is_all_or_nothing(
     assert sorted(finished(other, j).result for j in jobs) == [i * 2 for i in range(250)]
 
 
+def test_prepared_items_on_a_connection_are_all_or_nothing_each_with_its_tenant(
+    apps: tuple[App, App], double: Task[[int], int], conn: psycopg.Connection[Any]
+) -> None:
+    _, other = apps
+    items = [double.options(tenant=t, key=f"double:{t}").prepare(n) for n, t in enumerate("ab")]
+    jobs = double.options(connection=conn).enqueue_many([*items, (7,)])
+    assert_invisible(other, *jobs)
+    conn.rollback()
+    assert_invisible(other, *jobs)
+    jobs = double.options(connection=conn).enqueue_many(items)
+    conn.commit()
+    assert [(j.tenant, j.key) for j in jobs] == [("a", "double:a"), ("b", "double:b")]
+    assert [other.get_job(j.id) for j in jobs] == jobs
+
+
 def test_an_autocommit_connection_commits_the_job_at_once(
     apps: tuple[App, App], double: Task[[int], int], conninfo: str
 ) -> None:

@@ -76,6 +76,7 @@ TASK_STORE_CALLS = ["enqueue", "enqueue_many"]
 
 TASK_NO_TWIN = {
     "options": "returns a BoundTask with the options applied: no I/O",
+    "prepare": "checks and encodes one call for enqueue_many: no I/O",
     "new_job": "validates and encodes one enqueue request: no I/O",
     "new_jobs": "validates and encodes many enqueue requests: no I/O",
     "bind_stored": "turns stored arguments back into a call: no I/O",
@@ -85,6 +86,7 @@ BOUND_TASK_STORE_CALLS = ["enqueue", "enqueue_many"]
 
 BOUND_TASK_NO_TWIN = {
     "options": "returns another BoundTask: no I/O",
+    "prepare": "checks and encodes one call with these options for enqueue_many: no I/O",
 }
 
 

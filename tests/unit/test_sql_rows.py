@@ -76,8 +76,9 @@ def test_a_mapper_is_compiled_once_per_backend() -> None:
 def test_schedule_rows_map_alike() -> None:
     native = {"name": "s", "task": "t", "rule": "every 60s", "anchor": T0, "last_slot": None,
               "next_run": T0, "paused": False, "run_count": 4, "tenant": "acme",
-              "definition": None}  # fmt: skip
+              "definition": None, "tenants": '["acme", "globex"]'}  # fmt: skip
     sqlite = dict(native, anchor=T0.timestamp(), next_run=T0.timestamp(), paused=0)
     assert schedule_state(native, NATIVE) == schedule_state(sqlite, SQLITE)
     assert schedule_state(sqlite, SQLITE).anchor == T0
     assert schedule_state(sqlite, SQLITE).tenant == "acme"
+    assert schedule_state(sqlite, SQLITE).tenants == '["acme", "globex"]'

@@ -102,7 +102,7 @@ def test_enqueue_many_refuses_the_whole_batch_when_one_call_is_bad(
 ) -> None:
     with pytest.raises(InvalidArguments, match="'c'"):
         add.enqueue_many([{"a": 1}, {"a": 2}, {"a": 3, "c": 4}])
-    with pytest.raises(InvalidArguments, match="dicts of keyword arguments or tuples"):
+    with pytest.raises(InvalidArguments, match="tuples of positional ones or task"):
         add.enqueue_many([[1, 2]])  # type: ignore[list-item]
     with pytest.raises(InvalidArguments, match="unique key"):
         add.options(key="k").enqueue_many([{"a": 1}])

@@ -69,6 +69,20 @@ def test_schedules_are_listed_paused_resumed_and_triggered(web: Web) -> None:
         assert client.post(f"/api/v1/schedules/nope/{verb}").status_code == 404
 
 
+def test_a_schedule_per_tenant_lists_its_tenants_and_triggers_for_one(web: Web) -> None:
+    hourly = web.app.get_task("web.hourly")
+    web.app.schedule(hourly, every=3600, name="web.per-tenant", tenants=["acme", "globex"])
+    client = web.as_admin()
+    listed = {s["name"]: s for s in client.get("/api/v1/schedules").json()}
+    assert listed["web.per-tenant"]["tenants"] == ["acme", "globex"]
+    assert listed["web.per-tenant"]["tenants_from"] is None
+    assert listed["web.hourly"]["tenants"] is None
+    triggered = client.post("/api/v1/schedules/web.per-tenant/trigger", params={"tenant": "acme"})
+    assert triggered.status_code == 201 and triggered.json()["tenant"] == "acme"
+    refused = client.post("/api/v1/schedules/web.per-tenant/trigger")
+    assert refused.status_code == 422 and "tenant=" in refused.text
+
+
 def test_stats_count_jobs_by_status_task_and_queue(web: Web) -> None:
     client = web.as_admin()
     for a in range(3):

@@ -63,12 +63,13 @@ def schedules_resume(ref: AppRef, name: str) -> None:
 
 @schedules.command("trigger")
 @click.argument("name")
+@click.option("--tenant", default=None, help="the tenant to run it for (a schedule per tenant)")
 @click.pass_obj
-def schedules_trigger(ref: AppRef, name: str) -> None:
+def schedules_trigger(ref: AppRef, name: str, tenant: str | None) -> None:
     """Enqueue NAME's task now, outside its slots, and print the job's id. Works while the
     schedule is paused too; its slots are not moved."""
     _require(ref.app, name)
-    job = ref.app.trigger_schedule(name)
+    job = ref.app.trigger_schedule(name, tenant=tenant)
     click.echo(str(job.id))
 
 

@@ -271,7 +271,7 @@ def schedules_table(found: Sequence[ScheduleInfo]) -> Table:
         table.add_row(
             name,
             escape(info.task),
-            escape(info.tenant) if info.tenant else "[dim]-[/]",
+            _tenants(info),
             escape(info.rule),
             styled_state(info.state),
             _next_run(info, now),
@@ -283,6 +283,17 @@ def schedules_table(found: Sequence[ScheduleInfo]) -> Table:
             took(info.stats.average_duration),
         )
     return table
+
+
+def _tenants(info: ScheduleInfo) -> str:
+    """One tenant, the tenants a schedule runs for each, or the function that lists them."""
+    from rich.markup import escape
+
+    if info.tenants is not None:
+        return escape("each of " + ", ".join(info.tenants))
+    if info.tenants_from is not None:
+        return escape(f"each of {info.tenants_from}()")
+    return escape(info.tenant) if info.tenant else "[dim]-[/]"
 
 
 def _next_run(info: ScheduleInfo, now: datetime) -> str:

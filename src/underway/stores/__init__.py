@@ -140,10 +140,12 @@ class Store(StoredScheduleVerbs, Protocol):
         anchor: datetime,
         tenant: str | None = None,
         reanchor: bool = False,
+        tenants: str | None = None,
     ) -> ScheduleState:
         """Create the schedule's row if missing (interval slots count from `anchor`), or update
-        its task, rule text and tenant; paused, last slot and counts are kept, and the anchor
-        too unless `reanchor` (a scheduler booting with a `first_after_boot` rule)."""
+        its task, rule text, tenant and `tenants` (JSON text: whom a schedule run once per
+        tenant runs for); paused, last slot and counts are kept, and the anchor too unless
+        `reanchor` (a scheduler booting with a `first_after_boot` rule)."""
 
     def schedule_states(self) -> list[ScheduleState]: ...
 
@@ -154,6 +156,13 @@ class Store(StoredScheduleVerbs, Protocol):
         is not paused and `slot` is later than its last slot, record it and insert `job`
         (None: just mark the slot handled). `overlap` says what to do while an earlier job of
         the schedule is unfinished. Returns the job inserted, if any."""
+
+    def fire_slot(
+        self, name: str, slot: datetime, jobs: Sequence[NewJob], overlap: Overlap
+    ) -> list[Job]:
+        """`fire_schedule` with any number of jobs for the slot (one per tenant), inserted in
+        the transaction that records the slot: all of them once, or none (an empty list just
+        marks the slot handled). Returns the jobs inserted."""
 
     def trigger_schedule(self, name: str, job: NewJob) -> Job:
         """Insert a job for the schedule now, outside its slots (ScheduleNotFound if the store

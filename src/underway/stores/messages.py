@@ -217,6 +217,9 @@ class ScheduleState:
     tenant: str | None = None  # the tenant the schedule's jobs carry
     #: a schedule put at run time: its definition (JSON); None: declared in code
     definition: str | None = None
+    #: a schedule run once per tenant: a JSON list of them, or a JSON string naming the
+    #: function that lists them (None: not run per tenant)
+    tenants: str | None = None
 
 
 #: The bounds (seconds) of the duration and pickup histograms. Migration 0006's triggers

@@ -12,10 +12,11 @@ from .messages import ScheduleState
 class StoredScheduleVerbs(Protocol):
     def put_schedule(
         self, name: str, task: str, rule: str, definition: str, anchor: datetime,
-        tenant: str | None = None,
+        tenant: str | None = None, tenants: str | None = None,
     ) -> ScheduleState:  # fmt: skip
         """Add the schedule with its `definition` (first time: interval slots count from
-        `anchor`) or update it, keeping its anchor, pause, last slot and counts.
+        `anchor`) or update it, keeping its anchor, pause, last slot and counts. `tenants`:
+        whom a schedule run once per tenant runs for, as listings show it (JSON text).
         `ScheduleDeclaredInCode` if code declares a schedule of that name."""
 
     def remove_schedule(self, name: str) -> None:

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from ..errors import ScheduleDeclaredInCode, ScheduleNotFound
+from ..model import Job
+from ..schedule import Overlap
 from .history import HistoryVerbs
-from .messages import ScheduleState
+from .messages import NewJob, ScheduleState
 from .sql import C, schedule_state
 
 
@@ -15,13 +18,43 @@ class ScheduleRows(HistoryVerbs[C]):
     """The stored-schedule and scheduler-beat verbs, over a backend's connections and values
     (over HistoryVerbs only so that a backend names one base less)."""
 
+    def fire_schedule(
+        self, name: str, slot: datetime, job: NewJob | None, overlap: Overlap
+    ) -> Job | None:
+        fired = self.fire_slot(name, slot, [] if job is None else [job], overlap)
+        return fired[0] if fired else None
+
+    def fire_slot(
+        self, name: str, slot: datetime, jobs: Sequence[NewJob], overlap: Overlap
+    ) -> list[Job]:
+        stamp = self._stamp()
+        with self._writing(atomic=True) as conn:
+            states = self._all(conn, "lock_schedule", {"name": name})
+            if not states or states[0]["paused"]:
+                return []
+            slot_value, last = self.values.dump_time(slot), states[0]["last_slot"]
+            if last is not None and last >= slot_value:
+                return []  # another scheduler handled this slot already
+            busy = (
+                bool(jobs)
+                and overlap != Overlap.ALLOW
+                and bool(self._all(conn, "schedule_busy", {"name": name}))
+            )
+            if busy and overlap == Overlap.WAIT:
+                return []  # try again once the unfinished one is done
+            if busy:
+                jobs = []  # Overlap.SKIP: this slot is dropped
+            params = {"name": name, "slot": slot_value, "fired": int(bool(jobs)), **stamp}
+            self._run(conn, self._q["advance_schedule"], params)
+            return [self._insert_within(conn, job, stamp) for job in jobs]
+
     def put_schedule(
         self, name: str, task: str, rule: str, definition: str, anchor: datetime,
-        tenant: str | None = None,
+        tenant: str | None = None, tenants: str | None = None,
     ) -> ScheduleState:  # fmt: skip
         params = {"name": name, "task": task, "rule": rule, "tenant": tenant,
-                  "definition": definition, "anchor": self.values.dump_time(anchor),
-                  **self._stamp()}  # fmt: skip
+                  "tenants": tenants, "definition": definition,
+                  "anchor": self.values.dump_time(anchor), **self._stamp()}  # fmt: skip
         with self._writing() as conn:
             rows = self._all(conn, "put_schedule", params)
         if not rows:

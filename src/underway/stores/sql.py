@@ -40,7 +40,6 @@ from ..model import (
     Status,
     View,
 )
-from ..schedule import Overlap
 from ..settings import Settings
 from .messages import DeliveryResult, DueDelivery, JobFilter, NewJob, ScheduleState
 from .sqlfile import placeholders, render
@@ -149,7 +148,7 @@ def schedule_state(r: Row, values: Values) -> ScheduleState:
         name=r["name"], task=r["task"], rule=r["rule"], anchor=load_time(r["anchor"]),
         last_slot=load_time(r["last_slot"]), next_run=load_time(r["next_run"]),
         paused=bool(r["paused"]), run_count=r["run_count"], tenant=r["tenant"],
-        definition=r["definition"],
+        definition=r["definition"], tenants=r["tenants"],
     )  # fmt: skip
 
 
@@ -588,9 +587,10 @@ class SqlStore(SqlKeys, ABC, Generic[C]):
 
     def register_schedule(
         self, name: str, task: str, rule: str, anchor: datetime, tenant: str | None = None,
-        reanchor: bool = False) -> ScheduleState:  # fmt: skip
+        reanchor: bool = False, tenants: str | None = None) -> ScheduleState:  # fmt: skip
         params = {"name": name, "task": task, "rule": rule, "tenant": tenant, "reanchor": reanchor,
-                  "anchor": self.values.dump_time(anchor), **self._stamp()}  # fmt: skip
+                  "tenants": tenants, "anchor": self.values.dump_time(anchor),
+                  **self._stamp()}  # fmt: skip
         with self._writing() as conn:
             return schedule_state(self._all(conn, "register_schedule", params)[0], self.values)
 
@@ -598,30 +598,6 @@ class SqlStore(SqlKeys, ABC, Generic[C]):
         with self._reading() as conn:
             rows = self._all(conn, "schedule_states")
         return [schedule_state(row, self.values) for row in rows]
-
-    def fire_schedule(
-        self, name: str, slot: datetime, job: NewJob | None, overlap: Overlap
-    ) -> Job | None:
-        stamp = self._stamp()
-        with self._writing(atomic=True) as conn:
-            states = self._all(conn, "lock_schedule", {"name": name})
-            if not states or states[0]["paused"]:
-                return None
-            slot_value, last = self.values.dump_time(slot), states[0]["last_slot"]
-            if last is not None and last >= slot_value:
-                return None  # another scheduler handled this slot already
-            busy = (
-                job is not None
-                and overlap != Overlap.ALLOW
-                and bool(self._all(conn, "schedule_busy", {"name": name}))
-            )
-            if busy and overlap == Overlap.WAIT:
-                return None  # try again once the unfinished one is done
-            if busy:
-                job = None  # Overlap.SKIP: this slot is dropped
-            params = {"name": name, "slot": slot_value, "fired": int(job is not None), **stamp}
-            self._run(conn, self._q["advance_schedule"], params)
-            return None if job is None else self._insert_within(conn, job, stamp)
 
     def trigger_schedule(self, name: str, job: NewJob) -> Job:
         stamp = self._stamp()

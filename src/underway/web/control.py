@@ -159,10 +159,13 @@ async def resume_schedule(app: AppDep, scope: ScopeDep, name: str) -> Response:
     "/schedules/{name}/trigger", status_code=status.HTTP_201_CREATED, response_model=JobOut,
     responses=ADMIN_404, tags=["schedules"],
 )  # fmt: skip
-async def trigger_schedule(app: AppDep, scope: ScopeDep, name: str) -> Response:
-    """Run the schedule's task now, outside its slots; answers the new job."""
+async def trigger_schedule(
+    app: AppDep, scope: ScopeDep, name: str, tenant: str | None = None
+) -> Response:
+    """Run the schedule's task now, outside its slots (a schedule run once per tenant: for
+    `tenant`); answers the new job."""
     scope.require_admin("triggering a schedule")
-    job = await app.trigger_schedule_async(_name(name))
+    job = await app.trigger_schedule_async(_name(name), tenant=tenant)
     return JSONResponse(job_to_json(job), status_code=status.HTTP_201_CREATED)
 
 

@@ -129,6 +129,10 @@ class ScheduleOut(BaseModel):
     run_count: int
     registered: bool
     tenant: str | None
+    #: a schedule run once per tenant: the tenants each slot fires for
+    tenants: list[str] | None = None
+    #: a schedule run once per tenant: the function listing its tenants at each slot
+    tenants_from: str | None = None
     stored: bool
     schedulers_alive: int | None
     state: str

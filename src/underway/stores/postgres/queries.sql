@@ -342,10 +342,11 @@ DELETE FROM {schema}.underway_jobs AS j USING doomed WHERE j.id = doomed.id;
 -- --- schedules -------------------------------------------------------------------------------
 
 -- name: register_schedule
-INSERT INTO {schema}.underway_schedules (name, task, rule, tenant, anchor)
-VALUES (%(name)s, %(task)s, %(rule)s, %(tenant)s, %(anchor)s)
+INSERT INTO {schema}.underway_schedules (name, task, rule, tenant, tenants, anchor)
+VALUES (%(name)s, %(task)s, %(rule)s, %(tenant)s, %(tenants)s, %(anchor)s)
 ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
-                                 tenant = excluded.tenant, updated_at = now(),
+                                 tenant = excluded.tenant, tenants = excluded.tenants,
+                                 updated_at = now(),
                                  anchor = CASE WHEN %(reanchor)s THEN excluded.anchor
                                                ELSE underway_schedules.anchor END,
                                  definition = NULL -- declared in code: the code owns it now
@@ -353,10 +354,12 @@ RETURNING *;
 
 -- name: put_schedule
 -- A schedule put at run time: added, or updated unless code declares that name (no row back).
-INSERT INTO {schema}.underway_schedules (name, task, rule, tenant, anchor, definition)
-VALUES (%(name)s, %(task)s, %(rule)s, %(tenant)s, %(anchor)s, %(definition)s)
+INSERT INTO {schema}.underway_schedules
+    (name, task, rule, tenant, tenants, anchor, definition)
+VALUES (%(name)s, %(task)s, %(rule)s, %(tenant)s, %(tenants)s, %(anchor)s, %(definition)s)
 ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
-                                 tenant = excluded.tenant, definition = excluded.definition,
+                                 tenant = excluded.tenant, tenants = excluded.tenants,
+                                 definition = excluded.definition,
                                  updated_at = now()
 WHERE underway_schedules.definition IS NOT NULL
 RETURNING *;

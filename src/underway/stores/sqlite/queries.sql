@@ -284,10 +284,12 @@ DELETE FROM underway_jobs WHERE id IN (
 -- --- schedules -------------------------------------------------------------------------------
 
 -- name: register_schedule
-INSERT INTO underway_schedules (name, task, rule, tenant, anchor, created_at, updated_at)
-VALUES (:name, :task, :rule, :tenant, :anchor, :now, :now)
+INSERT INTO underway_schedules
+    (name, task, rule, tenant, tenants, anchor, created_at, updated_at)
+VALUES (:name, :task, :rule, :tenant, :tenants, :anchor, :now, :now)
 ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
-                                 tenant = excluded.tenant, updated_at = excluded.updated_at,
+                                 tenant = excluded.tenant, tenants = excluded.tenants,
+                                 updated_at = excluded.updated_at,
                                  anchor = CASE WHEN :reanchor THEN excluded.anchor
                                                ELSE underway_schedules.anchor END,
                                  definition = NULL -- declared in code: the code owns it now
@@ -296,10 +298,11 @@ RETURNING *;
 -- name: put_schedule
 -- A schedule put at run time: added, or updated unless code declares that name (no row back).
 INSERT INTO underway_schedules
-    (name, task, rule, tenant, anchor, definition, created_at, updated_at)
-VALUES (:name, :task, :rule, :tenant, :anchor, :definition, :now, :now)
+    (name, task, rule, tenant, tenants, anchor, definition, created_at, updated_at)
+VALUES (:name, :task, :rule, :tenant, :tenants, :anchor, :definition, :now, :now)
 ON CONFLICT (name) DO UPDATE SET task = excluded.task, rule = excluded.rule,
-                                 tenant = excluded.tenant, definition = excluded.definition,
+                                 tenant = excluded.tenant, tenants = excluded.tenants,
+                                 definition = excluded.definition,
                                  updated_at = excluded.updated_at
 WHERE underway_schedules.definition IS NOT NULL
 RETURNING *;
