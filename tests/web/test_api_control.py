@@ -197,3 +197,39 @@ def test_schedules_are_restarted_and_removed_and_the_listing_tells_liveness(web:
     assert "web.stored" not in {s["name"] for s in client.get("/api/v1/schedules").json()}
     assert client.delete("/api/v1/schedules/web.stored").status_code == 404
     assert client.post("/api/v1/schedules/nope/restart").status_code == 404
+
+
+def test_a_schedule_is_put_over_http_stored_updated_and_refused_clearly(web: Web) -> None:
+    client = web.as_admin()
+    put = client.put(
+        "/api/v1/schedules/web.nightly",
+        json={"task": "web.add", "cron": "0 3 * * *", "timezone": "Europe/Berlin",
+              "args": {"a": 1, "b": 2}, "tenant": "acme", "catch_up": "skip"},
+    )  # fmt: skip
+    assert put.status_code == 200, put.text
+    assert (put.json()["stored"], put.json()["task"], put.json()["tenant"]) == (
+        True, "web.add", "acme",
+    )  # fmt: skip
+    # Python sees what HTTP put, and a scheduler started from this code would fire it.
+    [info] = [s for s in web.app.list_schedules() if s.name == "web.nightly"]
+    assert info.stored and "0 3 * * *" in info.rule
+    every_90 = {"task": "web.add", "every": 90, "args": {"a": 1, "b": 2}}
+    updated = client.put("/api/v1/schedules/web.nightly", json=every_90)
+    assert updated.status_code == 200 and updated.json()["rule"] == "every 90s"
+    assert updated.json()["tenant"] is None  # the body is the whole definition
+    for body, reason in (
+        ({"task": "web.nope", "every": 60}, "web.nope"),
+        ({"task": "web.add", "every": 60, "cron": "* * * * *"}, "exactly one"),
+        ({"task": "web.add"}, "exactly one"),
+        ({"task": "web.add", "every": 60, "args": {"zzz": 1}}, "arguments"),
+        ({"task": "web.add", "cron": "every tuesday"}, "cron"),
+        ({"task": "web.add", "every": -5}, "every"),
+        ({"task": "web.add", "every": 60, "surprise": 1}, "surprise"),
+    ):
+        refused = client.put("/api/v1/schedules/web.other", json=body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert reason in refused.text, (body, refused.text)
+    declared = client.put("/api/v1/schedules/web.hourly", json=every_90)
+    assert declared.status_code == 409 and "pause" in declared.json()["detail"]
+    assert "web.other" not in {s.name for s in web.app.list_schedules()}
+    assert client.delete("/api/v1/schedules/web.nightly").status_code == 204

@@ -27,6 +27,8 @@ def every_operation(web: Web) -> list[tuple[str, str]]:
 
 BODIES: dict[str, Any] = {"/api/v1/jobs": {"task": "web.add", "args": {"a": 1}},
                           "/api/v1/dead-letters/retry": {}, "/api/v1/dead-letters/delete": {},
+                          "/api/v1/schedules/web.new": {"task": "web.add", "every": 60,
+                                                        "args": {"a": 1}},
                           "concurrency": {"concurrency": 1}}  # fmt: skip
 
 
@@ -180,12 +182,15 @@ def test_a_tenant_key_sees_the_tasks_but_not_the_shared_controls(web: Web) -> No
               ("GET", "/api/v1/schedules"), ("POST", "/api/v1/schedules/web.hourly/pause"),
               ("POST", "/api/v1/schedules/web.hourly/resume"),
               ("POST", "/api/v1/schedules/web.hourly/trigger"),
+              ("POST", "/api/v1/schedules/web.hourly/restart"),
+              ("PUT", "/api/v1/schedules/web.new"), ("DELETE", "/api/v1/schedules/web.hourly"),
               ("GET", "/api/v1/workers")]  # fmt: skip
     for method, path in shared:
         response = call(acme, method, path)
         assert response.status_code == 403, (method, path, response.text)
         assert "admin key" in response.json()["detail"]
     assert web.app.queues() == [] and web.app.list_jobs().jobs == []  # nothing paused or fired
+    assert "web.new" not in {s.name for s in web.app.list_schedules()}  # nor put
 
 
 def test_the_last_hour_of_a_tenant_key_counts_its_jobs_only(

@@ -11,7 +11,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
+from ..errors import InvalidArguments, UnknownTask
 from ..jobjson import job_to_json
 from ..model import HISTORY_MINUTES, MinuteStats
 from .access import AppDep, ScopeDep
@@ -28,6 +30,7 @@ from .schemas import (
     JobOut,
     Problem,
     QueueOut,
+    ScheduleIn,
     ScheduleOut,
     StatsHistoryOut,
     StatsOut,
@@ -178,6 +181,33 @@ async def restart_schedule(app: AppDep, scope: ScopeDep, name: str) -> Response:
     fires at once (404: no such schedule)."""
     scope.require_admin("restarting a schedule")
     await app.restart_schedule_async(_name(name))
+    return await _schedule(app, name)
+
+
+@router.put(
+    "/schedules/{name}", response_model=ScheduleOut,
+    responses={**ADMIN, 409: {"model": Problem}, 422: {"model": Problem}}, tags=["schedules"],
+)  # fmt: skip
+async def put_schedule(app: AppDep, scope: ScopeDep, name: str, body: ScheduleIn) -> Response:
+    """Add a stored schedule, or update it: every scheduler fires it until it is removed (409:
+    the name is declared in code, which owns it; 422: an unknown task, a bad rule or arguments
+    that do not fit the task)."""
+    scope.require_admin("putting a schedule")
+    for field in ("task", "cron", "timezone", "tenant"):
+        checked(field, getattr(body, field))
+    try:
+        task = app.get_task(body.task)
+    except UnknownTask as exc:
+        raise InvalidArguments(str(exc)) from None
+    await run_in_threadpool(
+        lambda: app.schedule(
+            task, every=body.every, cron=body.cron, timezone=body.timezone,
+            initial_delay=body.initial_delay, catch_up=body.catch_up,
+            max_catch_up=body.max_catch_up, misfire_grace=body.misfire_grace,
+            overlap=body.overlap, args=body.args, name=_name(name), tenant=body.tenant,
+            stored=True,
+        )
+    )  # fmt: skip
     return await _schedule(app, name)
 
 

@@ -82,6 +82,28 @@ class EnqueueIn(_Strict):
     )
 
 
+class ScheduleIn(_Strict):
+    """A stored schedule's whole definition: every scheduler fires it, also one whose code
+    never declared it (its task must be registered there). Putting it again updates it; the
+    slots already handled never fire again."""
+
+    task: str = Field(description="the task's registered name")
+    every: float | None = Field(
+        None, gt=0, le=MAX_DELAY_SECONDS, description="seconds between slots (or cron)"
+    )
+    cron: str | None = Field(None, description="a cron expression in `timezone` (or every)")
+    timezone: str = "UTC"
+    initial_delay: float = Field(
+        0.0, ge=0, le=MAX_DELAY_SECONDS, description="seconds before the first slot"
+    )
+    catch_up: Literal["latest", "all", "skip"] = "latest"
+    max_catch_up: int = Field(100, ge=1, le=INT32_MAX)
+    misfire_grace: float = Field(60.0, ge=0, le=MAX_DELAY_SECONDS)
+    overlap: Literal["allow", "skip", "wait"] = "allow"
+    args: dict[str, Any] = Field(default_factory=dict, description="the task's arguments")
+    tenant: str | None = Field(None, description="the tenant its jobs carry")
+
+
 class DeadLettersIn(_Strict):
     """Which failed jobs to retry or delete; every field narrows the selection."""
 
