@@ -217,6 +217,13 @@ def test_a_schedule_is_put_over_http_stored_updated_and_refused_clearly(web: Web
     updated = client.put("/api/v1/schedules/web.nightly", json=every_90)
     assert updated.status_code == 200 and updated.json()["rule"] == "every 90s"
     assert updated.json()["tenant"] is None  # the body is the whole definition
+    per_tenant = client.put(
+        "/api/v1/schedules/web.nightly", json={**every_90, "tenants": ["acme", "globex"]}
+    )
+    assert per_tenant.status_code == 200 and per_tenant.json()["tenants"] == ["acme", "globex"]
+    both = client.put("/api/v1/schedules/web.nightly",
+                      json={**every_90, "tenant": "acme", "tenants": ["globex"]})  # fmt: skip
+    assert both.status_code == 422 and "tenant" in both.text
     for body, reason in (
         ({"task": "web.nope", "every": 60}, "web.nope"),
         ({"task": "web.add", "every": 60, "cron": "* * * * *"}, "exactly one"),

@@ -195,6 +195,8 @@ async def put_schedule(app: AppDep, scope: ScopeDep, name: str, body: ScheduleIn
     scope.require_admin("putting a schedule")
     for field in ("task", "cron", "timezone", "tenant"):
         checked(field, getattr(body, field))
+    for each in body.tenants or ():
+        checked("tenants", each)
     try:
         task = app.get_task(body.task)
     except UnknownTask as exc:
@@ -205,7 +207,7 @@ async def put_schedule(app: AppDep, scope: ScopeDep, name: str, body: ScheduleIn
             initial_delay=body.initial_delay, catch_up=body.catch_up,
             max_catch_up=body.max_catch_up, misfire_grace=body.misfire_grace,
             overlap=body.overlap, args=body.args, name=_name(name), tenant=body.tenant,
-            stored=True,
+            tenants=body.tenants, stored=True,
         )
     )  # fmt: skip
     return await _schedule(app, name)

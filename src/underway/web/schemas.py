@@ -102,6 +102,9 @@ class ScheduleIn(_Strict):
     overlap: Literal["allow", "skip", "wait"] = "allow"
     args: dict[str, Any] = Field(default_factory=dict, description="the task's arguments")
     tenant: str | None = Field(None, description="the tenant its jobs carry")
+    tenants: list[str] | None = Field(
+        None, description="run once per tenant at each slot (instead of tenant)"
+    )
 
 
 class DeadLettersIn(_Strict):
