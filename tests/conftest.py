@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from underway import App, Settings
+from underway import App, Settings, testing
 from underway.stores import Store, open_store
 
 POSTGRES_URL = os.environ.get("UNDERWAY_TEST_POSTGRES_URL", "")
@@ -153,14 +152,10 @@ def wait_for(
 
     The deadline only bounds a hang: tests never assert how long something took.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout} s waiting for {what or probe}")
-        time.sleep(interval)
+    try:
+        return testing.eventually(probe, timeout=timeout, interval=interval, what=what)
+    except TimeoutError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(name="wait_for")

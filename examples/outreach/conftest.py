@@ -10,21 +10,19 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import uvicorn
 from outreach.outside import OutsideServices
 
 from outreach import Config, Outreach, create_app
+from underway import testing
 from underway.callbacks import new_secret
 from underway.web import create_api
-
-T = TypeVar("T")
 
 POSTGRES_URL = os.environ.get("UNDERWAY_TEST_POSTGRES_URL", "")
 if not POSTGRES_URL and os.environ.get("CI") == "true":
@@ -111,27 +109,10 @@ def api_url(outreach: Outreach) -> Iterator[str]:
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    wait_for(lambda: server.started, what="the HTTP API to listen")
+    testing.eventually(lambda: server.started, what="the HTTP API to listen")
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = 20.0, what: str = "") -> T:
-    """Poll `probe` until it is truthy and return that; fail after `timeout` (a hang)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout} s waiting for {what or probe}")
-        time.sleep(0.02)
-
-
-@pytest.fixture(name="wait_for")
-def wait_for_fixture() -> Callable[..., Any]:
-    return wait_for
 
 
 @pytest.fixture

@@ -39,15 +39,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from .app import App
 from .errors import ConfigurationError
 from .scheduler import Scheduler
 from .worker import Worker
 
-__all__ = ["DEFAULT_START", "Clock", "RunningWorker", "drain", "drain_async", "scheduler", "worker"]
+__all__ = [
+    "DEFAULT_START", "Clock", "RunningWorker", "drain", "drain_async", "eventually", "scheduler",
+    "worker",
+]  # fmt: skip
+
+T = TypeVar("T")
 
 #: Where a `Clock` starts unless told: a fixed time far from now, so no test depends on the
 #: real time.
@@ -156,6 +163,27 @@ def worker(
             exc.add_note(f"and the test worker ended with {worker_error!r}")
         raise
     running.stop()
+
+
+def eventually(
+    probe: Callable[[], T | None], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Call `probe` until it returns something truthy and return that: for waiting on what a
+    worker does in the background (a callback arrived, a request reached a service).
+
+    Raises TimeoutError naming `what` after `timeout` seconds. The deadline only bounds a
+    hang: a test should assert what happened, never how long it took.
+
+    >>> calls = eventually(lambda: receiver.requests, what="the callback")
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout} s waiting for {what or repr(probe)}")
+        time.sleep(interval)
 
 
 class Clock:

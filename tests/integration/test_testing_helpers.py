@@ -1,6 +1,7 @@
 """`underway.testing`, tested as a user's own tests would use it: `drain` runs what is due,
-`worker(app)` runs a real worker for a `with` block and surfaces its errors, `Clock` moves only
-when told, and `scheduler(app, clock=...)` fires each slot once per step of the clock.
+`worker(app)` runs a real worker for a `with` block and surfaces its errors, `eventually` polls
+until a probe finds what it waits for, `Clock` moves only when told, and
+`scheduler(app, clock=...)` fires each slot once per step of the clock.
 
 Every test that touches a store runs once per store kind (see tests/conftest.py).
 """
@@ -118,6 +119,27 @@ def test_an_error_in_the_block_stops_the_worker_at_once_and_goes_on(make_app: Ma
         raise LookupError("the test's own error")
     assert not running.alive
     assert app.get_job(job.id).status == "pending"  # type: ignore[union-attr]  # handed back
+
+
+# --- eventually -------------------------------------------------------------------------------
+
+
+def test_eventually_returns_what_the_probe_found_once_a_worker_did_it(make_app: MakeApp) -> None:
+    app = make_app()
+    seen: list[int] = []
+
+    @app.task()
+    def remember(n: int) -> None:
+        seen.append(n)
+
+    with testing.worker(app):
+        remember.enqueue(7)
+        assert testing.eventually(lambda: seen, what="the task to run") == [7]
+
+
+def test_eventually_gives_up_naming_what_it_waited_for() -> None:
+    with pytest.raises(TimeoutError, match=r"gave up after 0.05 s waiting for the callback"):
+        testing.eventually(lambda: None, timeout=0.05, what="the callback")
 
 
 # --- Clock ------------------------------------------------------------------------------------

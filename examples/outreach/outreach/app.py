@@ -41,8 +41,8 @@ def create_app(config: Config | None = None, **settings: Any) -> Outreach:
     app = underway.App(config.database_url, **settings)
     database = Database(config.database_url)
 
-    # The seed's scoping pattern: each run gets its own connection and HTTP client, closed
-    # when the run ends (a failed run's open transaction rolls back with its connection).
+    # The seed's scoping pattern: each run gets its own connection and HTTP client, opened
+    # for the run and closed when it ends, however it ends.
     def db() -> Connection:
         return database.connect()
 

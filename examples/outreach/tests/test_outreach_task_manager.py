@@ -32,7 +32,6 @@ def finished(tasks: TaskManager, task_id: Any) -> Callable[[], TaskModel | None]
 
 def test_a_created_task_is_polled_to_success_and_its_caller_gets_a_signed_callback(
     outreach: Outreach, api_url: str, outside: OutsideServices, secret: str,
-    wait_for: Callable[..., Any],
 ) -> None:  # fmt: skip
     with manager(outreach, api_url) as tasks:
         task_id = tasks.create(ANN, user_id=7, callback_url=outside.callback_url)
@@ -40,8 +39,10 @@ def test_a_created_task_is_polled_to_success_and_its_caller_gets_a_signed_callba
         assert before is not None and (before.is_completed, before.is_success) == (False, False)
 
         with testing.worker(outreach.app, concurrency=2, scheduler=False):
-            task = wait_for(finished(tasks, task_id), what="the OAuth task to finish")
-            [callback] = wait_for(lambda: outside.server.requests("/caller"), what="a callback")
+            task = testing.eventually(finished(tasks, task_id), what="the OAuth task to finish")
+            [callback] = testing.eventually(
+                lambda: outside.server.requests("/caller"), what="a callback"
+            )
 
     assert (task.id, task.is_completed, task.is_success) == (task_id, True, True)
     assert task.message == "authorized ann@workspace.example"
@@ -61,14 +62,15 @@ def test_a_created_task_is_polled_to_success_and_its_caller_gets_a_signed_callba
 
 def test_a_refused_sign_in_completes_the_task_unsuccessfully_with_the_reason(
     outreach: Outreach, api_url: str, outside: OutsideServices, secret: str,
-    wait_for: Callable[..., Any],
 ) -> None:  # fmt: skip
     wrong = OAuthRequest(ANN.email, "wrong password")
     with manager(outreach, api_url) as tasks:
         task_id = tasks.create(wrong, callback_url=outside.callback_url)
         with testing.worker(outreach.app, scheduler=False):
-            task = wait_for(finished(tasks, task_id), what="the OAuth task to finish")
-            [callback] = wait_for(lambda: outside.server.requests("/caller"), what="a callback")
+            task = testing.eventually(finished(tasks, task_id), what="the OAuth task to finish")
+            [callback] = testing.eventually(
+                lambda: outside.server.requests("/caller"), what="a callback"
+            )
 
     assert (task.is_completed, task.is_success) == (True, False)
     assert (
@@ -81,20 +83,20 @@ def test_a_refused_sign_in_completes_the_task_unsuccessfully_with_the_reason(
 
 
 def test_the_poll_shows_each_step_as_the_message_while_the_task_runs(
-    outreach: Outreach, api_url: str, outside: OutsideServices, wait_for: Callable[..., Any]
+    outreach: Outreach, api_url: str, outside: OutsideServices
 ) -> None:
     outside.server.hold("/google/oauth/token")
     with manager(outreach, api_url) as tasks:
         task_id = tasks.create(ANN)
         with testing.worker(outreach.app, scheduler=False):
-            running = wait_for(
+            running = testing.eventually(
                 lambda: (t := tasks.get_task_by_id(task_id)) and "exchanging" in (t.message or "")
                 and t, what="the task to report its step",
             )  # fmt: skip
             assert running.message == "consent given; exchanging the code for tokens"
             assert not running.is_completed
             outside.server.release("/google/oauth/token")
-            assert wait_for(finished(tasks, task_id)).is_success
+            assert testing.eventually(finished(tasks, task_id)).is_success
 
 
 def test_an_unknown_id_is_no_task(outreach: Outreach, api_url: str) -> None:

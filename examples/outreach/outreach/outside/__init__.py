@@ -22,8 +22,8 @@ __all__ = ["Browsers", "OutsideServices", "Request", "Response", "Server", "Smar
 class OutsideServices:
     """Multilogin, Selenium, Google, Smartlead, RevReply and a callback receiver."""
 
-    def __init__(self) -> None:
-        self.server = Server()
+    def __init__(self, port: int = 0) -> None:
+        self.server = Server(port)
         self.browsers = Browsers()
         self.smartlead = Smartlead()
         self.browsers.install(self.server)

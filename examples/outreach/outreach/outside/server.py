@@ -52,16 +52,17 @@ class _Cue:
 
 
 class Server:
-    """Routes by method and a path pattern; `start()` listens on 127.0.0.1 on a free port."""
+    """Routes by method and a path pattern; `start()` listens on 127.0.0.1 on `port` (0: a
+    free one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._lock = threading.Lock()
         self._log: list[Request] = []
         self._holds: list[_Cue] = []
         self._failures: list[_Cue] = []
         self._http: ThreadingHTTPServer | None = None
-        self.port = 0
+        self.port = port
 
     @property
     def url(self) -> str:
