@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from outreach.oauth import add_workspace_account
 from outreach.outside import OutsideServices
 
 from outreach import Config, Outreach, create_app
@@ -80,6 +81,8 @@ def make_outreach(database_url: str, outside: OutsideServices) -> Iterator[Calla
         config = Config(database_url=database_url, services_url=outside.url)
         outreach = create_app(config, **{**SETTINGS, **settings})
         outreach.database.create_tables()
+        with outreach.database.connect() as conn:
+            add_workspace_account(conn, "ann@workspace.example", "correct horse")
         made.append(outreach)
         return outreach
 

@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS sessions (
     refresh_token_expiry_time DOUBLE PRECISION NOT NULL,
     last_accessed_at DOUBLE PRECISION NOT NULL
 );
+CREATE TABLE IF NOT EXISTS workspace_accounts (
+    email TEXT PRIMARY KEY,
+    password TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS google_accounts (
     email TEXT PRIMARY KEY,
     user_id INTEGER,

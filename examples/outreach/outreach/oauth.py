@@ -25,7 +25,8 @@ REDIRECT_URI = "http://localhost/oauth/done"
 
 
 class SignInFailed(underway.PermanentError):
-    """Google refused the account's sign-in: trying again would not help."""
+    """Google refused the account's sign-in, or the tool has no such account: trying again
+    would not help."""
 
 
 def declare(app: underway.App, database: Database, services_url: str) -> underway.Task[..., Any]:
@@ -49,14 +50,16 @@ def declare(app: underway.App, database: Database, services_url: str) -> underwa
     async def authorize(
         ctx: underway.Context,
         email: str,
-        password: str,
         client_id: str = "outreach",
         scopes: list[str] | None = None,
         proxy: str | None = None,
         user_id: int | None = None,
     ) -> dict[str, Any]:
-        """Steps 1 and 2 (profile, Selenium) are the `browser` scope; 3 to 5 run here."""
+        """Steps 1 and 2 (profile, Selenium) are the `browser` scope; 3 to 5 run here. The
+        password is read from the tool's table, never passed as an argument: a job's arguments
+        are shown over the HTTP API and sent in its callback. `proxy` is for the browser."""
         page: Browser = ctx.deps.browser
+        password = _password(ctx.deps.db, email)
         ctx.report_progress(0.25, f"browser ready (profile {page.profile.id}); signing in")
         signin = urlencode({"email": email, "password": password})
         await page.open(f"{services_url}/google/signin?{signin}")
@@ -79,9 +82,26 @@ def declare(app: underway.App, database: Database, services_url: str) -> underwa
     return authorize
 
 
+def _password(conn: Connection, email: str) -> str:
+    row = conn.row("SELECT password FROM workspace_accounts WHERE email = ?", (email,))
+    if row is None:
+        raise SignInFailed(f"no workspace account {email} in this tool; add it first")
+    return str(row[0])
+
+
+def add_workspace_account(conn: Connection, email: str, password: str) -> None:
+    """Keep (or replace) the credentials of a Google Workspace account the tool signs in to."""
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO workspace_accounts (email, password) VALUES (?, ?) "
+            "ON CONFLICT (email) DO UPDATE SET password = excluded.password",
+            (email, password),
+        )
+
+
 def _keep_refresh_token(conn: Connection, email: str, user_id: int | None, token: str) -> None:
-    # The token stays in the tool's own table: a job's result is shown over the HTTP API and
-    # sent in the callback.
+    # The token stays in the tool's own table, like the password: a job's result is shown over
+    # the HTTP API and sent in the callback.
     with conn.transaction():
         conn.execute(
             "INSERT INTO google_accounts (email, user_id, refresh_token, authorized_at) "

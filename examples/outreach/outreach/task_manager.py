@@ -20,7 +20,6 @@ class OAuthRequest:
     """What a caller asks the OAuth task to do."""
 
     email: str
-    password: str
     client_id: str = "outreach"
     proxy: str | None = None
 
@@ -64,8 +63,8 @@ class TaskManager:
         """Start the OAuth flow; returns the task's id at once. `callback_url` gets a signed
         POST when it ends."""
         args = {
-            "email": request.email, "password": request.password, "client_id": request.client_id,
-            "proxy": request.proxy, "user_id": user_id,
+            "email": request.email, "client_id": request.client_id, "proxy": request.proxy,
+            "user_id": user_id,
         }  # fmt: skip
         body: dict[str, Any] = {"task": TASK, "args": args}
         if callback_url is not None:

@@ -3,6 +3,7 @@ database connection, and gives them back when it ends, whether it succeeded or f
 
 from __future__ import annotations
 
+from outreach.oauth import add_workspace_account
 from outreach.outside import OutsideServices
 
 from outreach import Outreach
@@ -15,10 +16,12 @@ def test_two_runs_at_once_each_drive_a_browser_of_their_own_and_stop_it(
     outreach: Outreach, outside: OutsideServices
 ) -> None:
     outside.browsers.accounts["bob@workspace.example"] = "hunter2"
+    with outreach.database.connect() as conn:
+        add_workspace_account(conn, "bob@workspace.example", "hunter2")
     outside.server.hold(TOKEN)
     with testing.worker(outreach.app, concurrency=4, scheduler=False):
-        ann = outreach.oauth.enqueue("ann@workspace.example", "correct horse")
-        bob = outreach.oauth.enqueue("bob@workspace.example", "hunter2")
+        ann = outreach.oauth.enqueue("ann@workspace.example")
+        bob = outreach.oauth.enqueue("bob@workspace.example")
         testing.eventually(
             lambda: outside.server.waiting(TOKEN) == 2, what="both runs to reach the token"
         )
@@ -36,7 +39,9 @@ def test_two_runs_at_once_each_drive_a_browser_of_their_own_and_stop_it(
 
 
 def test_a_failed_run_still_stops_its_browser(outreach: Outreach, outside: OutsideServices) -> None:
-    job = outreach.oauth.enqueue("ann@workspace.example", "wrong")
+    with outreach.database.connect() as conn:
+        add_workspace_account(conn, "ann@workspace.example", "an old password")
+    job = outreach.oauth.enqueue("ann@workspace.example")
     testing.drain(outreach.app)
     assert outreach.app.get_job(job.id).status is Status.FAILED  # type: ignore[union-attr]
     assert outside.browsers.started == outside.browsers.stopped == ["profile-1"]
@@ -48,7 +53,7 @@ def test_a_browser_that_fails_to_start_fails_the_attempt_and_the_retry_gets_a_ne
     outreach: Outreach, outside: OutsideServices
 ) -> None:
     outside.server.fail("/multilogin/profile/quick", 503)
-    job = outreach.oauth.enqueue("ann@workspace.example", "correct horse")
+    job = outreach.oauth.enqueue("ann@workspace.example")
     with testing.worker(outreach.app, scheduler=False):
         done = outreach.app.wait(job.id, timeout=20)
     assert done.status is Status.COMPLETED

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from outreach.oauth import add_workspace_account
 from outreach.outside import OutsideServices
 from outreach.task_manager import OAuthRequest, TaskManager, TaskModel
 from standardwebhooks import Webhook
@@ -14,7 +15,7 @@ from standardwebhooks import Webhook
 from outreach import Outreach
 from underway import testing
 
-ANN = OAuthRequest("ann@workspace.example", "correct horse", proxy="socks5://proxy.example:1080")
+ANN = OAuthRequest("ann@workspace.example", proxy="socks5://proxy.example:1080")
 
 
 def manager(outreach: Outreach, api_url: str) -> TaskManager:
@@ -57,15 +58,16 @@ def test_a_created_task_is_polled_to_success_and_its_caller_gets_a_signed_callba
         assert conn.rows("SELECT email, user_id, refresh_token FROM google_accounts") == [
             (ANN.email, 7, f"rt-{ANN.email}")
         ]
-    assert "rt-" not in json.dumps(event)
+    assert "rt-" not in json.dumps(event) and "correct horse" not in json.dumps(event)
 
 
 def test_a_refused_sign_in_completes_the_task_unsuccessfully_with_the_reason(
     outreach: Outreach, api_url: str, outside: OutsideServices, secret: str,
 ) -> None:  # fmt: skip
-    wrong = OAuthRequest(ANN.email, "wrong password")
+    with outreach.database.connect() as conn:
+        add_workspace_account(conn, ANN.email, "an old password")
     with manager(outreach, api_url) as tasks:
-        task_id = tasks.create(wrong, callback_url=outside.callback_url)
+        task_id = tasks.create(ANN, callback_url=outside.callback_url)
         with testing.worker(outreach.app, scheduler=False):
             task = testing.eventually(finished(tasks, task_id), what="the OAuth task to finish")
             [callback] = testing.eventually(
@@ -97,6 +99,17 @@ def test_the_poll_shows_each_step_as_the_message_while_the_task_runs(
             assert not running.is_completed
             outside.server.release("/google/oauth/token")
             assert testing.eventually(finished(tasks, task_id)).is_success
+
+
+def test_an_account_the_tool_does_not_know_fails_at_once(outreach: Outreach, api_url: str) -> None:
+    with manager(outreach, api_url) as tasks:
+        task_id = tasks.create(OAuthRequest("eve@workspace.example"))
+        testing.drain(outreach.app)
+        task = tasks.get_task_by_id(task_id)
+    assert task is not None and (task.is_completed, task.is_success) == (True, False)
+    assert task.message == (
+        "SignInFailed: no workspace account eve@workspace.example in this tool; add it first"
+    )
 
 
 def test_an_unknown_id_is_no_task(outreach: Outreach, api_url: str) -> None:
