@@ -146,8 +146,11 @@ class SyncRun:
             with self.conn.transaction():
                 for lead in leads:
                     self.conn.execute(
+                        # A conversation that changed is classified again in step 6.
                         "INSERT INTO leads (id, campaign_id, conversation) VALUES (?, ?, ?) "
-                        "ON CONFLICT (id) DO UPDATE SET conversation = excluded.conversation",
+                        "ON CONFLICT (id) DO UPDATE SET conversation = excluded.conversation, "
+                        "category = CASE WHEN leads.conversation = excluded.conversation "
+                        "THEN leads.category END",
                         (lead["id"], lead["campaign_id"], lead["conversation"]),
                     )
                 self.conn.execute(

@@ -73,6 +73,21 @@ def test_a_sync_runs_the_six_steps_in_order_and_fills_the_tables(outreach: Outre
         ]  # fmt: skip
 
 
+def test_a_later_sync_classifies_only_the_conversations_that_changed(
+    outreach: Outreach, outside: OutsideServices
+) -> None:
+    outreach.sync.enqueue()
+    testing.drain(outreach.app)
+    outside.smartlead.leads[1]["conversation"] = "Actually, interested now"
+    again = outreach.sync.enqueue()
+    testing.drain(outreach.app)
+    assert outreach.app.get_job(again.id).result["steps"][-1] == {  # type: ignore[union-attr]
+        "step": 6, "did": "1 leads classified",
+    }  # fmt: skip
+    with outreach.database.connect() as conn:
+        assert conn.rows("SELECT category FROM leads WHERE id = 'lead-2'") == [("positive",)]
+
+
 def test_the_sync_fires_at_once_after_each_boot_then_every_two_hours(outreach: Outreach) -> None:
     def syncs(jobs: list[Any]) -> int:
         testing.drain(outreach.app)
