@@ -1,6 +1,7 @@
 """`underway.testing`, tested as a user's own tests would use it: `drain` runs what is due,
-`worker(app)` runs a real worker for a `with` block and surfaces its errors, `Clock` moves only
-when told, and `scheduler(app, clock=...)` fires each slot once per step of the clock.
+`worker(app)` runs a real worker for a `with` block and surfaces its errors, `wait_for` polls
+until a probe finds what it waits for, `Clock` moves only when told, and
+`scheduler(app, clock=...)` fires each slot once per step of the clock.
 
 Every test that touches a store runs once per store kind (see tests/conftest.py).
 """
