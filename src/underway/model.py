@@ -85,7 +85,8 @@ class Job:
     cancel_requested: bool = False
     rescues: int = 0
     schedule: str | None = None  # the schedule that fired this job, if any
-    updated_at: datetime | None = None  # when the store last changed the job
+    #: when the store last changed the job; never earlier than in an older snapshot of it
+    updated_at: datetime | None = None
     #: The schedule slot this job runs for (the time it was due by its rule, also for a slot
     #: fired late after downtime); None for a job not fired for a slot, a triggered run too.
     slot: datetime | None = None

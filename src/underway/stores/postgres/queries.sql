@@ -119,7 +119,7 @@ SET status = 'running',
     lease_expires_at = now() + %(lease)s * interval '1 second',
     worker_id = %(worker_id)s,
     started_at = now(),
-    updated_at = now()
+    updated_at = greatest(now(), updated_at)
 FROM picked
 WHERE j.id = picked.id
 RETURNING j.*;
@@ -152,7 +152,7 @@ UPDATE {schema}.underway_jobs AS j
 SET progress = u.progress,
     status_message = u.status_message,
     payload = coalesce(u.payload, j.payload),
-    updated_at = now()
+    updated_at = greatest(now(), updated_at)
 FROM unnest(%(ids)s::uuid[], %(tokens)s::text[], %(progress)s::float8[],
             %(status_message)s::text[], %(payload)s::jsonb[])
      AS u(id, token, progress, status_message, payload)
@@ -183,7 +183,7 @@ SET status = CASE WHEN j.cancel_requested AND u.status = 'pending' THEN 'cancell
     lease_token = NULL,
     lease_expires_at = NULL,
     cancel_requested = false,
-    updated_at = now()
+    updated_at = greatest(now(), updated_at)
 FROM unnest(
     %(ids)s::uuid[], %(tokens)s::text[], %(statuses)s::text[], %(results)s::jsonb[],
     %(has_error)s::bool[], %(error_message)s::text[], %(error_type)s::text[],
@@ -216,7 +216,7 @@ SET status = CASE WHEN cancel_requested THEN 'cancelled'
     lease_expires_at = NULL,
     worker_id = NULL,
     cancel_requested = false,
-    updated_at = now()
+    updated_at = greatest(now(), updated_at)
 WHERE id IN (
     SELECT id FROM {schema}.underway_jobs
     WHERE status = 'running' AND lease_expires_at < now()
@@ -279,13 +279,13 @@ AND id < %(cursor)s;
 
 -- name: cancel_pending
 UPDATE {schema}.underway_jobs
-SET status = 'cancelled', completed_at = now(), updated_at = now(),
+SET status = 'cancelled', completed_at = now(), updated_at = greatest(now(), updated_at),
     status_message = coalesce(status_message, 'cancelled before it ran')
 WHERE id = %(id)s AND status = 'pending'
 RETURNING *;
 
 -- name: request_cancel
-UPDATE {schema}.underway_jobs SET cancel_requested = true, updated_at = now()
+UPDATE {schema}.underway_jobs SET cancel_requested = true, updated_at = greatest(now(), updated_at)
 WHERE id = %(id)s AND status = 'running'
 RETURNING *;
 
@@ -294,7 +294,7 @@ WITH retried AS (
     UPDATE {schema}.underway_jobs
     SET status = 'pending', ready = true, attempt = 0, rescues = 0, run_at = now(),
         started_at = NULL, completed_at = NULL, result = NULL, progress = NULL,
-        cancel_requested = false, updated_at = now()
+        cancel_requested = false, updated_at = greatest(now(), updated_at)
     WHERE id = %(id)s AND status IN ('failed', 'cancelled')
     RETURNING *
 )

@@ -79,7 +79,7 @@ SET status = 'running',
     lease_expires_at = :now + :lease,
     worker_id = :worker_id,
     started_at = :now,
-    updated_at = :now
+    updated_at = max(:now, updated_at)
 WHERE id IN (
     -- Without INDEXED BY the planner prefers the status index and sorts every pending job.
     SELECT id FROM underway_jobs INDEXED BY {claim_index}
@@ -99,7 +99,7 @@ SET status = 'running',
     lease_expires_at = :now + :lease,
     worker_id = :worker_id,
     started_at = :now,
-    updated_at = :now
+    updated_at = max(:now, updated_at)
 WHERE id IN (
     SELECT id FROM underway_jobs INDEXED BY underway_jobs_claim_queue
     WHERE status = 'pending' AND run_at <= :now AND queue = :queue
@@ -126,7 +126,7 @@ UPDATE underway_jobs
 SET progress = :progress,
     status_message = :status_message,
     payload = coalesce(:payload, payload),
-    updated_at = :now
+    updated_at = max(:now, updated_at)
 WHERE id = :id AND lease_token = :token AND status = 'running';
 
 -- name: finish
@@ -150,7 +150,7 @@ SET status = CASE WHEN cancel_requested AND :status = 'pending' THEN 'cancelled'
     lease_token = NULL,
     lease_expires_at = NULL,
     cancel_requested = 0,
-    updated_at = :now
+    updated_at = max(:now, updated_at)
 WHERE id = :id AND lease_token = :token AND status = 'running';
 
 -- name: rescue
@@ -172,7 +172,7 @@ SET status = CASE WHEN cancel_requested THEN 'cancelled'
     lease_expires_at = NULL,
     worker_id = NULL,
     cancel_requested = 0,
-    updated_at = :now
+    updated_at = max(:now, updated_at)
 WHERE status = 'running' AND lease_expires_at < :now
 RETURNING *;
 
@@ -225,13 +225,13 @@ AND id < :cursor;
 
 -- name: cancel_pending
 UPDATE underway_jobs
-SET status = 'cancelled', completed_at = :now, updated_at = :now,
+SET status = 'cancelled', completed_at = :now, updated_at = max(:now, updated_at),
     status_message = coalesce(status_message, 'cancelled before it ran')
 WHERE id = :id AND status = 'pending'
 RETURNING *;
 
 -- name: request_cancel
-UPDATE underway_jobs SET cancel_requested = 1, updated_at = :now
+UPDATE underway_jobs SET cancel_requested = 1, updated_at = max(:now, updated_at)
 WHERE id = :id AND status = 'running'
 RETURNING *;
 
@@ -239,7 +239,7 @@ RETURNING *;
 UPDATE underway_jobs
 SET status = 'pending', attempt = 0, rescues = 0, run_at = :now, started_at = NULL,
     completed_at = NULL, result = NULL, progress = NULL, cancel_requested = 0,
-    updated_at = :now
+    updated_at = max(:now, updated_at)
 WHERE id = :id AND status IN ('failed', 'cancelled')
 RETURNING *;
 
