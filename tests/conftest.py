@@ -159,3 +159,15 @@ def wait_for(
 def wait_for_fixture() -> Callable[..., Any]:
     """`wait_for(probe, timeout=10, what="...")`: poll until `probe()` is truthy."""
     return wait_for
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Here, not in tests/faults/conftest.py: pytest reads options only from the conftest files
+    # it loads at startup.
+    group = parser.getgroup("faults", "the fault and abuse suite (tests/faults)")
+    group.addoption(
+        "--full", action="store_true", help="fault scenarios at the catalogue's full sizes"
+    )
+    group.addoption(
+        "--faults-table", metavar="PATH", help="write the fault suite's table (Markdown) to PATH"
+    )
