@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import importlib
 import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ledger import INCARNATION_VAR, LEDGER_VAR, Event, write
@@ -60,10 +63,27 @@ def poison(ctx: underway.Context) -> None:
     os._exit(1)
 
 
+#: the tasks every scenario may use; a group of scenarios adds its own in a module
+#: `tasks_<group>.py` next to this one, holding `TASKS = [(function, {task options}), ...]`
+#: (names become `faults.<function name>`), so groups never edit the same file
+TASKS: list[tuple[Callable[..., Any], dict[str, Any]]] = [
+    (probe, {"max_attempts": 5}),
+    (stubborn, {"max_attempts": 5}),
+    (poison, {"max_attempts": 5}),
+]
+
+
+def all_tasks() -> list[tuple[Callable[..., Any], dict[str, Any]]]:
+    found = list(TASKS)
+    for path in sorted(Path(__file__).resolve().parent.glob("tasks_*.py")):
+        found += importlib.import_module(path.stem).TASKS
+    return found
+
+
 def make_app(url: str | None = None, **settings: Any) -> underway.App:
     app = underway.App(url, **settings)
-    for fn in (probe, stubborn, poison):
-        app.task(name=f"faults.{fn.__name__}", max_attempts=5)(fn)
+    for fn, options in all_tasks():
+        app.task(name=f"faults.{fn.__name__}", **options)(fn)
     return app
 
 
