@@ -6,7 +6,8 @@ Classification (rabbitmq's jepsen total-queue):
 - unexpected: an effect for a probe whose enqueue was refused, or that the store never held;
 - recovered: an `unknown` enqueue whose job ran.
 A duplicate is allowed only where the scenario allows it: by default only for a probe that an
-incarnation started and was then killed (SIGKILL) before it wrote its end (the set K).
+incarnation started and was then killed (SIGKILL) before the store recorded that attempt's
+outcome (the set K).
 
 Invariants:
 - I1 no job still `running` whose lease expired more than a sweep (a heartbeat) ago;
@@ -103,7 +104,7 @@ def judge(s: Scenario, allow_duplicates: str = "killed") -> Verdict:
     unexpected = {p for p in effects if p in refused or p not in rows}
     recovered = {p for p in unknown if p in tally.started()}
     if allow_duplicates == "killed":
-        allowed = _killed_in_flight(tally, s.fleet.killed_incarnations())
+        allowed = _killed_in_flight(tally, s.fleet.killed_incarnations(), rows)
     elif allow_duplicates == "none":
         allowed = set()
     else:
@@ -122,16 +123,21 @@ def judge(s: Scenario, allow_duplicates: str = "killed") -> Verdict:
     )  # fmt: skip
 
 
-def _killed_in_flight(tally: Tally, killed: set[str]) -> set[str]:
-    """K: probes an incarnation started, and was killed before it wrote their end."""
-    done = {(e.probe, e.attempt, e.incarnation) for e in tally.entries
-            if e.event in (Event.END, Event.STOPPED)}  # fmt: skip
+def _killed_in_flight(tally: Tally, killed: set[str], rows: dict[str, JobRow]) -> set[str]:
+    """K: probes an incarnation was running when it was killed: started by it, and not
+    finished in the store by that attempt. The body's `end` is no proof: the worker records
+    the outcome a moment after the body returns, and a kill in between rightly runs it again."""
+    finished_by = {
+        (r.id, r.result.get("attempt"), r.result.get("incarnation"))
+        for r in rows.values()
+        if r.status == "completed" and isinstance(r.result, dict)
+    }
     return {
         e.probe
         for e in tally.entries
         if e.event is Event.START
         and e.incarnation in killed
-        and (e.probe, e.attempt, e.incarnation) not in done
+        and (e.probe, e.attempt, e.incarnation) not in finished_by
     }
 
 
