@@ -401,7 +401,20 @@ def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
     spans = [r["store_span_jobs_per_s"] for r in runs if r.get("store_span_jobs_per_s")]
     if spans:
         row["runs_store_span_jobs_per_s"] = spans
+    cpu = [_cpu_per_job_us(r) for r in runs]
+    if all(c is not None for c in cpu):
+        row["runs_cpu_per_job_us"] = cpu
     return row
+
+
+def _cpu_per_job_us(run: dict[str, Any]) -> float | None:
+    """CPU time the drain used per job: the worker's and the server processes serving it.
+    Other load on the machine slows a drain's wall clock far more than it moves this."""
+    worker, server, jobs = (run.get(k) for k in ("worker_cpu_seconds", "server_cpu_seconds",
+                                                  "completed"))  # fmt: skip
+    if worker is None or server is None or not jobs:
+        return None
+    return float((worker + server) / jobs * 1e6)
 
 
 def run_profile(
@@ -645,6 +658,16 @@ def _live_notes(results: list[dict[str, Any]]) -> list[str]:
         notes.append(f"  over the drain alone (first start to last finish in the store, median "
                      f"of {len(span_on)} rounds): {m_on:,.0f} vs {m_off:,.0f} jobs/s, cost "
                      f"{1 - m_on / m_off:+.1%}")  # fmt: skip
+        paired = [1 - a / b for a, b in zip(span_on, span_off, strict=False)]
+        notes.append(f"  round by round (feed on, then off, in each round): median cost "
+                     f"{statistics.median(paired):+.1%}, from {min(paired):+.1%} to "
+                     f"{max(paired):+.1%}")  # fmt: skip
+    cpus = {r["key"]: r.get("runs_cpu_per_job_us") for r in results}
+    cpu_on, cpu_off = cpus.get("drain_feed_on"), cpus.get("drain_feed_off")
+    if cpu_on and cpu_off:
+        c_on, c_off = statistics.median(cpu_on), statistics.median(cpu_off)
+        notes.append(f"  CPU per job (the worker and its server processes, median of rounds): "
+                     f"{c_on:.0f} vs {c_off:.0f} µs, cost {c_on / c_off - 1:+.1%}")  # fmt: skip
     if watched:
         notes.append(f"  with 2 watchers following every change: {watched / on:.0%} of the drain "
                      "with none (the watchers share the machine's 2 cores)")  # fmt: skip
