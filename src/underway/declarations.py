@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from .context import Context
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidArguments
 from .producer import Producer
 from .registry import Lifespan, Registry
 from .retry import Backoff
@@ -225,6 +225,11 @@ class Declarations:
         handle = self.get_task(task) if isinstance(task, str) else task
         rule = _rule(every, cron, timezone, initial_delay, first_after_boot)
         catch_up, overlap = _policies(catch_up, overlap)
+        if args is not None and not isinstance(args, Mapping):
+            raise InvalidArguments(
+                f"args must map argument names to values (args={{'name': value}}), "
+                f"got {type(args).__name__} {args!r}"
+            )
         if args:
             handle.new_job((), args, Options())  # refuse bad arguments now, not at the slot
         _check_tenant(tenant)
@@ -335,4 +340,10 @@ def _default_name(func: Callable[..., Any]) -> str:
 
 
 def _seconds(value: timedelta | float) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(
+            f"a duration must be a number of seconds or a timedelta, got {value!r}"
+        )
+    return float(value)

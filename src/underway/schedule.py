@@ -49,6 +49,8 @@ class Overlap(enum.StrEnum):
 
 #: the longest interval or initial delay of an `Every` rule
 MAX_INTERVAL_SECONDS = 100 * 365 * 86400.0
+#: the shortest interval: below it a scheduler would spend its life counting slots
+MIN_INTERVAL_SECONDS = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +66,13 @@ class Every:
 
     def __post_init__(self) -> None:
         # Past a century the next slot's date overflows datetime (year 9999 at most).
-        if not (math.isfinite(self.seconds) and 0 < self.seconds <= MAX_INTERVAL_SECONDS):
+        if not (
+            math.isfinite(self.seconds)
+            and MIN_INTERVAL_SECONDS <= self.seconds <= MAX_INTERVAL_SECONDS
+        ):
             raise ConfigurationError(
-                f"an interval must be > 0 seconds and at most {MAX_INTERVAL_SECONDS:,.0f} "
-                f"(100 years), got {self.seconds}"
+                f"an interval must be at least {MIN_INTERVAL_SECONDS} seconds and at most "
+                f"{MAX_INTERVAL_SECONDS:,.0f} (100 years), got {self.seconds}"
             )
         if not (
             math.isfinite(self.initial_delay) and 0 <= self.initial_delay <= MAX_INTERVAL_SECONDS

@@ -464,6 +464,22 @@ def test_an_interval_whose_next_slot_no_date_can_hold_is_refused(fast_app: MakeA
             app.schedule(task, name="far", **options)
 
 
+def test_a_tiny_interval_and_mistyped_rules_and_arguments_are_refused_clearly(
+    fast_app: MakeApp,
+) -> None:
+    # every=1e-300 used to pass (a scheduler counting slots forever); a string interval and
+    # arguments given as a tuple raised a raw ValueError and AttributeError.
+    app = fast_app()
+    task = app.task(name="beat")(beat)
+    with pytest.raises(underway.ConfigurationError, match=r"at least 0\.01 seconds"):
+        app.schedule(task, name="tiny", every=1e-300)
+    with pytest.raises(underway.ConfigurationError, match="number of seconds or a timedelta"):
+        app.schedule(task, name="words", every="5m")  # type: ignore[arg-type]
+    with pytest.raises(underway.InvalidArguments, match="args must map argument names"):
+        app.schedule(task, name="tuple", every=60, args=(1,))  # type: ignore[arg-type]
+    assert app.schedules == {}
+
+
 def test_a_schedule_that_cannot_compute_its_slots_does_not_stop_the_others(
     fast_app: MakeApp,
 ) -> None:
