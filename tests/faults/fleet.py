@@ -136,6 +136,17 @@ class Fleet:
     def alive(self) -> list[Member]:
         return [m for m in self.current() if m.alive]
 
+    def wait_ready(self, member: Member, timeout: float = 30.0) -> bool:
+        """Wait until the worker runs (it logged its start, so its signal handlers are in
+        place: a SIGTERM before that kills the interpreter instead)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and member.alive:
+            member.stderr_file.flush()
+            if " started: queues=" in member.stderr_path.read_text(errors="replace"):
+                return True
+            time.sleep(0.05)
+        return False
+
     def kill(self, member: Member, sig: signal.Signals = signal.SIGKILL) -> None:
         """Send `sig`; a SIGKILL is recorded so the verdict allows that incarnation's re-runs."""
         if sig is signal.SIGKILL:

@@ -192,6 +192,27 @@ class Scenario:
             time.sleep(0.2)
         return False
 
+    def none_running(self, timeout: float) -> bool:
+        """Wait until no job is `running`; False if `timeout` passed first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not any(r.status == "running" for r in self.raw.jobs().values()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def started(self, probes: Iterable[str], timeout: float) -> bool:
+        """Wait until every probe's body has started; False if `timeout` passed first."""
+        from ledger import Event, Tally, read
+
+        wanted = set(probes)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if wanted <= set(Tally(read(self.ledger)).by_probe(Event.START)):
+                return True
+            time.sleep(0.05)
+        return False
+
     def verdict(self, **policy: Any) -> Any:
         from verdict import judge
 

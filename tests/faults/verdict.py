@@ -15,12 +15,14 @@ Invariants:
 - I3 attempts within max_attempts; rescues within max_rescues (the rescue that fails a job
   for good is the one past it);
 - I4 at most one job per (schedule, slot, tenant);
-- I5 one holder per attempt (never two starts of one attempt number), and a completed job's
-  result was written by its last attempt (a stale holder's writes change nothing).
+- I5 one holder per attempt (never two starts of one attempt number, unless the first was
+  handed back, which refunds it), and a completed job's result was written by its last
+  attempt (a stale holder's writes change nothing).
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -194,14 +196,22 @@ def _one_per_slot(rows: dict[str, JobRow]) -> list[str]:
 
 
 def _one_holder(tally: Tally, rows: dict[str, JobRow]) -> list[str]:
+    """Two starts of one attempt number are two holders of one lease, unless the earlier one
+    stopped first (a hand-back refunds its attempt, so the next claim takes the same number).
+    A completed job's result must come from its last attempt."""
     out = []
-    holders: dict[tuple[str, int], set[str]] = defaultdict(set)
+    runs: dict[tuple[str, int], list[tuple[float, str]]] = defaultdict(list)
+    stopped: dict[tuple[str, int, str], float] = {}
     for e in tally.entries:
         if e.event is Event.START:
-            holders[(e.probe, e.attempt)].add(e.incarnation)
-    out += [
-        f"{p} attempt {a} started by {sorted(i)}" for (p, a), i in holders.items() if len(i) > 1
-    ]
+            runs[(e.probe, e.attempt)].append((e.at, e.incarnation))
+        elif e.event is Event.STOPPED:
+            stopped.setdefault((e.probe, e.attempt, e.incarnation), e.at)
+    for (probe, attempt), starts in runs.items():
+        starts.sort()
+        for (_, first), (second_at, second) in itertools.pairwise(starts):
+            if stopped.get((probe, attempt, first), float("inf")) > second_at:
+                out.append(f"{probe} attempt {attempt} held by {first} and {second}")
     for r in rows.values():
         written_by = r.result.get("attempt") if isinstance(r.result, dict) else None
         if r.status == "completed" and written_by is not None and written_by != r.attempt:
