@@ -171,3 +171,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--faults-table", metavar="PATH", help="write the fault suite's table (Markdown) to PATH"
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "restarts_postgres: restarts the PostgreSQL server; runs after every other test"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that restart PostgreSQL last, so no other test sees the restart."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_postgres") is not None)

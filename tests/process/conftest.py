@@ -34,14 +34,3 @@ def harness(tmp_path: Path, database_url: str) -> Iterator[Harness]:
         yield h
     finally:
         h.close()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "restarts_postgres: restarts the PostgreSQL server; runs after every other test"
-    )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the tests that restart PostgreSQL last, so no other test sees the restart."""
-    items.sort(key=lambda item: item.get_closest_marker("restarts_postgres") is not None)
