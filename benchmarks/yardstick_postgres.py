@@ -294,8 +294,9 @@ def claim_statements(store: Any) -> list[tuple[str, str, dict[str, Any]]]:
     base = {"limit": 10, "lease": 30.0, "worker_id": "explain"}
     shape, one_params = _queue_shape(["default"])
     return [
-        ("claim 10, worker on all queues", store.claim_sql["all"], base),
-        ("claim 10, worker on queues=['default']", store.claim_sql[shape], {**base, **one_params}),
+        ("claim 10, worker on all queues", store.claims.statement("all"), base),
+        ("claim 10, worker on queues=['default']", store.claims.statement(shape),
+         {**base, **one_params}),
         ("next_due, all queues", store.next_due_sql["all"], {}),
     ]  # fmt: skip
 

@@ -212,12 +212,12 @@ def explain(fresh_url: FreshUrl, pending: int) -> list[str]:
 
 
 def _explain(fresh_url: FreshUrl, pending: int) -> list[str]:
-    from underway.stores.sqlite.store import _queue_shape, _render_claims, _render_next_due
+    from underway.stores.sqlite.store import _queue_shape, _render_by_shape, _render_claims
 
     conn = _open(fresh_url, "explain")
     _fill(conn, pending)
     now = time.time() + 1
-    claims, next_due = _render_claims(), _render_next_due()
+    claims, next_due = _render_claims(), _render_by_shape("next_due")
     shape, queue_params = _queue_shape(["default"])
     statements: list[tuple[str, str, dict[str, Any]]] = [
         (

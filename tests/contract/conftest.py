@@ -63,8 +63,10 @@ def put(store: Store, **fields: Any) -> Job:
     return job
 
 
-def claim_one(store: Store, queues: list[str] | None = None, worker: str = "worker-1") -> Claimed:
-    claimed = store.claim(worker, queues, 1)
+def claim_one(
+    store: Store, queues: list[str] | None = None, worker: str = "worker-1", suspects: bool = False
+) -> Claimed:
+    claimed = store.claim(worker, queues, 1, suspects)
     assert len(claimed) == 1, f"expected one due job, claimed {claimed}"
     return claimed[0]
 
@@ -98,7 +100,8 @@ def put_fixture() -> Callable[..., Job]:
 
 @pytest.fixture(name="claim_one")
 def claim_one_fixture() -> Callable[..., Claimed]:
-    """`claim_one(store, queues=None, worker=...)` -> the one job claimed (asserts one)."""
+    """`claim_one(store, queues=None, worker=..., suspects=False)` -> the one job claimed
+    (asserts one); `suspects=True` to claim a job a rescue put back."""
     return claim_one
 
 

@@ -203,8 +203,8 @@ def tables(database_url: str) -> Tables:
     return Tables(database_url)
 
 
-def claim(store: Store, job: Job, worker: str = "worker-1") -> Claimed:
-    claimed = store.claim(worker, [job.queue], 10)
+def claim(store: Store, job: Job, worker: str = "worker-1", suspects: bool = False) -> Claimed:
+    claimed = store.claim(worker, [job.queue], 10, suspects)
     assert [c.job.id for c in claimed] == [job.id]
     return claimed[0]
 
@@ -319,7 +319,7 @@ def test_a_rescue_records_requeued_or_failed(
     assert (rescued.job.status, rescued.job.rescues) == (Status.PENDING, 1)
     assert rescued.job.error is not None and rescued.job.error.type == "LeaseExpired"
 
-    claim(store, job)
+    claim(store, job, suspects=True)
     steps.step(job.id)
     tables.expire_lease(job.id)
     store.rescue(1)  # out of rescues
@@ -536,7 +536,7 @@ def test_attempts_keep_every_run_and_how_it_ended(
     claim(store, job, worker="w-3")
     tables.expire_lease(job.id)
     store.rescue(3)
-    c = claim(store, job, worker="w-4")
+    c = claim(store, job, worker="w-4", suspects=True)
     store.finish([Outcome.completed(job.id, c.token, '"ok"')])
     got = store.attempts(job.id)
     assert [(a.number, a.worker_id, a.outcome) for a in got] == [

@@ -122,7 +122,7 @@ def test_a_stale_token_cannot_overwrite_the_newer_attempt(
     job = put(short_store)
     first = claim_one(short_store, worker="slow-worker")
     rescue_until(short_store, job.id)  # the slow worker "died": its lease expired
-    second = claim_one(short_store, worker="new-worker")
+    second = claim_one(short_store, worker="new-worker", suspects=True)
     assert second.job.id == job.id and second.job.attempt == 2
     assert second.token != first.token
 
@@ -301,7 +301,7 @@ def test_an_expired_lease_is_rescued_back_to_pending(
     assert short_store.get(job.id) == rescued
     assert short_store.heartbeat("worker-1", [lease(claimed)]).lost == {job.id}
 
-    again = claim_one(short_store)
+    again = claim_one(short_store, suspects=True)
     assert again.job.id == job.id and again.job.attempt == 2
 
 
@@ -344,7 +344,7 @@ def test_rescue_fails_the_job_when_rescues_are_exhausted(
     first = rescue_until(short_store, job.id, max_rescues=1)[job.id]
     assert first.status is Status.PENDING and first.rescues == 1
 
-    claim_one(short_store)
+    claim_one(short_store, suspects=True)
     second = rescue_until(short_store, job.id, max_rescues=1)[job.id]
     assert second.status is Status.FAILED
     assert second.error is not None and second.error.type == "LeaseExpired"

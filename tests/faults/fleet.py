@@ -66,6 +66,7 @@ class Fleet:
             self.url = f"{url}{separator}application_name={self.application_name}"
         self.members: list[Member] = []
         self.kills: list[Kill] = []
+        self.crashes: list[Kill] = []  # deaths nobody asked for, found by the supervisor
         self.restarts = 0
         self._generation: dict[int, int] = {}
         self._lock = threading.Lock()
@@ -119,6 +120,9 @@ class Fleet:
             for member in self.current():
                 if not member.alive and not member.wanted_down:
                     member.wanted_down = True  # replaced: never restarted twice
+                    if member.incarnation not in self.killed_incarnations():
+                        code = member.proc.returncode
+                        self.crashes.append(Kill(member.incarnation, time.time(), f"exit {code}"))
                     self.restarts += 1
                     self.start(member.concurrency, member.slot)
             time.sleep(every)
@@ -167,7 +171,9 @@ class Fleet:
             return None
 
     def killed_incarnations(self) -> set[str]:
-        return {k.incarnation for k in self.kills}
+        """Incarnations that died before their time: killed by the scenario, or crashed on
+        their own (a poison job, the OOM killer) and found by the supervisor."""
+        return {k.incarnation for k in self.kills} | {c.incarnation for c in self.crashes}
 
     # --- ending ------------------------------------------------------------------------------
 

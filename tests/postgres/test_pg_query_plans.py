@@ -185,19 +185,30 @@ def assert_no_seq_scan(store: PostgresStore, text: str, params: dict[str, Any]) 
 QUEUE_CHOICES = [None, ["mail"], ["mail", "reports"]]
 
 
+@pytest.mark.parametrize("suspects", [False, True], ids=["claim", "suspect claim"])
 @pytest.mark.parametrize("queues", QUEUE_CHOICES, ids=["all", "one", "two"])
-def test_claim_uses_indexes(filled: PostgresStore, queues: list[str] | None) -> None:
+def test_claim_uses_indexes(
+    filled: PostgresStore, queues: list[str] | None, suspects: bool
+) -> None:
     store = filled
     shape, params = _queue_shape(queues)
     params.update(lease=store.settings.lease_seconds, worker_id="worker-x", limit=10)
-    assert_no_seq_scan(store, store.claim_sql[shape], params)
+    assert_no_seq_scan(store, store.claims.statement(shape, suspects), params)
 
 
-def test_claim_of_a_limited_queue_uses_indexes(filled: PostgresStore) -> None:
+@pytest.mark.parametrize("suspects", [False, True], ids=["claim", "suspect claim"])
+def test_claim_of_a_limited_queue_uses_indexes(filled: PostgresStore, suspects: bool) -> None:
     store = filled
     assert_no_seq_scan(store, store._q["lock_limited_queue"], {"queue": "mail"})
     params = {"lease": 30.0, "worker_id": "worker-x", "queue": "mail", "limit": 3}
-    assert_no_seq_scan(store, store.claim_sql["limited"], params)
+    assert_no_seq_scan(store, store.claims.statement("limited", suspects), params)
+
+
+@pytest.mark.parametrize("queues", QUEUE_CHOICES, ids=["all", "one", "two"])
+def test_looking_for_suspects_uses_indexes(filled: PostgresStore, queues: list[str] | None) -> None:
+    store = filled
+    shape, params = _queue_shape(queues)
+    assert_no_seq_scan(store, store.claims.due_sql[shape], params)
 
 
 @pytest.mark.parametrize("queues", QUEUE_CHOICES, ids=["all", "one", "two"])

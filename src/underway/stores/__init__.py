@@ -74,8 +74,15 @@ class Store(StoredScheduleVerbs, Protocol):
         inserted; that job is returned in its place."""
 
     # --- workers ------------------------------------------------------------------------------
-    def claim(self, worker_id: str, queues: Sequence[str] | None, limit: int) -> list[Claimed]:
-        """Lease up to `limit` due pending jobs, highest priority then oldest first."""
+    def claim(
+        self, worker_id: str, queues: Sequence[str] | None, limit: int, suspects: bool = False
+    ) -> list[Claimed]:
+        """Lease up to `limit` due pending jobs, highest priority then oldest first. Suspects,
+        jobs a crash was rescued from (`rescues > 0`), are claimed only with `suspects=True`,
+        which claims nothing else: a worker runs them alone (docs/decisions/0024)."""
+
+    def suspect_due(self, queues: Sequence[str] | None) -> bool:
+        """Whether a suspect of these queues is due (paused queues left out)."""
 
     def heartbeat(self, worker_id: str, leases: Sequence[Lease]) -> HeartbeatResult:
         """Extend the leases still held; say which are cancelled or lost."""

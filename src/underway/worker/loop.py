@@ -40,6 +40,7 @@ from .attempt import Attempt, Runner
 from .completion import completed_by_task
 from .idle import Idle
 from .outcomes import StopReason, finished_snapshot, stopped
+from .suspects import Suspects
 from .upkeep import Upkeep
 from .writer import OutcomeWriter
 
@@ -144,7 +145,7 @@ class Worker:
             self.store, threads, self._written, max(30.0, self.settings.lease_seconds)
         )
         upkeep = Upkeep(
-            self._beat(), self.store, threads, self.settings, self.events, self.running, writer,
+            beat_of(self), self.store, threads, self.settings, self.events, self.running, writer,
             self.wake,
         )  # fmt: skip
         self._report_arrived = upkeep.report_arrived
@@ -174,7 +175,7 @@ class Worker:
         try:
             await upkeep.beat()
             await upkeep.rescue()
-            await self._dispatch(threads, runner, writer, idle)
+            await self._dispatch(threads, runner, writer, idle, Suspects(self, threads))
             await self._shutdown()
         finally:
             stop_scheduler.set()
@@ -188,15 +189,16 @@ class Worker:
             self.log.info("worker %s stopped after %d jobs", self.id, self.processed)
 
     async def _dispatch(
-        self, threads: StoreThreads, runner: Runner, writer: OutcomeWriter, idle: Idle
-    ) -> None:
+        self, threads: StoreThreads, runner: Runner, writer: OutcomeWriter, idle: Idle,
+        suspects: Suspects,
+    ) -> None:  # fmt: skip
         failures, failing_since = 0, 0.0
         while not self._stopping:
             free = self.concurrency - self.slots_used
             claimed: list[Claimed] = []
             if free > 0:
                 try:
-                    claimed = await threads.call(self.store.claim, self.id, self.queues, free)
+                    claimed = await suspects.claim(free)
                     failures = 0
                 except Exception as exc:
                     failures += 1
@@ -283,14 +285,6 @@ class Worker:
         if landed and job.callback_url and self._deliverer and outcome.status.finished:
             self._deliverer.wake()  # its delivery was written with the outcome: send it now
 
-    def _beat(self) -> WorkerBeat:
-        """What this worker says of itself to the registry at each heartbeat."""
-        return WorkerBeat(
-            self.id, socket.gethostname(), os.getpid(),
-            tuple(self.queues) if self.queues else None, self.concurrency,
-            max(self.settings.lease_seconds, 3 * self.settings.heartbeat_seconds),
-        )  # fmt: skip
-
     def _hold_slot(self, thread: Future[Any]) -> None:
         """Count a slot busy until a sync task's thread really returns."""
         loop = self._loop
@@ -357,3 +351,12 @@ class Worker:
         if self._loop is not None and self._wake is not None:
             with contextlib.suppress(RuntimeError):  # the loop already closed
                 self._loop.call_soon_threadsafe(self._wake.set)
+
+
+def beat_of(worker: Worker) -> WorkerBeat:
+    """What a worker says of itself to the registry at each heartbeat."""
+    return WorkerBeat(
+        worker.id, socket.gethostname(), os.getpid(),
+        tuple(worker.queues) if worker.queues else None, worker.concurrency,
+        max(worker.settings.lease_seconds, 3 * worker.settings.heartbeat_seconds),
+    )  # fmt: skip

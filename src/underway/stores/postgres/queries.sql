@@ -91,17 +91,17 @@ AND queue NOT IN (SELECT name FROM {schema}.underway_queues WHERE paused OR conc
 
 -- name: claim
 -- {queues}: filter_queue, filter_queues or nothing; {unlimited}: filter_unlimited, or nothing
--- when claiming from one limited queue.
+-- when claiming from one limited queue; {suspects}: not_suspects or only_suspects.
 WITH ready AS (
     SELECT id, priority, run_at FROM {schema}.underway_jobs
-    WHERE status = 'pending' AND ready {queues} {unlimited}
+    WHERE status = 'pending' AND ready {queues} {unlimited} {suspects}
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ),
 due AS (
     SELECT id, priority, run_at FROM {schema}.underway_jobs
-    WHERE status = 'pending' AND NOT ready AND run_at <= now() {queues} {unlimited}
+    WHERE status = 'pending' AND NOT ready AND run_at <= now() {queues} {unlimited} {suspects}
     ORDER BY run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -136,6 +136,20 @@ SELECT count(*) FROM {schema}.underway_jobs WHERE status = 'running' AND queue =
 
 -- name: limited_queues
 SELECT name, concurrency FROM {schema}.underway_queues WHERE concurrency IS NOT NULL AND NOT paused;
+
+-- name: not_suspects
+-- Suspects (jobs a crash was rescued from) are claimed one at a time, alone (worker/suspects.py).
+AND rescues = 0;
+
+-- name: only_suspects
+AND rescues > 0;
+
+-- name: suspect_due
+-- {queues}: filter_queue, filter_queues or nothing.
+SELECT 1 FROM {schema}.underway_jobs
+WHERE status = 'pending' AND rescues > 0 AND run_at <= now() {queues}
+  AND queue NOT IN (SELECT name FROM {schema}.underway_queues WHERE paused)
+LIMIT 1;
 
 -- name: heartbeat
 -- clock_timestamp(): the lease runs from when the row is written, not from when the statement

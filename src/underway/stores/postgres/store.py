@@ -26,6 +26,7 @@ from ..metering import MeteringVerbs
 from ..schedules import ScheduleRows
 from ..sql import Row, Values, job_mapper
 from ..sqlfile import load_migrations, load_queries, render, unapplied
+from .claiming import Claims
 from .finishing import Completer, Completions, finish_params
 from .inserts import COPY_THRESHOLD, Inserter, one, records
 from .listener import Listener as PgListener
@@ -102,8 +103,6 @@ class PostgresStore(
             self.pool.open(wait=True, timeout=settings.connect_timeout_seconds)
         except Exception as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from None
-        self._limited: list[str] = []
-        self._limited_read_at = float("-inf")
         self._listener: psycopg.Connection[Any] | None = None
         self._listener_lock = threading.Lock()
         self._closed = False
@@ -113,11 +112,7 @@ class PostgresStore(
         next_due by queue filter (`_queue_shape`), plus the claim of one limited queue."""
         q = self._q
         filters = {"all": "", "one": q["filter_queue"], "many": q["filter_queues"]}
-        self.claim_sql = {
-            shape: self._render("claim", queues=text, unlimited=q["filter_unlimited"])
-            for shape, text in filters.items()
-        }
-        self.claim_sql["limited"] = self._render("claim", queues=q["filter_queue"], unlimited="")
+        self.claims = Claims(self._render, q, self._tx, _queue_shape, _job)
         self.next_due_sql = {
             shape: self._render("next_due", queues=text) for shape, text in filters.items()
         }
@@ -199,7 +194,7 @@ class PostgresStore(
         return self._inserter.insert(conn, [job])[0]
 
     def _queues_changed(self) -> None:
-        self._limited_read_at = float("-inf")
+        self.claims.forget_limited()
 
     # --- schema -------------------------------------------------------------------------------
 
@@ -244,45 +239,13 @@ class PostgresStore(
 
     # --- workers ------------------------------------------------------------------------------
 
-    def claim(self, worker_id: str, queues: Sequence[str] | None, limit: int) -> list[Claimed]:
-        if limit <= 0:
-            return []
-        claimed: list[Claimed] = []
-        base = {"lease": self.settings.lease_seconds, "worker_id": worker_id}
-        # Limited queues first: they are capped, and would starve behind busy free ones.
-        for name in self._limited_queues():
-            if (queues and name not in queues) or len(claimed) >= limit:
-                continue
-            claimed += self._claim_limited(name, limit - len(claimed), base)
-        if len(claimed) < limit:
-            shape, params = _queue_shape(queues)
-            params.update(base, limit=limit - len(claimed))
-            with self._tx() as conn:
-                claimed += _claimed(conn.execute(self.claim_sql[shape], params))
-        claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
-        return claimed
+    def claim(
+        self, worker_id: str, queues: Sequence[str] | None, limit: int, suspects: bool = False
+    ) -> list[Claimed]:
+        return self.claims.claim(worker_id, queues, limit, self.settings.lease_seconds, suspects)
 
-    def _claim_limited(self, queue: str, most: int, base: dict[str, Any]) -> list[Claimed]:
-        """Claim up to `most` jobs of one limited queue, within its limit."""
-        with self._tx(atomic=True) as conn:
-            row = conn.execute(self._q["lock_limited_queue"], {"queue": queue}).fetchone()
-            if row is None:
-                return []  # paused, or no longer limited
-            running = one(conn.execute(self._q["count_running"], {"queue": queue}))[0]
-            room = min(most, row[0] - running)
-            if room <= 0:
-                return []
-            params = {**base, "queue": queue, "limit": room}
-            return _claimed(conn.execute(self.claim_sql["limited"], params))
-
-    def _limited_queues(self) -> list[str]:
-        """Names of limited queues, re-read at most every second. Staleness is safe: the main
-        claim excludes limited queues by reading the table itself."""
-        now = time.monotonic()
-        if now - self._limited_read_at > 1.0:
-            self._limited = [row[0] for row in self._rows(self._q["limited_queues"])]
-            self._limited_read_at = now
-        return self._limited
+    def suspect_due(self, queues: Sequence[str] | None) -> bool:
+        return self.claims.suspect_due(queues)
 
     def heartbeat(self, worker_id: str, leases: Sequence[Lease]) -> HeartbeatResult:
         if not leases:
@@ -363,10 +326,6 @@ class PostgresStore(
                 conn.execute(self._listen_sql)
                 self._listener = conn
             return self._listener
-
-
-def _claimed(cur: psycopg.Cursor[Any]) -> list[Claimed]:
-    return [Claimed(_job(r), r["lease_token"]) for r in records(cur)]
 
 
 def _channel(schema: str) -> str:

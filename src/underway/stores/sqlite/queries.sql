@@ -71,7 +71,8 @@ SELECT id FROM underway_jobs WHERE id IN (SELECT value FROM json_each(:ids));
 AND queue IN (SELECT value FROM json_each(:queues));
 
 -- name: claim
--- {queues}: filter_queues or nothing; {claim_index}: the claim index that fits it.
+-- {queues}: filter_queues or nothing; {claim_index}: the claim index that fits it;
+-- {suspects}: not_suspects, or only_suspects (with the suspects index).
 UPDATE underway_jobs
 SET status = 'running',
     attempt = attempt + 1,
@@ -83,7 +84,7 @@ SET status = 'running',
 WHERE id IN (
     -- Without INDEXED BY the planner prefers the status index and sorts every pending job.
     SELECT id FROM underway_jobs INDEXED BY {claim_index}
-    WHERE status = 'pending' AND run_at <= :now {queues}
+    WHERE status = 'pending' AND run_at <= :now {queues} {suspects}
       AND queue NOT IN (SELECT name FROM underway_queues WHERE paused OR concurrency IS NOT NULL)
     ORDER BY priority DESC, run_at, id
     LIMIT :limit
@@ -92,6 +93,7 @@ RETURNING *;
 
 -- name: claim_limited
 -- A queue with a concurrency limit: take no more than the limit minus its running jobs.
+-- {suspects} as in claim.
 UPDATE underway_jobs
 SET status = 'running',
     attempt = attempt + 1,
@@ -102,7 +104,7 @@ SET status = 'running',
     updated_at = max(:now, updated_at)
 WHERE id IN (
     SELECT id FROM underway_jobs INDEXED BY underway_jobs_claim_queue
-    WHERE status = 'pending' AND run_at <= :now AND queue = :queue
+    WHERE status = 'pending' AND run_at <= :now AND queue = :queue {suspects}
     ORDER BY priority DESC, run_at, id
     LIMIT max(0, min(:limit, :concurrency - (
         SELECT count(*) FROM underway_jobs WHERE status = 'running' AND queue = :queue)))
@@ -111,6 +113,20 @@ RETURNING *;
 
 -- name: limited_queues
 SELECT name, concurrency FROM underway_queues WHERE concurrency IS NOT NULL AND NOT paused;
+
+-- name: not_suspects
+-- Suspects (jobs a crash was rescued from) are claimed one at a time, alone (worker/suspects.py).
+AND rescues = 0;
+
+-- name: only_suspects
+AND rescues > 0;
+
+-- name: suspect_due
+-- {queues}: filter_queues or nothing.
+SELECT 1 FROM underway_jobs INDEXED BY underway_jobs_suspects
+WHERE status = 'pending' AND rescues > 0 AND run_at <= :now {queues}
+  AND queue NOT IN (SELECT name FROM underway_queues WHERE paused)
+LIMIT 1;
 
 -- name: heartbeat
 -- One lease; executemany runs it for all of a worker's leases.

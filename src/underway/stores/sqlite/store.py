@@ -61,20 +61,25 @@ def _queue_shape(queues: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
     return "many", {"queues": json.dumps(queues)}
 
 
-def _render_claims() -> dict[str, str]:
-    """The claim statement by `_queue_shape`, each with the index that fits it: without
-    INDEXED BY the planner prefers the status index and sorts every pending job."""
+def _render_claims(suspects: bool = False) -> dict[str, str]:
+    """The claim statement by `_queue_shape`, each with the index that fits it (without
+    INDEXED BY the planner prefers the status index and sorts every pending job), and the
+    claim of one limited queue ("limited"). `suspects`: the claim of jobs a crash was rescued
+    from, which only ever takes those (worker/suspects.py); the others never do."""
     many = Q["filter_queues"]
+    only = Q["only_suspects"] if suspects else Q["not_suspects"]
+    index = "underway_jobs_suspects" if suspects else "underway_jobs_claim"
+    queue_index = "underway_jobs_suspects" if suspects else "underway_jobs_claim_queue"
     return {
-        "all": render(Q["claim"], queues="", claim_index="underway_jobs_claim"),
-        "many": render(Q["claim"], queues=many, claim_index="underway_jobs_claim_queue"),
+        "all": render(Q["claim"], queues="", claim_index=index, suspects=only),
+        "many": render(Q["claim"], queues=many, claim_index=queue_index, suspects=only),
+        "limited": render(Q["claim_limited"], suspects=only),
     }
 
 
-def _render_next_due() -> dict[str, str]:
-    """The next_due statement by `_queue_shape`."""
-    return {"all": render(Q["next_due"], queues=""),
-            "many": render(Q["next_due"], queues=Q["filter_queues"])}  # fmt: skip
+def _render_by_shape(name: str) -> dict[str, str]:
+    """A statement whose {queues} is a queue filter, by `_queue_shape`."""
+    return {"all": render(Q[name], queues=""), "many": render(Q[name], queues=Q["filter_queues"])}
 
 
 def feed_position(cursor: str) -> dict[str, Any]:
@@ -106,8 +111,9 @@ class SqliteStore(ScheduleRows[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
         self.path = path if path == ":memory:" else os.path.abspath(path)
         self.settings = settings
         # the statements whose fragments vary, rendered once
-        self.claim_sql = _render_claims()
-        self.next_due_sql = _render_next_due()
+        self.claim_sql = {False: _render_claims(), True: _render_claims(suspects=True)}
+        self.suspect_due_sql = _render_by_shape("suspect_due")
+        self.next_due_sql = _render_by_shape("next_due")
         # lease_states with one ? per lease, by lease count, rendered on first use
         self._lease_states: dict[int, str] = {}
         # One connection per thread, held only by the thread's local storage: closing one that
@@ -249,31 +255,24 @@ class SqliteStore(ScheduleRows[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
 
     # --- workers ------------------------------------------------------------------------------
 
-    def claim(self, worker_id: str, queues: Sequence[str] | None, limit: int) -> list[Claimed]:
+    def claim(
+        self, worker_id: str, queues: Sequence[str] | None, limit: int, suspects: bool = False
+    ) -> list[Claimed]:
         if limit <= 0:
             return []
         shape, params = _queue_shape(queues)
         params.update(
             now=time.time(), lease=self.settings.lease_seconds, worker_id=worker_id, limit=limit
         )
-        claimed: list[Claimed] = []
         with self._write() as conn:
-            # Limited queues first: they are capped, and would starve behind busy free ones.
-            for name, concurrency in conn.execute(Q["limited_queues"]).fetchall():
-                if (queues and name not in queues) or len(claimed) >= limit:
-                    continue
-                cursor = conn.execute(
-                    Q["claim_limited"],
-                    {**params, "queue": name, "concurrency": concurrency,
-                     "limit": limit - len(claimed)},
-                )  # fmt: skip
-                claimed += [_claimed(row) for row in cursor.fetchall()]
-            if len(claimed) < limit:
-                params["limit"] = limit - len(claimed)
-                cursor = conn.execute(self.claim_sql[shape], params)
-                claimed += [_claimed(row) for row in cursor.fetchall()]
+            claimed = _claim_within(conn, self.claim_sql[suspects], shape, params, queues)
         claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
         return claimed
+
+    def suspect_due(self, queues: Sequence[str] | None) -> bool:
+        shape, params = _queue_shape(queues)
+        params["now"] = time.time()
+        return self._read(self.suspect_due_sql[shape], params).fetchone() is not None
 
     def heartbeat(self, worker_id: str, leases: Sequence[Lease]) -> HeartbeatResult:
         if not leases:
@@ -479,6 +478,26 @@ def _open_error(path: str, exc: sqlite3.DatabaseError) -> StoreError:
 
 def _lease_params(leases: Sequence[Lease], expires: float) -> list[dict[str, Any]]:
     return [{"id": str(lease.job_id), "token": lease.token, "expires": expires} for lease in leases]
+
+
+def _claim_within(
+    conn: sqlite3.Connection, sqls: dict[str, str], shape: str, params: dict[str, Any],
+    queues: Sequence[str] | None,
+) -> list[Claimed]:  # fmt: skip
+    """Claim up to params["limit"] jobs in the caller's write transaction: each limited
+    queue first (they are capped, and would starve behind busy free ones), then the rest."""
+    limit: int = params["limit"]
+    claimed: list[Claimed] = []
+    for name, concurrency in conn.execute(Q["limited_queues"]).fetchall():
+        if (queues and name not in queues) or len(claimed) >= limit:
+            continue
+        limited = {**params, "queue": name, "concurrency": concurrency,
+                   "limit": limit - len(claimed)}  # fmt: skip
+        claimed += [_claimed(row) for row in conn.execute(sqls["limited"], limited).fetchall()]
+    if len(claimed) < limit:
+        rest = {**params, "limit": limit - len(claimed)}
+        claimed += [_claimed(row) for row in conn.execute(sqls[shape], rest).fetchall()]
+    return claimed
 
 
 def _claimed(row: sqlite3.Row) -> Claimed:
