@@ -180,7 +180,8 @@ class Fleet:
     def logs(self, tail: int = 4000) -> str:
         parts = []
         for member in self.members:
-            member.stderr_file.flush()
+            if not member.stderr_file.closed:  # closed by `close`: flushed then
+                member.stderr_file.flush()
             text = member.stderr_path.read_text(errors="replace")[-tail:]
             state = "running" if member.alive else f"exit {member.proc.returncode}"
             parts.append(f"--- {member.incarnation} pid {member.proc.pid} ({state}):\n{text}")

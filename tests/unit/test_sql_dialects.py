@@ -34,6 +34,7 @@ POSTGRES_ONLY = {
     # wake-ups across processes
     "listen",
     "notify",
+    "ping",  # a listener's health check (notifies its own channel)
     # concurrent migrations take turns; the schema a store lives in
     "lock_migrations",
     "create_schema",

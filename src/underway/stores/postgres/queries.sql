@@ -15,6 +15,10 @@ LISTEN {channel};
 -- name: notify
 SELECT pg_notify(%(channel)s, '');
 
+-- name: ping
+-- A listener's health check: a notice to itself (listener.py, liveness.py).
+SELECT pg_notify(%(channel)s, %(payload)s);
+
 -- --- schema ----------------------------------------------------------------------------------
 
 -- name: lock_migrations

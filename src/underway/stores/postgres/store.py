@@ -103,7 +103,7 @@ class PostgresStore(
             self.pool.open(wait=True, timeout=settings.connect_timeout_seconds)
         except Exception as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from None
-        self._listener: psycopg.Connection[Any] | None = None
+        self._listener: PgListener | None = None  # wait_for_change's
         self._listener_lock = threading.Lock()
         self._closed = False
 
@@ -295,37 +295,28 @@ class PostgresStore(
     def listen(self, topic: Topic) -> Listener:
         channel = topic_channel(topic, self.schema)
         listen = render(QUERIES["listen"], channel=sql.Identifier(channel).as_string())
-        return PgListener(self.conninfo, channel, listen)
+        return PgListener(self.conninfo, channel, listen, self._ping)
 
     def wait_for_change(self, timeout: float) -> bool:
-        """Block until a NOTIFY about new work arrives (True) or `timeout` passes (False)."""
-        try:
-            listener = self._listen()
-            got = False
-            for _ in listener.notifies(timeout=timeout, stop_after=1):
-                got = True
-            if got:  # swallow the others that arrived together
-                for _ in listener.notifies(timeout=0):
-                    pass
-            return got
-        except psycopg.Error as exc:
-            if self._closed:
-                return False  # the store closed under a waiting thread: nothing to report
-            log.warning("listening for new jobs failed (%s); reconnecting", exc)
-            with self._listener_lock:
-                if self._listener is not None:
-                    self._listener.close()
-                self._listener = None
-            time.sleep(min(timeout, 1.0))
-            return True  # notifications may have been missed: look for work
-
-    def _listen(self) -> psycopg.Connection[Any]:
+        """Block until a NOTIFY about new work arrives (True) or `timeout` passes (False); True
+        as well when notices may have been missed (the listening connection was replaced)."""
         with self._listener_lock:
-            if self._listener is None or self._listener.closed:
-                conn = psycopg.connect(self.conninfo, autocommit=True)
-                conn.execute(self._listen_sql)
-                self._listener = conn
-            return self._listener
+            if self._closed:
+                return False
+            if self._listener is None:
+                self._listener = PgListener(self.conninfo, self.channel, self._listen_sql,
+                                            self._ping)  # fmt: skip
+            listener = self._listener
+        return listener.wait(timeout) != []
+
+    def _ping(self, channel: str, payload: str) -> None:
+        """A listener's health-check notice. On a pooled connection: one is at hand whenever
+        the store works at all, where a connection of its own per ping would cost every idle
+        listener a connect (a backend start, TLS, auth) every few seconds. The listener sends
+        it from a thread of its own, so a pooled connection hanging on the same dead network
+        cannot stall it."""
+        with self._tx() as conn:
+            conn.execute(self._q["ping"], {"channel": channel, "payload": payload})
 
 
 def _channel(schema: str) -> str:
