@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from ..context import job_logger
 from ..events import Events
 from ..model import Status
+from ..outages import quiet_store_errors
 from ..settings import Settings
 from ..stores import Store
 from ..stores.messages import Lease, Report, WorkerBeat
@@ -59,6 +60,7 @@ class Upkeep:
         self._reported = asyncio.Event()
         self._report_flagged = False  # the event is set or about to be: skip another wake
         self.stalls = StallGuard(settings.lease_seconds)
+        quiet_store_errors()  # these loops fail together, and again at each retry
 
     # --- the workers registry -----------------------------------------------------------------
 

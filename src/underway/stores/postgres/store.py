@@ -162,6 +162,7 @@ class PostgresStore(
                 "migrate APP`"
             ) from exc
         except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            _replace_if_read_only(self.pool, exc)
             raise StoreError(describe_error(exc)) from exc
 
     def _rows(self, text: str, params: dict[str, Any] | None = None) -> list[Any]:
@@ -348,7 +349,7 @@ class PostgresStore(
         except psycopg.Error as exc:
             if self._closed:
                 return False  # the store closed under a waiting thread: nothing to report
-            log.warning("listening for new jobs failed (%s); reconnecting", exc)
+            log.warning("listening for new jobs failed (%s); reconnecting", said_by(exc))
             with self._listener_lock:
                 if self._listener is not None:
                     self._listener.close()
@@ -363,6 +364,18 @@ class PostgresStore(
                 conn.execute(self._listen_sql)
                 self._listener = conn
             return self._listener
+
+
+def _replace_if_read_only(pool: ConnectionPool, exc: psycopg.Error) -> None:
+    """A read-only server is a lost connection. A session stays read-only for life (opened on
+    a standby, or under default_transaction_read_only = on), so back in the pool it would fail
+    the same way forever; and every pooled session was opened the same way. So all of them are
+    replaced (one in use as it comes back), and the new ones reach a writable primary as soon
+    as there is one again. (psycopg_pool < 3.3 has no drain: there they live on until the
+    server closes them.)"""
+    drain = getattr(pool, "drain", None)
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction) and drain is not None:
+        drain()
 
 
 def _claimed(cur: psycopg.Cursor[Any]) -> list[Claimed]:
@@ -394,15 +407,24 @@ _REFUSALS = {
 
 
 def describe_error(exc: psycopg.Error) -> str:
-    """A driver error as a sentence that says what happened and what to do."""
+    """A driver error as a sentence that says what happened and what to do, on one line."""
     code = exc.sqlstate or ""
+    said = said_by(exc)
     if code in _REFUSALS:
-        return f"{_REFUSALS[code]} ({exc})"
+        return f"{_REFUSALS[code]} ({said})"
     if code.startswith("54"):
-        return f"{_REFUSALS['54000']} ({exc})"
-    if any(n in str(exc) for n in ("could not translate host name", "failed to resolve host")):
-        return f"the PostgreSQL host name does not resolve (DNS): check the URL's host ({exc})"
-    return f"PostgreSQL is unreachable or went away: {exc}"
+        return f"{_REFUSALS['54000']} ({said})"
+    if any(n in said for n in ("could not translate host name", "failed to resolve host")):
+        return f"the PostgreSQL host name does not resolve (DNS): check the URL's host ({said})"
+    return f"PostgreSQL is unreachable or went away: {said}"
+
+
+def said_by(exc: psycopg.Error) -> str:
+    """What the server or libpq said, on one line: the server's primary message without the
+    CONTEXT lines (an error raised in a trigger quotes the trigger's statements, a hundred
+    lines of SQL in every log line), libpq's several lines joined."""
+    primary = exc.diag.message_primary if exc.sqlstate else None
+    return " ".join((primary or str(exc)).split())
 
 
 def _probe(conninfo: str, url: str, timeout: float) -> None:
