@@ -174,7 +174,9 @@ class Upkeep:
         except Exception as exc:
             self.log.error("writing progress of %d jobs failed: %s", len(dirty), exc)
             return now + max(interval, 0.1)  # try again, not in a tight loop
-        self._written_at = now
+        # From when the write returned: measured from its start, a slow write followed by a
+        # quick one would land two writes less than an interval apart.
+        self._written_at = now = self._loop.time()
         for attempt, version, report in dirty:
             attempt.written_version = max(attempt.written_version, version)
             attempt.written_at = now
