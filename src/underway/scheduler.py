@@ -16,6 +16,7 @@ from . import schedule_tenants
 from .errors import ConfigurationError, StoreError
 from .events import Events
 from .model import Job, RunStats, ScheduleInfo
+from .outages import quiet_store_errors
 from .registry import Registry
 from .schedule import Every, Overlap, Schedule, plan
 from .schedule_definitions import load
@@ -186,6 +187,7 @@ class Scheduler:
     async def run(self, stop: asyncio.Event, threads: StoreThreads | None = None) -> None:
         """Tick until `stop` is set, on `threads.schedules` (a worker's), or on threads of its
         own. Store errors are logged and retried; they never end it."""
+        quiet_store_errors()
         if threads is None:
             own = StoreThreads(self.store)
             try:

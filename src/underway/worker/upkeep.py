@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from ..context import job_logger
 from ..events import Events
 from ..model import Status
+from ..outages import quiet_store_errors
 from ..settings import Settings
 from ..stores import Store
 from ..stores.messages import Lease, Report, WorkerBeat
@@ -59,6 +60,8 @@ class Upkeep:
         self._reported = asyncio.Event()
         self._report_flagged = False  # the event is set or about to be: skip another wake
         self.stalls = StallGuard(settings.lease_seconds)
+        self._written_at = float("-inf")  # the last write of progress (loop time)
+        quiet_store_errors()  # these loops fail together, and again at each retry
 
     # --- the workers registry -----------------------------------------------------------------
 
@@ -140,9 +143,11 @@ class Upkeep:
                 self._loop.call_soon_threadsafe(self._reported.set)
 
     async def reports(self) -> None:
-        # A job's first report after a quiet spell goes out at once (watchers see it within
-        # milliseconds); the job's reports that follow within `progress_flush_seconds` are
-        # coalesced into one write at the end of that interval. Jobs due together share a write.
+        # A report after a quiet spell goes out at once (watchers see it within milliseconds);
+        # reports that follow within `progress_flush_seconds` of a write are coalesced into
+        # one write at the end of that interval, every job's together. So a worker writes
+        # progress at most once an interval, and each job at most once an interval, however
+        # many jobs report or start meanwhile.
         held_until: float | None = None
         while True:
             wait = None if held_until is None else max(held_until - self._loop.time(), 0.0)
@@ -152,28 +157,26 @@ class Upkeep:
             held_until = await self.flush_reports(self.settings.progress_flush_seconds)
 
     async def flush_reports(self, interval: float = 0.0) -> float | None:
-        """Once a running job's new reports are due (its last write is `interval` seconds
-        old), write them together with every other job's new reports, in one call: a busy
-        worker writes about once per interval, however many jobs report. Returns when the
-        first report held back is due, if none is due now."""
+        """Once the last write of progress is `interval` seconds old, write every running
+        job's new reports in one call. Returns when the write held back is due, if one is."""
         now = self._loop.time()
         dirty: list[tuple[Attempt, int, Report]] = []
-        held_until: float | None = None
         for attempt in list(self.running.values()):
             unwritten = attempt.unwritten_report()
-            if unwritten is None:
-                continue
-            dirty.append((attempt, *unwritten))
-            due = attempt.written_at + interval
-            if held_until is None or due < held_until:
-                held_until = due
-        if not dirty or (held_until is not None and held_until > now):
-            return held_until
+            if unwritten is not None:
+                dirty.append((attempt, *unwritten))
+        if not dirty:
+            return None
+        if self._written_at + interval > now:
+            return self._written_at + interval
         try:
             await self.threads.call(self.store.report, [report for _, _, report in dirty])
         except Exception as exc:
             self.log.error("writing progress of %d jobs failed: %s", len(dirty), exc)
             return now + max(interval, 0.1)  # try again, not in a tight loop
+        # From when the write returned: measured from its start, a slow write followed by a
+        # quick one would land two writes less than an interval apart.
+        self._written_at = now = self._loop.time()
         for attempt, version, report in dirty:
             attempt.written_version = max(attempt.written_version, version)
             attempt.written_at = now

@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from .errors import said_by
 from .liveness import PING_TIMEOUT_SECONDS, QUIET_SECONDS, Liveness, Send, is_ping
 
 log = logging.getLogger("underway.postgres")
@@ -66,7 +67,9 @@ class Listener:
         try:
             self._connect()
         except psycopg.Error as exc:
-            log.warning("listening on %s failed (%s); retrying at the first wait", channel, exc)
+            log.warning(
+                "listening on %s failed (%s); retrying at the first wait", channel, said_by(exc)
+            )
 
     def wait(self, timeout: float) -> list[str] | None:
         deadline = time.monotonic() + timeout
@@ -90,7 +93,7 @@ class Listener:
         except psycopg.Error as exc:
             if self._closed:
                 return []
-            log.warning("listening on %s failed (%s); reconnecting", self.channel, exc)
+            log.warning("listening on %s failed (%s); reconnecting", self.channel, said_by(exc))
             self._drop()
             time.sleep(min(timeout, 1.0))  # a server that is down: not a reconnect loop
             return None

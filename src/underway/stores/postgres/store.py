@@ -27,6 +27,7 @@ from ..schedules import ScheduleRows
 from ..sql import Row, Values, job_mapper
 from ..sqlfile import load_migrations, load_queries, render, unapplied
 from .claiming import Claims
+from .errors import describe_error
 from .finishing import Completer, Completions, finish_params
 from .inserts import COPY_THRESHOLD, Inserter, one, records
 from .listener import Listener as PgListener
@@ -157,6 +158,7 @@ class PostgresStore(
                 "migrate APP`"
             ) from exc
         except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            _replace_if_read_only(self.pool, exc)
             raise StoreError(describe_error(exc)) from exc
 
     def _rows(self, text: str, params: dict[str, Any] | None = None) -> list[Any]:
@@ -319,40 +321,24 @@ class PostgresStore(
             conn.execute(self._q["ping"], {"channel": channel, "payload": payload})
 
 
+def _replace_if_read_only(pool: ConnectionPool, exc: psycopg.Error) -> None:
+    """A read-only server is a lost connection. A session stays read-only for life (opened on
+    a standby, or under default_transaction_read_only = on), so back in the pool it would fail
+    the same way forever; and every pooled session was opened the same way. So all of them are
+    replaced (one in use as it comes back), and the new ones reach a writable primary as soon
+    as there is one again. (psycopg_pool < 3.3 has no drain: there they live on until the
+    server closes them.)"""
+    drain = getattr(pool, "drain", None)
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction) and drain is not None:
+        drain()
+
+
 def _channel(schema: str) -> str:
     """The NOTIFY channel of a schema; PostgreSQL caps identifiers at 63 bytes."""
     channel = f"underway:{schema}"
     if len(channel.encode()) <= 63:
         return channel
     return "underway:" + hashlib.sha256(schema.encode()).hexdigest()[:32]
-
-
-#: What the server's refusals mean and what to do, by SQLSTATE (class 08 and no SQLSTATE at
-#: all are a lost or refused connection: the default).
-_REFUSALS = {
-    "53300": "PostgreSQL has no connection slot left (max_connections reached): lower "
-             "pool_size across the processes, or raise the server's max_connections",
-    "53100": "the PostgreSQL server's disk is full: free space on the server",
-    "53200": "the PostgreSQL server ran out of memory",
-    "54000": "a value is too large for PostgreSQL (beyond a size its indexes can hold)",
-    "25006": "PostgreSQL is read-only here (a standby, or default_transaction_read_only is "
-             "on): point underway at the primary",
-    "3D000": "the PostgreSQL database does not exist: create it, or fix the URL",
-    "28P01": "PostgreSQL refused the password",
-    "28000": "PostgreSQL refused the login (pg_hba.conf or the role)",
-}  # fmt: skip
-
-
-def describe_error(exc: psycopg.Error) -> str:
-    """A driver error as a sentence that says what happened and what to do."""
-    code = exc.sqlstate or ""
-    if code in _REFUSALS:
-        return f"{_REFUSALS[code]} ({exc})"
-    if code.startswith("54"):
-        return f"{_REFUSALS['54000']} ({exc})"
-    if any(n in str(exc) for n in ("could not translate host name", "failed to resolve host")):
-        return f"the PostgreSQL host name does not resolve (DNS): check the URL's host ({exc})"
-    return f"PostgreSQL is unreachable or went away: {exc}"
 
 
 def _probe(conninfo: str, url: str, timeout: float) -> None:
