@@ -326,11 +326,9 @@ def _replace_if_read_only(pool: ConnectionPool, exc: psycopg.Error) -> None:
     a standby, or under default_transaction_read_only = on), so back in the pool it would fail
     the same way forever; and every pooled session was opened the same way. So all of them are
     replaced (one in use as it comes back), and the new ones reach a writable primary as soon
-    as there is one again. (psycopg_pool < 3.3 has no drain: there they live on until the
-    server closes them.)"""
-    drain = getattr(pool, "drain", None)
-    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction) and drain is not None:
-        drain()
+    as there is one again (ConnectionPool.drain: psycopg_pool 3.3, hence the pin)."""
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        pool.drain()
 
 
 def _channel(schema: str) -> str:
