@@ -10,7 +10,7 @@ the table printed at the end of the run.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from harness import Scenario, Sizes  # noqa: E402
+from harness import MakeScenario, Scenario, Sizes  # noqa: E402
 from report import VERDICTS, table  # noqa: E402
-
-MakeScenario = Callable[..., Scenario]
 
 
 @pytest.fixture

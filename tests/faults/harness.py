@@ -19,7 +19,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -259,3 +259,9 @@ def rescue_latencies(s: Scenario) -> dict[str, float]:
                 if seconds >= 0:
                     latencies[probe] = seconds
     return {p: latencies.get(p, float("inf")) for p in in_flight}
+
+
+#: what the `scenario` fixture gives a test: `scenario(name, **settings)` -> a Scenario. Test
+#: modules import it from here, never from conftest: with several test folders in one run,
+#: `conftest` is whichever folder's conftest was loaded last.
+MakeScenario = Callable[..., Scenario]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import time
 
-from conftest import MakeScenario
+from harness import MakeScenario
 
 
 def test_f01_sigkill_mid_job(scenario: MakeScenario) -> None:

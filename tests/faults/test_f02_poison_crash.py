@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import random
 
+from harness import MakeScenario
 from ledger import Event, Tally, read
-
-from conftest import MakeScenario
 
 POISONS = ("faults.poison", "faults.aborts", "faults.oom_killed")
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 import random
 import time
 
+from harness import MakeScenario
 from ledger import Event, Tally, read
-
-from conftest import MakeScenario
 
 
 def test_f03_sigterm_drains_then_hands_back(scenario: MakeScenario) -> None:

@@ -24,10 +24,9 @@ import time
 
 import psycopg
 import pytest
-from harness import rescue_latencies
+from harness import MakeScenario, rescue_latencies
 from psycopg import sql
 
-from conftest import MakeScenario
 from underway.stores.messages import WorkerBeat
 from underway.stores.postgres.store import _split_url
 

@@ -18,9 +18,8 @@ import threading
 import time
 
 import pytest
+from harness import MakeScenario
 from postgres_server import listening_sessions, restart
-
-from conftest import MakeScenario
 
 
 @pytest.fixture

@@ -24,10 +24,9 @@ from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
-from harness import Scenario
+from harness import MakeScenario, Scenario
 from ledger import Event, Tally, read
 
-from conftest import MakeScenario
 from pgproxy import Link, Proxy
 from underway.stores.postgres.store import _split_url
 

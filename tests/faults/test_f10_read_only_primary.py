@@ -31,10 +31,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from fleet import Fleet
+from harness import MakeScenario
 from ledger import Event, Tally, read
 from psycopg import sql
 
-from conftest import MakeScenario
 from underway.stores.postgres.store import _split_url
 
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from harness import MakeScenario
 from ledger import Event, Outcome, Tally, read
 from psycopg import sql
 
-from conftest import MakeScenario
 from underway.ids import uuid7
 from underway.stores.postgres.store import _split_url
 

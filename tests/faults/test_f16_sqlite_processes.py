@@ -17,8 +17,7 @@ import threading
 import time
 
 import pytest
-
-from conftest import MakeScenario
+from harness import MakeScenario
 
 
 @pytest.fixture

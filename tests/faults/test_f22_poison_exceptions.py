@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import MakeScenario
+from harness import MakeScenario
 
 
 def test_f22_poison_exceptions_reach_the_dead_letters(scenario: MakeScenario) -> None:

@@ -32,10 +32,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from harness import Scenario
+from harness import MakeScenario, Scenario
 from ledger import Event, Tally, read
 
-from conftest import MakeScenario
 from underway.ids import uuid7
 from underway.model import ChangeKind
 from underway.stores.messages import ChangeFilter
