@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..app import App
 from ..errors import (
+    ArgumentsTooLarge,
     ConfigurationError,
     DuplicateKey,
     InvalidArguments,
@@ -27,6 +28,8 @@ from ..errors import (
 )
 from . import control, dashboard, events, jobs, ops
 from .access import authorize
+from .limits import ENVELOPE_BYTES, BodyLimit
+from .origin import CrossSiteGuard
 from .schemas import Problem
 
 #: each of underway's own errors, as the status code it answers with (the first match wins)
@@ -35,6 +38,7 @@ STATUS_OF: tuple[tuple[type[UnderwayError], int], ...] = (
     (JobNotFound, status.HTTP_404_NOT_FOUND),
     (KeyNotFound, status.HTTP_404_NOT_FOUND),
     (ScheduleDeclaredInCode, status.HTTP_409_CONFLICT),
+    (ArgumentsTooLarge, status.HTTP_413_CONTENT_TOO_LARGE),
     (InvalidArguments, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (ConfigurationError, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (InvalidTransition, status.HTTP_409_CONFLICT),
@@ -49,7 +53,8 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
     schema at /openapi.json, and the dashboard at / (its pages built on the same calls).
     Every call needs `Authorization: Bearer <key>` (see `underway
     keys`) unless `insecure_no_auth`, which serves everyone as an admin: only for a server
-    that listens on loopback.
+    that listens on loopback. Changes (POST, PUT, PATCH, DELETE) a browser sends from another
+    site are refused (403), and so is a body over max_args_bytes + 64 KiB (413, unread).
 
     >>> their_app.mount("/underway", create_api(app))
     """
@@ -65,6 +70,7 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
         dependencies=[Depends(authorize)],
         responses={
             401: {"model": Problem, "description": "no key, or a bad or revoked one"},
+            413: {"model": Problem, "description": "a body over max_args_bytes + 64 KiB"},
             422: {"model": Problem, "description": "a malformed request (`detail` says why)"},
         },
     )
@@ -78,6 +84,8 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
         responses={401: {"model": Problem, "description": "no key, or a bad or revoked one"}},
     )
     dashboard.install(api)
+    api.add_middleware(BodyLimit, limit=app.settings.max_args_bytes + ENVELOPE_BYTES)
+    api.add_middleware(CrossSiteGuard)
     api.add_exception_handler(UnderwayError, _error_handler)  # type: ignore[arg-type]
     api.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
     api.openapi = _with_task_names(api, app)  # type: ignore[method-assign]
