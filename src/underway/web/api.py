@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -88,6 +90,7 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
     api.add_middleware(CrossSiteGuard)
     api.add_exception_handler(UnderwayError, _error_handler)  # type: ignore[arg-type]
     api.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
+    api.add_exception_handler(RequestValidationError, _validation_error_handler)  # type: ignore[arg-type]
     api.openapi = _with_task_names(api, app)  # type: ignore[method-assign]
     return api
 
@@ -114,6 +117,20 @@ async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> 
     if exc.status_code == status.HTTP_400_BAD_REQUEST:
         exc = StarletteHTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.detail)
     return await http_exception_handler(request, exc)
+
+
+async def _validation_error_handler(request: Request, exc: RequestValidationError) -> Response:
+    """FastAPI's 422 for a malformed request, except that a body that is not text (pickle
+    bytes, say) is quoted as text: FastAPI's own handler cannot encode it and answers 500."""
+    errors = [_printable(error) for error in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+def _printable(error: Any) -> Any:
+    value = error.get("input") if isinstance(error, dict) else None
+    if isinstance(value, bytes):
+        return {**error, "input": value[:200].decode("utf-8", "replace")}
+    return error
 
 
 def _error_handler(request: Request, exc: UnderwayError) -> Response:
