@@ -36,6 +36,7 @@ from web_support import Web
 import underway
 from underway import testing
 from underway.web.dashboard import JOB_PAGE, PAGES, actions, fleet, login, pages
+from underway.web.dashboard.csrf import token_for
 
 #: answers that refuse a caller without credentials
 REFUSED = (401, 403)
@@ -138,6 +139,20 @@ def cross_site_mutations(web: Web, job: str) -> list[str]:
         login_form = forger.post("/login", data={"key": web.admin})
         if login_form.status_code != 403:
             wrong.append(f"{headers} POST /login: {login_form.status_code}")
+        wrong += forged_forms(web, job, headers)
+    return wrong
+
+
+def forged_forms(web: Web, job: str, headers: dict[str, str]) -> list[str]:
+    """Every dashboard action from a logged-in admin's browser, with its valid CSRF token,
+    sent from another site."""
+    browser = client(web, headers=headers, cookies={"underway_session": web.admin})
+    wrong = []
+    for method, path in dashboard_routes():
+        if method == "POST" and path != "/login":
+            answer = browser.post(fill(path, job), data={"csrf": token_for(web.admin)})
+            if answer.status_code != 403:
+                wrong.append(f"{headers} dashboard {path}: {answer.status_code}")
     return wrong
 
 

@@ -30,13 +30,17 @@ def same_origin(request: HTTPConnection) -> bool:
 
 
 class CrossSiteGuard:
-    """ASGI middleware: 403 for a change (POST, PUT, PATCH, DELETE) another site asked for."""
+    """ASGI middleware: 403 for a change (POST, PUT, PATCH, DELETE) to the JSON API (under
+    /api/) that another site asked for. The dashboard's forms make the same check themselves
+    (dashboard/csrf.py), and answer a browser with a page that says why."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         changes = scope["type"] == "http" and scope["method"] not in SAFE_METHODS
+        path: str = scope.get("path", "")
+        changes = changes and path.removeprefix(scope.get("root_path", "")).startswith("/api/")
         if changes and not same_origin(HTTPConnection(scope)):
             refused = JSONResponse(
                 {"detail": "this request came from another site (its Origin or Sec-Fetch-Site "
