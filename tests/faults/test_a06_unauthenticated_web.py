@@ -2,7 +2,8 @@
 crawl every OpenAPI and dashboard route without credentials; cross-site mutations; an XSS
 corpus; `limit=10**9`.
 
-Pass: `underway serve --insecure-no-auth` off loopback refuses to start; an unauthenticated
+Pass: `underway serve` binds loopback only by default (its port in /proc/net/tcp*), and with
+`--insecure-no-auth` off loopback refuses to start; an unauthenticated
 crawl of every OpenAPI route (path parameters filled with real ids and names) and every
 dashboard route gets 100 % 401 or 403, except what docs/http.md documents as public (the
 schema and FastAPI's docs pages) and the login form and static files a browser needs to log
@@ -21,17 +22,20 @@ CI size = full size: ~30 jobs, every route."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from abuse import WEB, XSS, abuse_verdict, client, row_count, served
 from markupsafe import escape
-from web_support import Web
+from web_support import Web, free_port
 
 import underway
 from underway import testing
@@ -122,6 +126,37 @@ def insecure_off_loopback_refused() -> list[str]:
         if done.returncode == 0 or "only allowed on a loopback host" not in done.stderr:
             started.append(f"{host}: exit {done.returncode} {done.stderr[-200:]}")
     return started
+
+
+def default_bind(url: str) -> list[str]:
+    """`underway serve APP` without --host listens on loopback only: the addresses its port
+    is bound to, from /proc/net/tcp and tcp6, that are not loopback."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "underway", "serve", "webapp:app", "--port", str(port)],
+        cwd=WEB, env={**os.environ, "UNDERWAY_DATABASE_URL": url},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (bound := _listening(port)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        server.terminate()
+        server.wait(30)
+    loopback = {"0100007F", "00000000000000000000000001000000"}
+    return [a for a in bound if a not in loopback] if bound else ["it never listened"]
+
+
+def _listening(port: int) -> list[str]:
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.append(address)
+    return found
 
 
 def cross_site_mutations(web: Web, job: str) -> list[str]:
@@ -218,12 +253,14 @@ def test_a06_without_auth_nothing_but_the_login_is_served(
         clients = api_clients_still_work(web)
         limits = huge_limits(web, job)
         started = insecure_off_loopback_refused()
+        exposed = default_bind(web.app.settings.database_url)
         routes = len(openapi_routes(web) + dashboard_routes())
     (
         abuse_verdict("A06 dashboard and API without auth", store_kind, jobs, [
             f"unauthenticated crawl of {routes} routes (no key, a bad key, a bad cookie)",
             f"{len(CROSS_SITE)} kinds of cross-site request on every mutation, admin key",
             "limit=10**9 on every GET route", "--insecure-no-auth on 4 non-loopback hosts",
+            "underway serve with its defaults",
         ])
         .require("every route refuses a caller without a key (401/403)", not anonymous,
                  f"{anonymous[:5]}")
@@ -236,6 +273,7 @@ def test_a06_without_auth_nothing_but_the_login_is_served(
         .require("bearer clients without Origin still work", not clients, f"{clients}")
         .require("limit=10**9 is 422 or clamped, never 5xx", not limits, f"{limits[:5]}")
         .require("--insecure-no-auth off loopback refuses to start", not started, f"{started}")
+        .require("underway serve binds loopback only by default", not exposed, f"{exposed}")
         .check()
     )  # fmt: skip
 
