@@ -12,6 +12,7 @@ from .app import App
 from .context import Context
 from .dependencies import DependencyError
 from .errors import (
+    ArgumentsTooLarge,
     Cancel,
     ConfigurationError,
     DuplicateKey,
@@ -54,6 +55,7 @@ from .worker import Worker
 
 __all__ = [
     "App",
+    "ArgumentsTooLarge",
     "AttemptInfo",
     "Backoff",
     "BoundTask",

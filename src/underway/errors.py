@@ -24,6 +24,11 @@ class InvalidArguments(UnderwayError, ValueError):
     range). A ValueError too, so code written against plain Python errors still catches it."""
 
 
+class ArgumentsTooLarge(InvalidArguments):
+    """A job's arguments are more JSON than the setting max_args_bytes allows (the HTTP API
+    answers 413): store large data elsewhere and pass a reference."""
+
+
 class UnknownTask(UnderwayError):
     """A task name that is not registered in this app."""
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypedDict, TypeVar, Unpack
 
 from . import encoding
-from .errors import ConfigurationError, InvalidArguments
+from .errors import ArgumentsTooLarge, ConfigurationError, InvalidArguments
 from .ids import as_job_id, uuid7
 from .model import Job
 from .retry import Backoff
@@ -215,7 +215,7 @@ class Task(Generic[P, R]):
         args_json = encoding.dumps(arguments, f"argument of task {self.name}")
         limit = self.app.max_args_bytes
         if len(args_json) > limit // 4 and len(args_json.encode()) > limit:
-            raise InvalidArguments(
+            raise ArgumentsTooLarge(
                 f"arguments of task {self.name} are {len(args_json.encode()):,} bytes of JSON, "
                 f"over the limit of {limit:,} (setting max_args_bytes); store large data "
                 "elsewhere and pass a reference"

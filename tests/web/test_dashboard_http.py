@@ -42,10 +42,13 @@ def test_every_page_renders_for_an_admin_with_a_job_in_it(web: Web) -> None:
     assert "the disk is full" in client.get(JOB_PAGE.format(id=job.id)).text
 
 
-def test_a_page_without_a_session_sends_the_browser_to_log_in(web: Web) -> None:
+def test_a_page_without_a_session_answers_401_with_the_login_form(web: Web) -> None:
+    web.app.get_task("web.boom").enqueue(reason="a secret reason")
     answer = web.client(follow_redirects=False).get("/jobs?status=failed")
-    assert answer.status_code == 303
-    assert answer.headers["location"] == "/login?next=%2Fjobs%3Fstatus%3Dfailed"
+    assert answer.status_code == 401
+    assert 'action="/login"' in answer.text
+    assert 'name="next" value="/jobs?status=failed"' in answer.text
+    assert "a secret reason" not in answer.text and "web.boom" not in answer.text
 
 
 def test_logging_in_keeps_the_key_in_an_http_only_same_site_cookie_never_in_the_url(
@@ -73,7 +76,7 @@ def test_a_revoked_key_ends_its_sessions_at_once(web: Web) -> None:
     client = logged_in(web, secret)
     assert client.get("/jobs").status_code == 200
     web.app.revoke_key(key.id)
-    assert client.get("/jobs").status_code == 303  # back to the login form
+    assert client.get("/jobs").status_code == 401  # the login form again
 
 
 def test_every_response_forbids_inline_script(web: Web) -> None:
@@ -237,7 +240,9 @@ def test_mounted_under_a_path_every_link_cookie_and_action_stays_under_it(web: W
     try:
         job = web.app.get_task("web.add").enqueue(a=1)
         client = httpx.Client(base_url=served.url, timeout=30)
-        assert client.get("/underway/jobs").headers["location"].startswith("/underway/login")
+        unauthenticated = client.get("/underway/jobs")
+        assert unauthenticated.status_code == 401
+        assert 'action="/underway/login"' in unauthenticated.text
         answer = client.post("/underway/login", data={"key": web.admin, "next": "/underway/"})
         assert "Path=/underway" in answer.headers["set-cookie"]
         page = client.get("/underway/jobs").text

@@ -7,12 +7,15 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..app import App
 from ..errors import (
+    ArgumentsTooLarge,
     ConfigurationError,
     DuplicateKey,
     InvalidArguments,
@@ -27,6 +30,8 @@ from ..errors import (
 )
 from . import control, dashboard, events, jobs, ops
 from .access import authorize
+from .limits import ENVELOPE_BYTES, BodyLimit
+from .origin import CrossSiteGuard
 from .schemas import Problem
 
 #: each of underway's own errors, as the status code it answers with (the first match wins)
@@ -35,6 +40,7 @@ STATUS_OF: tuple[tuple[type[UnderwayError], int], ...] = (
     (JobNotFound, status.HTTP_404_NOT_FOUND),
     (KeyNotFound, status.HTTP_404_NOT_FOUND),
     (ScheduleDeclaredInCode, status.HTTP_409_CONFLICT),
+    (ArgumentsTooLarge, status.HTTP_413_CONTENT_TOO_LARGE),
     (InvalidArguments, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (ConfigurationError, status.HTTP_422_UNPROCESSABLE_CONTENT),
     (InvalidTransition, status.HTTP_409_CONFLICT),
@@ -49,7 +55,8 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
     schema at /openapi.json, and the dashboard at / (its pages built on the same calls).
     Every call needs `Authorization: Bearer <key>` (see `underway
     keys`) unless `insecure_no_auth`, which serves everyone as an admin: only for a server
-    that listens on loopback.
+    that listens on loopback. Changes (POST, PUT, PATCH, DELETE) a browser sends from another
+    site are refused (403), and so is a body over max_args_bytes + 64 KiB (413, unread).
 
     >>> their_app.mount("/underway", create_api(app))
     """
@@ -65,6 +72,7 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
         dependencies=[Depends(authorize)],
         responses={
             401: {"model": Problem, "description": "no key, or a bad or revoked one"},
+            413: {"model": Problem, "description": "a body over max_args_bytes + 64 KiB"},
             422: {"model": Problem, "description": "a malformed request (`detail` says why)"},
         },
     )
@@ -78,8 +86,11 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
         responses={401: {"model": Problem, "description": "no key, or a bad or revoked one"}},
     )
     dashboard.install(api)
+    api.add_middleware(BodyLimit, limit=app.settings.max_args_bytes + ENVELOPE_BYTES)
+    api.add_middleware(CrossSiteGuard)
     api.add_exception_handler(UnderwayError, _error_handler)  # type: ignore[arg-type]
     api.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
+    api.add_exception_handler(RequestValidationError, _validation_error_handler)  # type: ignore[arg-type]
     api.openapi = _with_task_names(api, app)  # type: ignore[method-assign]
     return api
 
@@ -106,6 +117,20 @@ async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> 
     if exc.status_code == status.HTTP_400_BAD_REQUEST:
         exc = StarletteHTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.detail)
     return await http_exception_handler(request, exc)
+
+
+async def _validation_error_handler(request: Request, exc: RequestValidationError) -> Response:
+    """FastAPI's 422 for a malformed request, except that a body that is not text (pickle
+    bytes, say) is quoted as text: FastAPI's own handler cannot encode it and answers 500."""
+    errors = [_printable(error) for error in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+def _printable(error: Any) -> Any:
+    value = error.get("input") if isinstance(error, dict) else None
+    if isinstance(value, bytes):
+        return {**error, "input": value[:200].decode("utf-8", "replace")}
+    return error
 
 
 def _error_handler(request: Request, exc: UnderwayError) -> Response:

@@ -15,6 +15,10 @@ import hmac
 
 from fastapi import HTTPException, Request, status
 
+from ..origin import same_origin
+
+__all__ = ["check", "same_origin", "token_for"]
+
 #: what the token is an HMAC of the session's secret for (one purpose, one key)
 PURPOSE = b"underway dashboard csrf v1"
 
@@ -22,17 +26,6 @@ PURPOSE = b"underway dashboard csrf v1"
 def token_for(secret: str) -> str:
     """The CSRF token of a session."""
     return hmac.new(secret.encode(), PURPOSE, hashlib.sha256).hexdigest()
-
-
-def same_origin(request: Request) -> bool:
-    """Whether the browser says this request comes from a page of this server. A request
-    without Origin and Sec-Fetch-Site (not a browser, or a very old one) passes: the token
-    and the cookie still have to match."""
-    origin = request.headers.get("origin")
-    if origin is not None:
-        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        return origin == own
-    return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
 
 
 def check(request: Request, secret: str | None, token: str | None) -> None:

@@ -3,7 +3,7 @@ holding it. The key travels in the POST body only, never in a URL."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -57,6 +57,6 @@ async def login(request: Request) -> Response:
 
 
 def to_login(request: Request, exc: LoginRequired) -> Response:
-    """Where a page without a session goes: the login form, then back to the page."""
-    target = f"{base_path(request)}/login?{urlencode({'next': exc.after})}"
-    return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
+    """What a page without a session answers: 401 with the login form in place of the page
+    (nothing of the page itself), which brings the browser back to it once logged in."""
+    return login_page(request, exc.after, code=status.HTTP_401_UNAUTHORIZED)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +64,32 @@ def pretty(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
+#: the most of a job's arguments, payload or result a page shows, in bytes of UTF-8: a job may
+#: carry up to max_args_bytes (1 MiB by default), which no page should have to hold
+SHOWN_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Clipped:
+    """A text cut to SHOWN_BYTES, and how many bytes of it were left out."""
+
+    text: str
+    more: int
+
+
+def clip(text: str, limit: int = SHOWN_BYTES) -> Clipped:
+    """`text` cut to at most `limit` bytes of UTF-8 (on a character boundary).
+
+    >>> clip("abcdef", 4)
+    Clipped(text='abcd', more=2)
+    """
+    data = text.encode()
+    if len(data) <= limit:
+        return Clipped(text, 0)
+    kept = data[:limit].decode("utf-8", "ignore")
+    return Clipped(kept, len(data) - len(kept.encode()))
+
+
 def iso(value: datetime | None) -> str:
     return "" if value is None else value.isoformat()
 
@@ -80,7 +107,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(ago=ago, duration=duration, pretty=pretty, iso=iso, when=when)
+    env.filters.update(ago=ago, duration=duration, pretty=pretty, clip=clip, iso=iso, when=when)
     return env
 
 
