@@ -240,7 +240,7 @@ def lost_lease(store: Store, wait_for: WaitFor) -> tuple[Job, str]:
     # No heartbeat comes (the worker "died"): the 0.2 s lease runs out and a rescue takes it.
     rescued = wait_for(lambda: store.rescue(max_rescues=5), what="the lease to run out")
     assert [j.id for j in rescued] == [first.job.id]
-    again = store.claim("w2", None, 1)[0]
+    again = store.claim("w2", None, 1, suspects=True)[0]  # a rescued job is a suspect
     assert again.token != first.token
     return first.job, first.token
 
