@@ -50,7 +50,9 @@ def test_each_job_gets_a_fresh_instance_built_from_its_own_dependencies(
 ) -> None:
     app = fast_app()
     log: list[str] = []
-    instances: list[int] = []
+    # The instances themselves, not their ids: a finished job's instance may be freed, and a
+    # later one may then get its address, so ids alone can repeat (a full run failed on it).
+    instances: list[object] = []
 
     class Copy(underway.TaskClass):
         name = "files.copy"
@@ -58,7 +60,7 @@ def test_each_job_gets_a_fresh_instance_built_from_its_own_dependencies(
 
         def __init__(self, storage: Storage) -> None:
             self.storage = storage
-            instances.append(id(self))
+            instances.append(self)
 
         def execute(self, ctx: Context, src: str, dst: str) -> str:
             assert not self.storage.closed  # open for the whole job
@@ -74,7 +76,7 @@ def test_each_job_gets_a_fresh_instance_built_from_its_own_dependencies(
     assert drain(app) == 3
     assert [finished(app, j).result for j in jobs] == [f"a{i}->b{i}" for i in range(3)]
     assert finished(app, jobs[0]).status_message == "copied a0"
-    assert len(set(instances)) == 3  # one instance per job
+    assert len({id(i) for i in instances}) == 3  # one instance per job (all still alive)
     assert log == ["open", "close"] * 3  # each job's scope opened and closed around it
 
 
