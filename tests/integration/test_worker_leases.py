@@ -1,7 +1,8 @@
-"""Leases through real workers: a worker whose event loop is blocked (an async task calling
-blocking code) stops heartbeating, another worker takes the job back and runs it again, and the
-first worker's late outcome is refused. The store-level rules (tokens, rescue) are covered by
-tests/contract/test_store_leases.py."""
+"""Leases through real workers: a worker whose heartbeats no longer reach the store (cut off
+from it, as in a network partition) loses its lease, another worker takes the job back and runs
+it again, and the first worker's late outcome is refused. (A worker whose event loop is merely
+blocked keeps its leases: the lease keeper renews them; fault scenario F05.) The store-level
+rules (tokens, rescue) are covered by tests/contract/test_store_leases.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 import underway
 from underway import App, Status
+from underway.stores.messages import HeartbeatResult
 from underway.testing import RunningWorker
 
 MakeApp = Callable[..., App]
@@ -49,6 +51,10 @@ def test_a_worker_that_lost_its_lease_cannot_overwrite_the_newer_attempt(
 
     stalled_app = fast_app(**SHORT_LEASE)
     healthy_app = fast_app(**SHORT_LEASE)
+    # Its renewals are lost on the way: the lease runs out while the attempt goes on.
+    stalled_app.store.heartbeat = lambda worker_id, leases: HeartbeatResult(  # type: ignore[method-assign]
+        frozenset(), frozenset()
+    )
     job = register(stalled_app, "stalled").enqueue()
     register(healthy_app, "healthy")
 

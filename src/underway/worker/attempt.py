@@ -39,6 +39,7 @@ class Attempt:
     handle: asyncio.Task[None] | None = None
     stop_reason: StopReason | None = None
     entered: bool = False  # Runner.run has started
+    on_loop: bool = False  # an async task: its body runs on the worker's event loop
     winding_down: bool = False  # a cancelled sync task's grace: only a shutdown interrupts it
     written_version: int = 0  # the reports version the store has
     written_at: float = float("-inf")  # when its reports were last written (loop time)
@@ -156,6 +157,7 @@ class Runner:
             ) from None
         if task.wants_context:
             args = (attempt.ctx, *args)
+        attempt.on_loop = task.is_async
         if not task.is_async:
             loop = asyncio.get_running_loop()
             call = functools.partial(_call_in_thread, attempt.ctx, task, args, kwargs, loop)
@@ -222,7 +224,13 @@ def _call_in_thread(
 
 
 async def _with_timeout(coro: Any, timeout: float | None) -> Any:
-    return await (asyncio.wait_for(coro, timeout) if timeout else coro)
+    if not timeout:
+        return await coro
+    # A task of our own, named as the attempt's: on Python 3.11 `wait_for` would run the
+    # coroutine in an anonymous one, and the lease keeper could not tell whose job blocks.
+    current = asyncio.current_task()
+    name = current.get_name() if current is not None else "underway-task"
+    return await asyncio.wait_for(asyncio.create_task(coro, name=name), timeout)
 
 
 def _consume(future: asyncio.Future[Any]) -> None:

@@ -39,6 +39,7 @@ from . import signals
 from .attempt import Attempt, Runner
 from .completion import completed_by_task
 from .idle import Idle
+from .keeper import job_task_name
 from .outcomes import StopReason, finished_snapshot, stopped
 from .suspects import Suspects
 from .upkeep import Upkeep
@@ -234,7 +235,9 @@ class Worker:
         self.running[claimed.job.id] = attempt
         self.slots_used += 1
         self.events.publish(claimed.job)
-        attempt.handle = asyncio.create_task(self._execute(attempt, runner, writer, threads))
+        attempt.handle = asyncio.create_task(
+            self._execute(attempt, runner, writer, threads), name=job_task_name(claimed.job.id)
+        )
         attempt.handle.add_done_callback(functools.partial(self._never_started, attempt, writer))
 
     async def _execute(

@@ -22,6 +22,7 @@ from ..threads import StoreThreads
 from ..waits import wait_event
 from .attempt import Attempt
 from .idle import WAIT_SLICE
+from .keeper import LeaseKeeper
 from .outcomes import StopReason, with_report
 from .stalls import StallGuard
 from .writer import OutcomeWriter
@@ -60,6 +61,7 @@ class Upkeep:
         self._reported = asyncio.Event()
         self._report_flagged = False  # the event is set or about to be: skip another wake
         self.stalls = StallGuard(settings.lease_seconds)
+        self.keeper = LeaseKeeper(beat, store, settings.heartbeat_seconds, self.leases, running)
         self._written_at = float("-inf")  # the last write of progress (loop time)
         quiet_store_errors()  # these loops fail together, and again at each retry
 
@@ -84,16 +86,27 @@ class Upkeep:
     # --- leases -------------------------------------------------------------------------------
 
     async def heartbeats(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_seconds)
-            await self.heartbeat()
-            await self.beat()
-            await self.rescue()
+        """Renew the leases, list the worker, rescue others' expired leases: each heartbeat,
+        with the lease keeper standing in for the first two while the loop is blocked."""
+        self.keeper.start()
+        try:
+            while True:
+                await asyncio.sleep(self.settings.heartbeat_seconds)
+                await self.heartbeat()
+                await self.beat()
+                await self.rescue()
+        finally:
+            self.keeper.stop()
+
+    def leases(self) -> list[Lease]:
+        """The leases this worker holds: its running attempts' and its unwritten outcomes'."""
+        held = [Lease(a.job.id, a.claimed.token) for a in list(self.running.values())]
+        return held + self.writer.leases()
 
     async def heartbeat(self) -> None:
-        leases = [Lease(a.job.id, a.claimed.token) for a in self.running.values()]
-        leases += self.writer.leases()
+        leases = self.leases()
         if not leases:
+            self.keeper.renewed()
             return
         try:
             result = await self.stalls.timed(
@@ -102,6 +115,7 @@ class Upkeep:
         except Exception as exc:
             self.log.error("heartbeat for %d leases failed: %s", len(leases), exc)
             return
+        self.keeper.renewed()
         # The answer is about the leases we sent; a job may have been claimed again since
         # (a retry due at once), and the newer attempt must not be stopped for the old one.
         sent = {lease.job_id: lease.token for lease in leases}

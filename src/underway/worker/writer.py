@@ -59,7 +59,7 @@ class OutcomeWriter:
 
     def leases(self) -> list[Lease]:
         """The leases of outcomes not yet confirmed, for the heartbeat to keep alive."""
-        held = (*self._buffer.values(), *self._writing.values())
+        held = (*list(self._buffer.values()), *list(self._writing.values()))
         return [Lease(outcome.job_id, outcome.token) for outcome, _ in held]
 
     async def run(self) -> None:
