@@ -70,7 +70,7 @@ def test_f06_partitioned_zombie_is_fenced(
     healthy = s.fleet.start_many(2, concurrency=2)
     assert all(s.fleet.wait_ready(w) for w in healthy), s.fleet.logs()
 
-    time.sleep(beat)  # the zombie's last heartbeat has just renewed its leases
+    time.sleep(beat)  # the healthy workers are sweeping
     proxy.partition()
     cut_at = time.time()
     time.sleep(cut)
