@@ -1,7 +1,9 @@
 """A TCP proxy in front of PostgreSQL that can black-hole connections: stop passing bytes
 either way without closing anything, as a dead NAT entry or a pulled cable does (no FIN, no
 RST). It tags each connection by what its client sent, so a test can black-hole only the
-LISTEN sessions, say. Used by tests/postgres and tests/faults (F09)."""
+LISTEN sessions, say. Or it can partition every connection, open and new, and heal later: bytes
+wait instead of vanishing, as behind an iptables DROP, where TCP resends them once the route is
+back. Used by tests/postgres and tests/faults (F09, F06)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import contextlib
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
@@ -46,6 +49,7 @@ class Proxy:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = self._server.getsockname()[1]
         self._closed = False
+        self._partitioned = threading.Event()  # every byte waits, either way, until healed
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -82,6 +86,8 @@ class Proxy:
                 break
             if upward and len(link.sent) < 65536:
                 link.sent += data
+            while self._partitioned.is_set() and not self._closed:
+                time.sleep(0.005)  # held back, not lost: delivered once healed
             if link.held:
                 continue  # swallowed: the peer waits forever, as behind a dead route
             try:
@@ -105,6 +111,14 @@ class Proxy:
         where TCP would resend it)."""
         for link in self.links:
             link.held = False
+
+    def partition(self) -> None:
+        """Hold back every byte of every connection, open or made from now on, until `heal`."""
+        self._partitioned.set()
+
+    def heal(self) -> None:
+        """Deliver what was held back and pass bytes again."""
+        self._partitioned.clear()
 
     def url(self, url: str) -> str:
         """`url` with its host and port replaced by the proxy's."""

@@ -7,7 +7,8 @@ Classification (rabbitmq's jepsen total-queue):
 - recovered: an `unknown` enqueue whose job ran.
 A duplicate is allowed only where the scenario allows it: by default only for a probe that an
 incarnation started and was then killed (SIGKILL) before the store recorded that attempt's
-outcome (the set K).
+outcome (the set K). `partitioned` names incarnations cut off from the store (F06's zombie):
+their running probes may have run twice too, as a killed incarnation's.
 
 Invariants:
 - I1 no job still `running` whose lease expired more than a sweep (a heartbeat) ago;
@@ -91,7 +92,9 @@ class Verdict:
         return self
 
 
-def judge(s: Scenario, allow_duplicates: str = "killed") -> Verdict:
+def judge(
+    s: Scenario, allow_duplicates: str = "killed", partitioned: frozenset[str] = frozenset()
+) -> Verdict:
     rows = s.raw.jobs()
     tally = Tally(read(s.ledger))
     effects = tally.effects()
@@ -105,7 +108,7 @@ def judge(s: Scenario, allow_duplicates: str = "killed") -> Verdict:
     unexpected = {p for p in effects if p in refused or p not in rows}
     recovered = {p for p in unknown if p in tally.started()}
     if allow_duplicates == "killed":
-        allowed = _killed_in_flight(tally, s.fleet.killed_incarnations(), rows)
+        allowed = _killed_in_flight(tally, s.fleet.killed_incarnations() | partitioned, rows)
     elif allow_duplicates == "none":
         allowed = set()
     else:
