@@ -15,27 +15,16 @@ import time
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import said_by
 from .liveness import PING_TIMEOUT_SECONDS, QUIET_SECONDS, Liveness, Send, is_ping
+from .network import KEEPALIVES, with_defaults
 
 log = logging.getLogger("underway.postgres")
 
 
 #: the channel word of each topic, as the migration-0003 triggers spell it
 CHANNELS = {"changes": "feed", "cancels": "cancel"}
-
-#: libpq settings of a listening connection unless the URL sets them: keepalives let the
-#: kernel, too, notice a dead path of a connection that only ever reads (after ~25 s; the
-#: ping of liveness.py is faster), and a connect to an unreachable host gives up.
-LISTEN_PARAMS = {
-    "keepalives": "1",
-    "keepalives_idle": "10",
-    "keepalives_interval": "5",
-    "keepalives_count": "3",
-    "connect_timeout": "10",
-}
 
 
 def topic_channel(topic: str, schema: str) -> str:
@@ -44,18 +33,13 @@ def topic_channel(topic: str, schema: str) -> str:
     return f"underway-{CHANNELS[topic]}:{hashlib.md5(schema.encode()).hexdigest()[:16]}"
 
 
-def listen_conninfo(conninfo: str) -> str:
-    """`conninfo` with LISTEN_PARAMS for what it does not set itself."""
-    return make_conninfo("", **{**LISTEN_PARAMS, **conninfo_to_dict(conninfo)})
-
-
 class Listener:
     """Notices of one channel. `wait` returns their payloads (never a health-check ping), []
     when none came in time, or None when some may have been missed (the connection was lost
     or replaced): then look anyway. `send` notifies the channel from another connection."""
 
     def __init__(self, conninfo: str, channel: str, listen_sql: str, send: Send) -> None:
-        self.conninfo = listen_conninfo(conninfo)
+        self.conninfo = with_defaults(conninfo, KEEPALIVES)
         self.channel = channel
         self._listen_sql = listen_sql
         self._conn: psycopg.Connection[Any] | None = None

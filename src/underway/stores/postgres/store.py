@@ -32,6 +32,7 @@ from .finishing import Completer, Completions, finish_params
 from .inserts import COPY_THRESHOLD, Inserter, one, records
 from .listener import Listener as PgListener
 from .listener import topic_channel
+from .network import POOLED, with_defaults
 
 log = logging.getLogger("underway.postgres")
 PACKAGE = __name__.rsplit(".", 1)[0]
@@ -93,7 +94,7 @@ class PostgresStore(
         _probe(self.conninfo, url, settings.connect_timeout_seconds)
         try:
             self.pool = ConnectionPool(
-                self.conninfo,
+                with_defaults(self.conninfo, POOLED),
                 min_size=1,
                 max_size=settings.pool_size,
                 open=False,
