@@ -22,9 +22,7 @@ from datetime import datetime
 
 import pytest
 from fleet import Member
-from harness import rescue_latencies
-
-from conftest import MakeScenario
+from harness import MakeScenario, rescue_latencies
 
 
 @pytest.fixture

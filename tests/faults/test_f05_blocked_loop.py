@@ -35,9 +35,7 @@ import re
 import threading
 from collections import defaultdict
 
-from harness import Scenario, Sizes
-
-from conftest import MakeScenario
+from harness import MakeScenario, Scenario, Sizes
 
 
 class LeaseWatch:

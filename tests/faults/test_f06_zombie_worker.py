@@ -25,10 +25,9 @@ from collections.abc import Iterator
 
 import pytest
 from faultapp import STEP
-from harness import Scenario, Sizes
+from harness import MakeScenario, Scenario, Sizes
 from ledger import Event, Tally, read
 
-from conftest import MakeScenario
 from pgproxy import Proxy
 from underway.model import Change
 from underway.stores.messages import ChangeFilter

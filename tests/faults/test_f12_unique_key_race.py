@@ -23,10 +23,8 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from harness import Scenario
+from harness import MakeScenario, Scenario
 from ledger import Outcome
-
-from conftest import MakeScenario
 
 HERE = Path(__file__).resolve().parent
 KEYS = ["f12:a", "f12:b", "f12:c"]
