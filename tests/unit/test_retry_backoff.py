@@ -143,3 +143,19 @@ def test_jitter_spreads_waits_out() -> None:
     assert len(waits) > 40
     assert all(20.0 <= w <= 40.0 for w in waits)
     assert all(20.0 <= backoff.delay(3) <= 40.0 for _ in range(50))  # the module's own rng
+
+
+@given(
+    base=st.floats(min_value=1e-3, max_value=1e3),
+    cap=st.floats(min_value=1e-3, max_value=1e6),
+    attempt=st.integers(min_value=1, max_value=200),
+    seed=st.integers(),
+)
+def test_a_doubling_wait_stays_in_its_jitter_band_under_the_cap(
+    base: float, cap: float, attempt: int, seed: int
+) -> None:
+    # The catalogue's property (F21): the wait after attempt n lies in the jitter band
+    # [d/2, d] around d = base * 2 ** (n - 1), and never above the cap.
+    nominal = min(base * 2.0 ** (attempt - 1), cap)
+    wait = Backoff(base=base, factor=2.0, max=cap).delay(attempt, random.Random(seed))
+    assert nominal / 2 <= wait <= nominal <= cap
