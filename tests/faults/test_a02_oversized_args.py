@@ -30,6 +30,8 @@ from webapp import declare
 
 import underway
 from underway import encoding
+from underway.stores.postgres.liveness import PING_PREFIX, is_ping
+from underway.stores.sqlfile import load_queries
 
 LIMIT = 1024 * 1024  # the default max_args_bytes
 MIB = 1024 * 1024
@@ -167,8 +169,12 @@ class Notices:
 
 
 def _is_id(payload: str) -> bool:
+    """'' or a job id, or a listener's health-check ping (`underway-ping:` and the listener's
+    own random id): no job data either way."""
     if payload == "":
         return True
+    if is_ping(payload):
+        payload = payload.removeprefix(PING_PREFIX)
     try:
         uuid.UUID(payload)
     except ValueError:
@@ -177,11 +183,14 @@ def _is_id(payload: str) -> bool:
 
 
 def notify_payloads_in_sql() -> list[str]:
-    """Every pg_notify in the PostgreSQL store's SQL whose payload is not '' or an id."""
+    """Every pg_notify in the PostgreSQL store's SQL whose payload is not '' or an id (or the
+    listeners' ping statement, whose payload liveness.py makes: a prefix and a random id)."""
     postgres = SRC / "stores" / "postgres"
+    ping = load_queries("underway.stores.postgres")["ping"]
     found = []
     for path in [*postgres.glob("migrations/*.sql"), *postgres.glob("*.sql")]:
-        for call in re.findall(r"pg_notify\(([^;]*?)\)\s*(?:;|FROM|$)", path.read_text(), re.M):
+        text = path.read_text().replace(ping, "")
+        for call in re.findall(r"pg_notify\(([^;]*?)\)\s*(?:;|FROM|$)", text, re.M):
             payload = call.rsplit(",", 1)[1].strip() if "," in call else ""
             if payload not in ("''", "n.id::text"):
                 found.append(f"{path.name}: pg_notify({call})")
