@@ -16,12 +16,15 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
 from underway import App, Settings, testing
 from underway.stores import Store, open_store
+
+if TYPE_CHECKING:
+    from pgproxy import Proxy
 
 POSTGRES_URL = os.environ.get("UNDERWAY_TEST_POSTGRES_URL", "")
 if not POSTGRES_URL and os.environ.get("CI") == "true":
@@ -182,3 +185,14 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the tests that restart PostgreSQL last, so no other test sees the restart."""
     items.sort(key=lambda item: item.get_closest_marker("restarts_postgres") is not None)
+
+
+@pytest.fixture
+def proxy() -> Iterator[Proxy]:
+    """A TCP proxy in front of PostgreSQL in this process (tests/pgproxy.py), closed after the
+    test: it can hold a connection's bytes, or partition all of them, and let them go."""
+    from pgproxy import Proxy
+
+    proxy = Proxy()
+    yield proxy
+    proxy.close()

@@ -38,13 +38,6 @@ def store_kind() -> str:
     return "postgresql"
 
 
-@pytest.fixture
-def proxy() -> Iterator[Proxy]:
-    proxy = Proxy()
-    yield proxy
-    proxy.close()
-
-
 def worker_id(stderr: str) -> str:
     found = re.search(r"worker ([0-9a-f]{32}) started", stderr)
     assert found, stderr

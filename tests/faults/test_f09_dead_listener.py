@@ -20,7 +20,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -39,13 +39,6 @@ DETECT_WITHIN = 15.0
 @pytest.fixture
 def store_kind() -> str:
     return "postgresql"
-
-
-@pytest.fixture
-def proxy() -> Iterator[Proxy]:
-    proxy = Proxy()
-    yield proxy
-    proxy.close()
 
 
 def pickups(s: Scenario, count: int) -> list[float]:

@@ -25,13 +25,6 @@ DETECT_WITHIN = 15.0
 
 
 @pytest.fixture
-def proxy() -> Iterator[Proxy]:
-    proxy = Proxy()
-    yield proxy
-    proxy.close()
-
-
-@pytest.fixture
 def proxied(
     database_url: str, proxy: Proxy, make_store: Callable[..., Store]
 ) -> Iterator[PostgresStore]:
