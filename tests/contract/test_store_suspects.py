@@ -8,20 +8,37 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from underway.stores import Store
 from underway.stores.messages import Claimed
 
 ClaimOne = Callable[..., Claimed]
 RescueUntil = Callable[..., dict[uuid.UUID, Any]]
+Suspect = Callable[[str], Any]
+
+
+@pytest.fixture
+def suspect(
+    short_store: Store, put: Callable[..., Any], claim_one: ClaimOne, rescue_until: RescueUntil
+) -> Suspect:
+    """`suspect(queue)`: a job of `queue` on the short-lease store whose worker "crashed": its
+    lease ran out and a rescue put it back."""
+
+    def make(queue: str) -> Any:
+        job = put(short_store, queue=queue)
+        claim_one(short_store)
+        rescue_until(short_store, job.id)
+        return job
+
+    return make
 
 
 def test_a_rescued_job_is_claimed_only_as_a_suspect_and_alone(
-    short_store: Store, put: Callable[..., Any], claim_one: ClaimOne, rescue_until: RescueUntil
+    short_store: Store, put: Callable[..., Any], suspect: Suspect
 ) -> None:
     store = short_store
-    crashed = put(store, queue="q")
-    claim_one(store)
-    rescue_until(store, crashed.id)
+    crashed = suspect("q")
     innocent = [put(store, queue="q") for _ in range(3)]
     assert store.suspect_due(None) and store.suspect_due(["q"])
     assert not store.suspect_due(["other"])
@@ -30,8 +47,8 @@ def test_a_rescued_job_is_claimed_only_as_a_suspect_and_alone(
     assert sorted(c.job.id for c in ordinary) == sorted(j.id for j in innocent)
     assert store.claim("worker-1", None, 10) == []  # the suspect is left for a suspect claim
 
-    [suspect] = store.claim("worker-2", ["q"], 10, suspects=True)
-    assert (suspect.job.id, suspect.job.attempt, suspect.job.rescues) == (crashed.id, 2, 1)
+    [claimed] = store.claim("worker-2", ["q"], 10, suspects=True)
+    assert (claimed.job.id, claimed.job.attempt, claimed.job.rescues) == (crashed.id, 2, 1)
     assert not store.suspect_due(None)
 
 
@@ -42,13 +59,9 @@ def test_a_suspect_claim_takes_no_ordinary_job(store: Store, put: Callable[..., 
     assert len(store.claim("worker-1", None, 10)) == 1
 
 
-def test_a_suspect_of_a_paused_queue_is_not_due(
-    short_store: Store, put: Callable[..., Any], claim_one: ClaimOne, rescue_until: RescueUntil
-) -> None:
+def test_a_suspect_of_a_paused_queue_is_not_due(short_store: Store, suspect: Suspect) -> None:
     store = short_store
-    job = put(store, queue="held")
-    claim_one(store)
-    rescue_until(store, job.id)
+    suspect("held")
     store.set_queue_paused("held", True)
     assert not store.suspect_due(None)
     assert store.claim("worker-1", None, 1, suspects=True) == []
@@ -57,13 +70,11 @@ def test_a_suspect_of_a_paused_queue_is_not_due(
 
 
 def test_a_suspect_in_a_limited_queue_keeps_to_its_limit(
-    short_store: Store, put: Callable[..., Any], claim_one: ClaimOne, rescue_until: RescueUntil
+    short_store: Store, put: Callable[..., Any], suspect: Suspect
 ) -> None:
     store = short_store
     store.set_queue_concurrency("one", 1)
-    job = put(store, queue="one")
-    claim_one(store)
-    rescue_until(store, job.id)
+    suspect("one")
     other = put(store, queue="one")
     [running] = store.claim("worker-1", None, 5)
     assert running.job.id == other.id
