@@ -42,7 +42,6 @@ class Attempt:
     on_loop: bool = False  # an async task: its body runs on the worker's event loop
     winding_down: bool = False  # a cancelled sync task's grace: only a shutdown interrupts it
     written_version: int = 0  # the reports version the store has
-    written_at: float = float("-inf")  # when its reports were last written (loop time)
 
     @classmethod
     def of(

@@ -190,10 +190,9 @@ class Upkeep:
             return now + max(interval, 0.1)  # try again, not in a tight loop
         # From when the write returned: measured from its start, a slow write followed by a
         # quick one would land two writes less than an interval apart.
-        self._written_at = now = self._loop.time()
+        self._written_at = self._loop.time()
         for attempt, version, report in dirty:
             attempt.written_version = max(attempt.written_version, version)
-            attempt.written_at = now
             # An attempt that ended while its report was written publishes its final state
             # with its outcome; a running snapshot now would arrive after that one.
             if self.running.get(attempt.job.id) is attempt and self.events.watched:
