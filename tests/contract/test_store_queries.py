@@ -69,8 +69,8 @@ def test_list_filters_by_status_task_queue_and_tenant(
     a1 = put(store, task="a", queue="q1", tenant="acme")
     a2 = put(store, task="a", queue="q2", tenant="globex")
     b1 = put(store, task="b", queue="q1")
+    complete(store, claim_one(store, queues=["q2"]))  # a2, q2's only job
     b2 = put(store, task="b", queue="q2", tenant="acme")
-    complete(store, claim_one(store, queues=["q2"]))  # a2 (oldest in q2)
 
     def ids(**where: Any) -> set[uuid.UUID]:
         return {j.id for p in all_pages(store, JobFilter(**where), 2) for j in p}

@@ -25,6 +25,13 @@ SQLITE_ONLY = {
     "data_version",
     # a limited queue claimed in one statement, under the database's single write lock
     "claim_limited",
+    # fair claiming's probes and pick, one statement each (PostgreSQL's claim_fair is one)
+    "claim_picked",
+    "fair_next_tenant",
+    "fair_queue_after",
+    "fair_queue_from",
+    "fair_candidates",
+    "skipped_queues",
     # heartbeat answers read back per lease; PostgreSQL's heartbeat returns them itself
     "lease_states",
 }
@@ -43,7 +50,8 @@ POSTGRES_ONLY = {
     # limited queues: the main claim skips them, their claimers take turns on a row lock
     "filter_unlimited",
     "lock_limited_queue",
-    "count_running",
+    # fair claiming in one statement (SQLite's probes are several: claim_picked and others)
+    "claim_fair",
     # counters are kept per connection (no one waits on another's row); SQLite has one writer
     # and one row per task and queue, so nothing to fold
     "fold_counters",

@@ -1,6 +1,7 @@
 """Claiming on PostgreSQL: each queue with a concurrency limit under its row lock, then all
-the others in one statement (FOR UPDATE SKIP LOCKED). Suspects, the jobs a crash was rescued
-from, are claimed only when a worker asks for them, and then alone (worker/suspects.py)."""
+the others in one statement (FOR UPDATE SKIP LOCKED), tenants taking turns (fair.py).
+Suspects, the jobs a crash was rescued from, are claimed only when a worker asks for them, and
+then alone (worker/suspects.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import psycopg
 
+from ..fair import FIRST, GROUPS_PER_CLAIM, Turns
 from ..messages import Claimed
 from .inserts import one, records
 
@@ -28,15 +30,23 @@ class Claims:
     ) -> None:  # fmt: skip
         self._q, self._tx, self._shape, self._job = q, tx, shape, to_job
         filters = {"all": "", "one": q["filter_queue"], "many": q["filter_queues"]}
+        # Suspects are claimed one at a time, so by the plain claim; all else takes turns.
         self._sql: dict[tuple[str, bool], str] = {}
-        for suspects, fragment in ((False, q["not_suspects"]), (True, q["only_suspects"])):
-            for shape_name, text in filters.items():
-                self._sql[shape_name, suspects] = render(
-                    "claim", queues=text, unlimited=q["filter_unlimited"], suspects=fragment
-                )
-            self._sql["limited", suspects] = render(
-                "claim", queues=q["filter_queue"], unlimited="", suspects=fragment
+        for shape_name, text in filters.items():
+            self._sql[shape_name, True] = render(
+                "claim", queues=text, unlimited=q["filter_unlimited"], suspects=q["only_suspects"]
             )
+            self._sql[shape_name, False] = render(
+                "claim_fair", steps=text, unlimited=q["filter_unlimited"],
+                suspects=q["not_suspects"],
+            )  # fmt: skip
+        self._sql["limited", True] = render(
+            "claim", queues=q["filter_queue"], unlimited="", suspects=q["only_suspects"]
+        )
+        self._sql["limited", False] = render(
+            "claim_fair", steps=q["filter_queue"], unlimited="", suspects=q["not_suspects"]
+        )
+        self._turns = Turns()
         #: the look for a due suspect, by queue shape
         self.due_sql = {name: render("suspect_due", queues=text) for name, text in filters.items()}
         self._limited: list[str] = []
@@ -59,7 +69,7 @@ class Claims:
             shape, params = self._shape(queues)
             params.update(base, limit=limit - len(claimed))
             with self._tx() as conn:
-                claimed += self._claimed(conn.execute(self._sql[shape, suspects], params))
+                claimed += self._claim_in(conn, self._sql[shape, suspects], params, suspects)
         claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
         return claimed
 
@@ -89,7 +99,7 @@ class Claims:
             if room <= 0:
                 return []
             params = {**base, "queue": queue, "limit": room}
-            return self._claimed(conn.execute(self._sql["limited", suspects], params))
+            return self._claim_in(conn, self._sql["limited", suspects], params, suspects)
 
     def _limited_queues(self) -> list[str]:
         """Names of limited queues, re-read at most every second. Staleness is safe: the main
@@ -101,5 +111,25 @@ class Claims:
             self._limited_read_at = now
         return self._limited
 
+    def _claim_in(
+        self, conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], suspects: bool
+    ) -> list[Claimed]:
+        """One claim statement; a fair one starts after this worker's last turn and, when the
+        groups after it had too little, goes round again from the first."""
+        if suspects:
+            return self._claimed(conn.execute(sql, params))
+        after = self._turns.after
+        limit: int = params["limit"]
+        claimed = self._claimed(conn.execute(sql, {**params, **_cursor(after)}))
+        if len(claimed) < limit and after != FIRST:
+            rest = {**params, **_cursor(FIRST), "limit": limit - len(claimed)}
+            claimed += self._claimed(conn.execute(sql, rest))
+        self._turns.took([c.job for c in claimed])
+        return claimed
+
     def _claimed(self, cur: psycopg.Cursor[Any]) -> list[Claimed]:
         return [Claimed(self._job(r), r["lease_token"]) for r in records(cur)]
+
+
+def _cursor(after: tuple[str, str]) -> dict[str, Any]:
+    return {"after_queue": after[0], "after_tenant": after[1], "groups": GROUPS_PER_CLAIM}

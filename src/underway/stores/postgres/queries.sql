@@ -128,6 +128,91 @@ FROM picked
 WHERE j.id = picked.id
 RETURNING j.*;
 
+-- name: claim_fair
+-- Tenants take turns (docs/decisions/0027-fair-claiming.md): a group is a queue and a tenant
+-- ('' for none) with work. Up to `groups` groups after the caller's cursor (after_queue,
+-- after_tenant) are found by skipping through the fair indexes, one probe per group, each
+-- offers its first jobs, and the claim takes each tenant's best job (by priority, then age,
+-- across its queues) group after group, then each one's second best, and so on. {steps}: the
+-- queue filter the probes can walk (filter_queue, filter_queues or nothing); {unlimited} and
+-- {suspects} as in claim.
+WITH RECURSIVE ready_groups AS (
+    (SELECT queue, coalesce(tenant, '') AS tenant FROM {schema}.underway_jobs
+     WHERE status = 'pending' AND ready {steps}
+       AND (queue, coalesce(tenant, '')) > (%(after_queue)s, %(after_tenant)s)
+     ORDER BY queue, coalesce(tenant, '') LIMIT 1)
+    UNION ALL
+    SELECT next.queue, next.tenant FROM ready_groups AS g CROSS JOIN LATERAL (
+        SELECT queue, coalesce(tenant, '') AS tenant FROM {schema}.underway_jobs
+        WHERE status = 'pending' AND ready {steps}
+          AND (queue, coalesce(tenant, '')) > (g.queue, g.tenant)
+        ORDER BY queue, coalesce(tenant, '') LIMIT 1
+    ) AS next
+),
+due_groups AS (
+    (SELECT queue, coalesce(tenant, '') AS tenant, run_at FROM {schema}.underway_jobs
+     WHERE status = 'pending' AND NOT ready {steps}
+       AND (queue, coalesce(tenant, '')) > (%(after_queue)s, %(after_tenant)s)
+     ORDER BY queue, coalesce(tenant, ''), run_at LIMIT 1)
+    UNION ALL
+    SELECT next.queue, next.tenant, next.run_at FROM due_groups AS g CROSS JOIN LATERAL (
+        SELECT queue, coalesce(tenant, '') AS tenant, run_at FROM {schema}.underway_jobs
+        WHERE status = 'pending' AND NOT ready {steps}
+          AND (queue, coalesce(tenant, '')) > (g.queue, g.tenant)
+        ORDER BY queue, coalesce(tenant, ''), run_at LIMIT 1
+    ) AS next
+),
+groups AS (
+    SELECT queue, tenant FROM (
+        (SELECT queue, tenant FROM ready_groups LIMIT %(groups)s)
+        UNION
+        -- a group's first entry here is its earliest: later than now, none of it is due
+        (SELECT queue, tenant FROM (SELECT * FROM due_groups LIMIT %(groups)s) AS d
+         WHERE run_at <= now())
+    ) AS found
+    WHERE true {unlimited}
+),
+candidates AS (
+    SELECT c.id, c.priority, c.run_at, g.queue, g.tenant FROM groups AS g CROSS JOIN LATERAL (
+        SELECT id, priority, run_at FROM {schema}.underway_jobs
+        WHERE status = 'pending' AND ready AND queue = g.queue
+          AND coalesce(tenant, '') = g.tenant {suspects}
+        ORDER BY priority DESC, run_at, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    UNION ALL
+    SELECT c.id, c.priority, c.run_at, g.queue, g.tenant FROM groups AS g CROSS JOIN LATERAL (
+        SELECT id, priority, run_at FROM {schema}.underway_jobs
+        WHERE status = 'pending' AND NOT ready AND run_at <= now() AND queue = g.queue
+          AND coalesce(tenant, '') = g.tenant {suspects}
+        ORDER BY run_at, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+),
+picked AS (
+    SELECT id FROM (
+        SELECT id, queue, tenant,
+               row_number() OVER (PARTITION BY tenant ORDER BY priority DESC, run_at, id) AS turn
+        FROM candidates
+    ) AS ranked
+    ORDER BY turn, queue, tenant
+    LIMIT %(limit)s
+)
+UPDATE {schema}.underway_jobs AS j
+SET status = 'running',
+    ready = true,
+    attempt = j.attempt + 1,
+    lease_token = md5(random()::text || j.id::text),
+    lease_expires_at = now() + %(lease)s * interval '1 second',
+    worker_id = %(worker_id)s,
+    started_at = now(),
+    updated_at = greatest(now(), updated_at)
+FROM picked
+WHERE j.id = picked.id
+RETURNING j.*;
+
 -- name: lock_limited_queue
 -- Serializes the claimers of one limited queue. The running count must come from a later
 -- statement: this one's snapshot predates the wait for the lock.

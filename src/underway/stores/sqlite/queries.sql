@@ -71,8 +71,8 @@ SELECT id FROM underway_jobs WHERE id IN (SELECT value FROM json_each(:ids));
 AND queue IN (SELECT value FROM json_each(:queues));
 
 -- name: claim
--- {queues}: filter_queues or nothing; {claim_index}: the claim index that fits it;
--- {suspects}: not_suspects, or only_suspects (with the suspects index).
+-- Suspects' claim (all other claims take turns: claiming.py). {queues}: filter_queues or
+-- nothing; {claim_index}: the index that fits it; {suspects}: only_suspects.
 UPDATE underway_jobs
 SET status = 'running',
     attempt = attempt + 1,
@@ -110,6 +110,55 @@ WHERE id IN (
         SELECT count(*) FROM underway_jobs WHERE status = 'running' AND queue = :queue)))
 )
 RETURNING *;
+
+-- name: fair_next_tenant
+-- Fair claiming (claiming.py) finds the groups with pending jobs, a queue and a tenant (''
+-- for none) each, one probe of the fair index per group however deep each one is: the next
+-- tenant of a queue, or the first group of the next queue.
+SELECT queue, coalesce(tenant, '') AS tenant FROM underway_jobs INDEXED BY underway_jobs_fair
+WHERE status = 'pending' AND queue = :queue AND coalesce(tenant, '') > :tenant
+ORDER BY coalesce(tenant, '')
+LIMIT 1;
+
+-- name: fair_queue_after
+SELECT queue, coalesce(tenant, '') AS tenant FROM underway_jobs INDEXED BY underway_jobs_fair
+WHERE status = 'pending' AND queue > :queue
+ORDER BY queue, coalesce(tenant, '')
+LIMIT 1;
+
+-- name: fair_queue_from
+SELECT queue, coalesce(tenant, '') AS tenant FROM underway_jobs INDEXED BY underway_jobs_fair
+WHERE status = 'pending' AND queue >= :queue
+ORDER BY queue, coalesce(tenant, '')
+LIMIT 1;
+
+-- name: fair_candidates
+-- A group's first due jobs in claim order. {suspects}: not_suspects.
+SELECT id, queue, tenant, priority, run_at FROM underway_jobs INDEXED BY underway_jobs_fair
+WHERE status = 'pending' AND queue = :queue AND coalesce(tenant, '') = :tenant
+  AND run_at <= :now {suspects}
+ORDER BY priority DESC, run_at, id
+LIMIT :limit;
+
+-- name: claim_picked
+-- The jobs a fair claim picked (a JSON list of ids), in the caller's write transaction.
+UPDATE underway_jobs
+SET status = 'running',
+    attempt = attempt + 1,
+    lease_token = lower(hex(randomblob(8))),
+    lease_expires_at = :now + :lease,
+    worker_id = :worker_id,
+    started_at = :now,
+    updated_at = max(:now, updated_at)
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'pending'
+RETURNING *;
+
+-- name: count_running
+SELECT count(*) FROM underway_jobs WHERE status = 'running' AND queue = :queue;
+
+-- name: skipped_queues
+-- Queues the main claim leaves: paused ones, and those with a limit (claimed apart).
+SELECT name FROM underway_queues WHERE paused OR concurrency IS NOT NULL;
 
 -- name: limited_queues
 SELECT name, concurrency FROM underway_queues WHERE concurrency IS NOT NULL AND NOT paused;

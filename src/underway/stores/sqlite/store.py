@@ -24,6 +24,7 @@ from ..metering import MeteringVerbs
 from ..schedules import ScheduleRows
 from ..sql import Row, Values, job_mapper
 from ..sqlfile import load_migrations, load_queries, render, unapplied
+from .claiming import Claims
 from .filewatch import FileWatch
 from .listener import DataVersionListener, Ticker
 
@@ -61,18 +62,15 @@ def _queue_shape(queues: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
     return "many", {"queues": json.dumps(queues)}
 
 
-def _render_claims(suspects: bool = False) -> dict[str, str]:
-    """The claim statement by `_queue_shape`, each with the index that fits it (without
-    INDEXED BY the planner prefers the status index and sorts every pending job), and the
-    claim of one limited queue ("limited"). `suspects`: the claim of jobs a crash was rescued
-    from, which only ever takes those (worker/suspects.py); the others never do."""
-    many = Q["filter_queues"]
-    only = Q["only_suspects"] if suspects else Q["not_suspects"]
-    index = "underway_jobs_suspects" if suspects else "underway_jobs_claim"
-    queue_index = "underway_jobs_suspects" if suspects else "underway_jobs_claim_queue"
+def _render_suspect_claims() -> dict[str, str]:
+    """The claims of suspects, jobs a crash was rescued from (worker/suspects.py), by
+    `_queue_shape`, each with the index that fits it (without INDEXED BY the planner prefers
+    the status index and sorts every pending job), and the claim of one limited queue
+    ("limited"). They only ever take suspects; the fair claim never does."""
+    only, index = Q["only_suspects"], "underway_jobs_suspects"
     return {
         "all": render(Q["claim"], queues="", claim_index=index, suspects=only),
-        "many": render(Q["claim"], queues=many, claim_index=queue_index, suspects=only),
+        "many": render(Q["claim"], queues=Q["filter_queues"], claim_index=index, suspects=only),
         "limited": render(Q["claim_limited"], suspects=only),
     }
 
@@ -111,7 +109,7 @@ class SqliteStore(ScheduleRows[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
         self.path = path if path == ":memory:" else os.path.abspath(path)
         self.settings = settings
         # the statements whose fragments vary, rendered once
-        self.claim_sql = {False: _render_claims(), True: _render_claims(suspects=True)}
+        self.claims = Claims(Q, _render_suspect_claims(), _job)
         self.suspect_due_sql = _render_by_shape("suspect_due")
         self.next_due_sql = _render_by_shape("next_due")
         # lease_states with one ? per lease, by lease count, rendered on first use
@@ -260,12 +258,12 @@ class SqliteStore(ScheduleRows[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
     ) -> list[Claimed]:
         if limit <= 0:
             return []
-        shape, params = _queue_shape(queues)
+        _, params = _queue_shape(queues)
         params.update(
             now=time.time(), lease=self.settings.lease_seconds, worker_id=worker_id, limit=limit
         )
         with self._write() as conn:
-            claimed = _claim_within(conn, self.claim_sql[suspects], shape, params, queues)
+            claimed = self.claims.claim(conn, queues, params, suspects)
         claimed.sort(key=lambda c: (-c.job.priority, c.job.run_at, c.job.id))
         return claimed
 
@@ -478,30 +476,6 @@ def _open_error(path: str, exc: sqlite3.DatabaseError) -> StoreError:
 
 def _lease_params(leases: Sequence[Lease], expires: float) -> list[dict[str, Any]]:
     return [{"id": str(lease.job_id), "token": lease.token, "expires": expires} for lease in leases]
-
-
-def _claim_within(
-    conn: sqlite3.Connection, sqls: dict[str, str], shape: str, params: dict[str, Any],
-    queues: Sequence[str] | None,
-) -> list[Claimed]:  # fmt: skip
-    """Claim up to params["limit"] jobs in the caller's write transaction: each limited
-    queue first (they are capped, and would starve behind busy free ones), then the rest."""
-    limit: int = params["limit"]
-    claimed: list[Claimed] = []
-    for name, concurrency in conn.execute(Q["limited_queues"]).fetchall():
-        if (queues and name not in queues) or len(claimed) >= limit:
-            continue
-        limited = {**params, "queue": name, "concurrency": concurrency,
-                   "limit": limit - len(claimed)}  # fmt: skip
-        claimed += [_claimed(row) for row in conn.execute(sqls["limited"], limited).fetchall()]
-    if len(claimed) < limit:
-        rest = {**params, "limit": limit - len(claimed)}
-        claimed += [_claimed(row) for row in conn.execute(sqls[shape], rest).fetchall()]
-    return claimed
-
-
-def _claimed(row: sqlite3.Row) -> Claimed:
-    return Claimed(_job(row), row["lease_token"])
 
 
 def _finish_params(o: Outcome, now: float) -> dict[str, Any]:
