@@ -18,7 +18,8 @@ from psycopg.rows import tuple_row
 
 from ...errors import ConfigurationError, JobExists, StoreError
 from ...model import Job
-from ..messages import NewJob
+from ..buckets import take_tokens, take_tokens_async
+from ..messages import NewJob, QuotaDemand
 from ..sql import Row
 
 # Batches at least this big, without unique keys, are inserted with COPY.
@@ -71,6 +72,8 @@ class Inserter:
     notify: str
     channel: str
     to_job: Callable[[Row], Job]
+    take_tokens: str
+    bucket_tokens: str
 
     def copy_in(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[Job]:
         """Bulk insert with COPY: several times faster than INSERT for big batches. Jobs
@@ -90,14 +93,36 @@ class Inserter:
             cur.execute(self.notify, {"channel": self.channel})
         return _created_jobs(jobs, now, {})
 
-    def insert(self, connection: Any, jobs: Sequence[NewJob]) -> list[Job]:
-        """Insert on a psycopg connection or cursor, inside its transaction if it has one."""
+    def take(self, conn: psycopg.Connection[Any], quotas: Sequence[QuotaDemand]) -> None:
+        """Take the tokens of `quotas` on `conn`, in its transaction (QuotaExceeded if short)."""
+
+        # A tuple cursor: the caller's connection may hand out rows of another shape.
+        with conn.cursor(row_factory=tuple_row) as cur:
+
+            def fetch_one(text: str, params: Any) -> Any:
+                return cur.execute(text, params).fetchone()
+
+            take_tokens(fetch_one, self.take_tokens, self.bucket_tokens, quotas, {})
+
+    def insert(
+        self, connection: Any, jobs: Sequence[NewJob], quotas: Sequence[QuotaDemand] = ()
+    ) -> list[Job]:
+        """Insert on a psycopg connection or cursor, inside its transaction if it has one.
+        With `quotas`, their tokens are taken first, in one transaction with the insert (a
+        savepoint within the caller's): a refusal leaves nothing of the call behind."""
         conn = connection.connection if isinstance(connection, psycopg.Cursor) else connection
         if not isinstance(conn, psycopg.Connection):
             raise ConfigurationError(
                 f"enqueue(connection=...) takes a psycopg Connection or Cursor, not "
                 f"{type(connection).__name__}; in async code use enqueue_async"
             )
+        if not quotas:
+            return self._insert(conn, jobs)
+        with conn.transaction():
+            self.take(conn, quotas)
+            return self._insert(conn, jobs)
+
+    def _insert(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[Job]:
         chosen = _chosen_ids(jobs)
         with conn.cursor(row_factory=tuple_row) as cur, _ids_taken_by_a_race(chosen):
             if chosen:
@@ -113,7 +138,9 @@ class Inserter:
                     rounds.found([self.to_job(r) for r in records(cur)])
             return rounds.result()
 
-    async def insert_async(self, connection: Any, jobs: Sequence[NewJob]) -> list[Job]:
+    async def insert_async(
+        self, connection: Any, jobs: Sequence[NewJob], quotas: Sequence[QuotaDemand] = ()
+    ) -> list[Job]:
         """`insert` for psycopg's AsyncConnection or AsyncCursor."""
         conn = connection.connection if isinstance(connection, psycopg.AsyncCursor) else connection
         if not isinstance(conn, psycopg.AsyncConnection):
@@ -121,6 +148,20 @@ class Inserter:
                 f"enqueue_async(connection=...) takes a psycopg AsyncConnection or AsyncCursor, "
                 f"not {type(connection).__name__}"
             )
+        if not quotas:
+            return await self._insert_async(conn, jobs)
+        async with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+
+            async def fetch_one(text: str, params: Any) -> Any:
+                await cur.execute(text, params)
+                return await cur.fetchone()
+
+            await take_tokens_async(fetch_one, self.take_tokens, self.bucket_tokens, quotas, {})
+            return await self._insert_async(conn, jobs)
+
+    async def _insert_async(
+        self, conn: psycopg.AsyncConnection[Any], jobs: Sequence[NewJob]
+    ) -> list[Job]:
         chosen = _chosen_ids(jobs)
         async with conn.cursor(row_factory=tuple_row) as cur:
             with _ids_taken_by_a_race(chosen):
