@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg import postgres
+from psycopg import postgres, pq
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.rows import tuple_row
@@ -118,6 +118,8 @@ class Inserter:
             )
         if not quotas:
             return self._insert(conn, jobs)
+        if _implicit_transaction_pending(conn):
+            conn.execute(self.now)
         with conn.transaction():
             self.take(conn, quotas)
             return self._insert(conn, jobs)
@@ -150,6 +152,8 @@ class Inserter:
             )
         if not quotas:
             return await self._insert_async(conn, jobs)
+        if _implicit_transaction_pending(conn):
+            await conn.execute(self.now)
         async with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
 
             async def fetch_one(text: str, params: Any) -> Any:
@@ -181,6 +185,18 @@ class Inserter:
                         rows = await cur.fetchall()
                         rounds.found([self.to_job(dict(zip(names, r, strict=True))) for r in rows])
             return rounds.result()
+
+
+def _implicit_transaction_pending(
+    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
+) -> bool:
+    """A connection that is not autocommit and idle: its next statement begins the caller's
+    transaction. psycopg's `transaction()` would instead begin one of its own there and commit
+    it at the end of the block, so a statement runs first to begin the caller's, and the
+    tokens and jobs go into a savepoint within it, committed only when the caller commits.
+    (Elsewhere `transaction()` is already right: a savepoint inside a transaction, a
+    transaction of its own on an autocommit connection outside one.)"""
+    return not conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE
 
 
 def _chosen_ids(jobs: Sequence[NewJob]) -> list[uuid.UUID]:
