@@ -23,6 +23,7 @@ from .errors import (
     JobTimeout,
     LeaseLost,
     PermanentError,
+    QuotaExceeded,
     Retry,
     ScheduleDeclaredInCode,
     ScheduleNotFound,
@@ -47,6 +48,7 @@ from .model import (
     View,
     WorkerInfo,
 )
+from .quotas import TenantQuota
 from .retry import Backoff
 from .settings import Settings
 from .task_classes import ClassTask, TaskClass
@@ -82,6 +84,7 @@ __all__ = [
     "Page",
     "PermanentError",
     "Prepared",
+    "QuotaExceeded",
     "Retry",
     "RunStats",
     "ScheduleDeclaredInCode",
@@ -93,6 +96,7 @@ __all__ = [
     "StoreError",
     "Task",
     "TaskClass",
+    "TenantQuota",
     "UnderwayError",
     "UnknownTask",
     "View",

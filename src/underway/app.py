@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -24,6 +24,7 @@ from .ids import as_job_id as _as_uuid
 from .model import Delivery, Job, Page, QueueInfo, ScheduleInfo, Stats, Status, View
 from .operations import Operations
 from .producer import Producer
+from .quotas import TenantQuota
 from .registry import Registry
 from .schedule import Schedule
 from .schedule_control import ScheduleControl
@@ -50,19 +51,23 @@ class App(ScheduleControl, Declarations, Watching, Operations):
     3
 
     Settings (lease_seconds, heartbeat_seconds, ...) may be given as keyword arguments; see
-    `underway.Settings` for all of them and their `UNDERWAY_*` variables.
+    `underway.Settings` for all of them and their `UNDERWAY_*` variables. `tenant_quotas`:
+    per-tenant enqueue quotas, `{"big": underway.TenantQuota(...), "free": None}`.
     """
 
-    def __init__(self, url: str | None = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        tenant_quotas: Mapping[str, TenantQuota | None] | None = None,
+        **settings: Any,
+    ) -> None:
         self.settings = Settings.load(database_url=url, **settings)
         #: the tasks, schedules and hooks this app declares
         self.registry = Registry()
         #: job snapshots and worker wake-ups within this process
         self.events = Events()
-        self.producer = Producer(
-            lambda: self.store, self.events, self.settings.max_args_bytes,
-            signs_callbacks=self.settings.webhook_secret is not None,
-        )  # fmt: skip
+        self.producer = Producer.of(self.settings, lambda: self.store, self.events, tenant_quotas)
         self._store: Store | None = None
         self._store_lock = threading.Lock()
         #: wakes this process's watchers when any process changed a job

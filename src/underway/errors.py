@@ -79,6 +79,44 @@ class JobExists(UnderwayError):
         return cls(f"{which}: pick another id, or fetch the existing job by its id")
 
 
+class QuotaExceeded(UnderwayError):
+    """An enqueue that would take a tenant over its enqueue quota (`TenantQuota`): nothing of
+    the call was written. `retry_after` is how many seconds until enough tokens are back, or
+    None when the batch is bigger than the quota's burst and can never pass as one call."""
+
+    def __init__(self, message: str, tenant: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.tenant = tenant
+        self.retry_after = retry_after
+
+    @classmethod
+    def refused(
+        cls, tenant: str, count: int, per_second: float, burst: int, tokens: float
+    ) -> QuotaExceeded:
+        """The refusal of `count` jobs for `tenant` while its bucket holds `tokens`.
+
+        >>> QuotaExceeded.refused("acme", 1, 2.0, 5, 0.5).retry_after
+        0.25
+        """
+        quota = f"{per_second:g} jobs/s, burst {burst}"
+        if count > burst:
+            return cls(
+                f"a batch of {count} jobs for tenant {tenant!r} can never pass its enqueue "
+                f"quota ({quota}): split the batch into at most {burst} jobs",
+                tenant,
+                None,
+            )
+        wait = max(count - tokens, 0.0) / per_second
+        return cls(
+            f"tenant {tenant!r} is over its enqueue quota ({quota}): {count} job"
+            f"{'s' if count != 1 else ''} asked, {max(tokens, 0.0):.2f} left; retry in "
+            f"{wait:.2f} s (or raise the quota: App(tenant_quotas=...) or "
+            "UNDERWAY_TENANT_ENQUEUE_RATE)",
+            tenant,
+            wait,
+        )
+
+
 class CallbackRefused(UnderwayError):
     """A callback URL that underway will not send to: its address is loopback, private,
     link-local, metadata or otherwise not public, and no `callback_allow` entry permits it.

@@ -1,16 +1,19 @@
 """Putting jobs into the store: what a task handle's `enqueue` calls. It picks the store or
-the caller's own connection (transactional enqueue), and tells this process about the jobs."""
+the caller's own connection (transactional enqueue), hands the store what the jobs take of
+their tenants' quotas, and tells this process about the jobs."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .callbacks.guard import parse_url
 from .errors import ConfigurationError, InvalidArguments
 from .events import Events
 from .model import Job
+from .quotas import Quotas, TenantQuota
+from .settings import Settings
 from .stores import Store, TransactionalEnqueue
 from .stores.messages import NewJob
 
@@ -25,13 +28,32 @@ class Producer:
         events: Events,
         max_args_bytes: int,
         signs_callbacks: bool = False,
+        quotas: Quotas | None = None,
     ) -> None:
         self._store = store
+        #: each tenant's enqueue quota; its demands go to the store with every insert
+        self.quotas = quotas or Quotas()
         self.events = events
         #: the largest JSON arguments a job may carry, in bytes (setting max_args_bytes)
         self.max_args_bytes = max_args_bytes
         #: the app has a webhook_secret, so its jobs may carry a callback_url
         self.signs_callbacks = signs_callbacks
+
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        store: Callable[[], Store],
+        events: Events,
+        tenant_quotas: Mapping[str, TenantQuota | None] | None = None,
+    ) -> Producer:
+        """The producer of an app with these settings; `tenant_quotas` are its per-tenant
+        quota overrides (`App(tenant_quotas=...)`) over the settings' tenant_enqueue_rate."""
+        return cls(
+            store, events, settings.max_args_bytes,
+            signs_callbacks=settings.webhook_secret is not None,
+            quotas=Quotas.build(settings, tenant_quotas),
+        )  # fmt: skip
 
     def check_callback_url(self, url: str) -> None:
         """Refuse a callback this app could not sign, or a URL that is not http(s)."""
@@ -48,10 +70,11 @@ class Producer:
         if not jobs:
             return []
         _refuse_repeated_ids(jobs)
+        quotas = self.quotas.demands(jobs)
         if connection is not None:
-            created = self._transactional(connection).enqueue_on(connection, jobs)
+            created = self._transactional(connection).enqueue_on(connection, jobs, quotas)
         else:
-            created = self._store().enqueue(jobs)
+            created = self._store().enqueue(jobs, quotas)
         self.events.wake_workers()
         self.events.publish_all(created)
         return created
@@ -62,7 +85,8 @@ class Producer:
         if connection is None or not jobs:
             return await asyncio.to_thread(self.insert, jobs, connection)
         _refuse_repeated_ids(jobs)
-        created = await self._transactional(connection).enqueue_on_async(connection, jobs)
+        quotas = self.quotas.demands(jobs)
+        created = await self._transactional(connection).enqueue_on_async(connection, jobs, quotas)
         # Workers of this process learn of them at commit, through the store's notification.
         self.events.publish_all(created)
         return created

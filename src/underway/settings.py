@@ -61,6 +61,13 @@ class Settings:
     pool_size: int = 10
     #: PostgreSQL: how long to wait for the first connection
     connect_timeout_seconds: float = 10.0
+    # --- tenant quotas (docs/guide.md#tenant-quotas) ---
+    #: jobs per second each tenant may enqueue on average, a token bucket the store keeps for
+    #: all processes; 0 turns quotas off (per-tenant overrides: App(tenant_quotas=...))
+    tenant_enqueue_rate: float = 0.0
+    #: how many jobs a tenant may enqueue at once (the bucket's size); 0: the rate rounded up,
+    #: at least 1
+    tenant_enqueue_burst: int = 0
     # --- completion callbacks (docs/guide.md#callbacks) ---
     #: signs callbacks (Standard Webhooks): `whsec_` and base64 of the key; a job may carry a
     #: callback_url only when this is set
@@ -126,6 +133,24 @@ class Settings:
         if self.shutdown_grace_seconds < 0:
             raise ConfigurationError("shutdown_grace_seconds must be >= 0")
         self._check_callbacks()
+        self._check_quotas()
+
+    def _check_quotas(self) -> None:
+        rate, burst = self.tenant_enqueue_rate, self.tenant_enqueue_burst
+        if isinstance(rate, bool) or not isinstance(rate, float | int) or not math.isfinite(rate):
+            raise ConfigurationError(
+                f"setting tenant_enqueue_rate must be a finite number of jobs per second, got "
+                f"{rate!r} (from UNDERWAY_TENANT_ENQUEUE_RATE or App(tenant_enqueue_rate=...))"
+            )
+        if rate < 0:
+            raise ConfigurationError(
+                f"setting tenant_enqueue_rate must be >= 0 (0: no quota), got {rate}"
+            )
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 0:
+            raise ConfigurationError(
+                f"setting tenant_enqueue_burst must be a whole number of jobs >= 1 (or 0 for "
+                f"the rate rounded up), got {burst!r}"
+            )
 
     def _check_durations(self) -> None:
         # A duration the stores cannot add to a time (1e300 s overflows PostgreSQL's interval

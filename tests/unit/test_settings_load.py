@@ -166,3 +166,72 @@ def test_app_refuses_bad_settings_before_touching_the_store(tmp_path: Path) -> N
     with pytest.raises(ConfigurationError, match="bogus"):
         App(f"sqlite:///{path}", bogus=1)
     assert not path.exists()
+
+
+# --- tenant quotas ---------------------------------------------------------------------------
+
+
+def test_tenant_quotas_are_off_by_default_and_the_burst_defaults_to_the_rate_rounded_up() -> None:
+    assert Settings.load({}).tenant_enqueue_rate == 0.0
+    assert not App("sqlite:///:memory:").producer.quotas.active
+    quota = App("sqlite:///:memory:", tenant_enqueue_rate=2.5).producer.quotas.of("acme")
+    assert quota == underway.TenantQuota(per_second=2.5, burst=3)
+    small = App("sqlite:///:memory:", tenant_enqueue_rate=0.1).producer.quotas.of("acme")
+    assert small is not None and small.burst == 1
+    env = {"UNDERWAY_TENANT_ENQUEUE_RATE": "10", "UNDERWAY_TENANT_ENQUEUE_BURST": "40"}
+    loaded = Settings.load(env)
+    assert (loaded.tenant_enqueue_rate, loaded.tenant_enqueue_burst) == (10.0, 40)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"tenant_enqueue_rate": -1}, "tenant_enqueue_rate must be >= 0"),
+        ({"tenant_enqueue_rate": math.nan}, "tenant_enqueue_rate must be a float"),
+        ({"tenant_enqueue_rate": math.inf}, "tenant_enqueue_rate must be a float"),
+        ({"tenant_enqueue_rate": "fast"}, "tenant_enqueue_rate must be a float"),
+        ({"tenant_enqueue_burst": -1}, "tenant_enqueue_burst must be a whole number"),
+        ({"tenant_enqueue_burst": 2.5}, "tenant_enqueue_burst must be an int"),
+    ],
+)
+def test_bad_quota_settings_are_refused(overrides: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigurationError, match=needle):
+        Settings.load({}, **overrides)
+
+
+def test_quota_settings_built_directly_are_checked_too() -> None:
+    with pytest.raises(ConfigurationError, match="finite number of jobs per second"):
+        Settings(tenant_enqueue_rate=math.nan).check()
+
+
+@pytest.mark.parametrize(
+    ("per_second", "burst", "needle"),
+    [
+        (-1, 5, "must be > 0"),
+        (0, 5, "map it to None"),
+        (math.nan, 5, "finite number"),
+        (math.inf, 5, "finite number"),
+        ("10", 5, "finite number"),
+        (True, 5, "finite number"),
+        (1, 0, "burst=...\\) must be a whole number of jobs >= 1"),
+        (1, 2.0, "whole number"),
+        (1, None, "whole number"),
+    ],
+)
+def test_a_bad_tenant_quota_is_refused(per_second: Any, burst: Any, needle: str) -> None:
+    with pytest.raises(ConfigurationError, match=needle):
+        underway.TenantQuota(per_second=per_second, burst=burst)
+
+
+@pytest.mark.parametrize(
+    ("quotas", "needle"),
+    [
+        ([("acme", None)], "must map tenant names"),
+        ({"": None}, "keys must be tenant names"),
+        ({3: None}, "keys must be tenant names"),
+        ({"acme": 10}, "must be an underway.TenantQuota"),
+    ],
+)
+def test_bad_tenant_quotas_of_an_app_are_refused(quotas: Any, needle: str) -> None:
+    with pytest.raises(ConfigurationError, match=needle):
+        App("sqlite:///:memory:", tenant_quotas=quotas)

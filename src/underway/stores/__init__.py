@@ -38,6 +38,7 @@ from .messages import (
     Listener,
     NewJob,
     Outcome,
+    QuotaDemand,
     Report,
     ScheduleState,
     TaskCounters,
@@ -69,9 +70,12 @@ class Store(StoredScheduleVerbs, Protocol):
         """The store's clock, which decides due times and lease expiry."""
 
     # --- producers ----------------------------------------------------------------------------
-    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+    def enqueue(self, jobs: Sequence[NewJob], quotas: Sequence[QuotaDemand] = ()) -> list[Job]:
         """Insert jobs as pending. A job whose unique key is held by an unfinished job is not
-        inserted; that job is returned in its place."""
+        inserted; that job is returned in its place. With `quotas` (tenants in sorted order),
+        their tokens are first taken from the tenants' buckets in the same transaction; a
+        bucket short of its demand raises QuotaExceeded and nothing is written. Without them
+        no quota statement runs."""
 
     # --- workers ------------------------------------------------------------------------------
     def claim(
@@ -272,10 +276,15 @@ class TransactionalEnqueue(Protocol):
     """A store that can insert jobs on the caller's own database connection, inside the
     caller's transaction: the jobs exist only if that transaction commits."""
 
-    def enqueue_on(self, connection: Any, jobs: Sequence[NewJob]) -> list[Job]:
-        """Insert on the caller's sync connection (or cursor)."""
+    def enqueue_on(
+        self, connection: Any, jobs: Sequence[NewJob], quotas: Sequence[QuotaDemand] = ()
+    ) -> list[Job]:
+        """Insert on the caller's sync connection (or cursor); `quotas` as in `enqueue`, their
+        tokens taken on that connection, in the caller's transaction."""
 
-    async def enqueue_on_async(self, connection: Any, jobs: Sequence[NewJob]) -> list[Job]:
+    async def enqueue_on_async(
+        self, connection: Any, jobs: Sequence[NewJob], quotas: Sequence[QuotaDemand] = ()
+    ) -> list[Job]:
         """Insert on the caller's async connection (or cursor)."""
 
 

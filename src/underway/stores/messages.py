@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal, Protocol
 
-from ..errors import InvalidArguments
+from ..errors import InvalidArguments, QuotaExceeded
 from ..model import JSON, DeliveryStatus, Job, JobError, Status, View
 
 
@@ -57,6 +57,28 @@ class NewJob:
             slot=self.slot,
             updated_at=created_at,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaDemand:
+    """What one enqueue call takes from one tenant's token bucket: `count` tokens from a
+    bucket of `burst` that refills at `per_second` (underway/quotas.py computes these)."""
+
+    tenant: str
+    count: int
+    per_second: float
+    burst: int
+
+    def refused(self, tokens: float) -> QuotaExceeded:
+        """The error for this demand when the bucket holds only `tokens`."""
+        return QuotaExceeded.refused(self.tenant, self.count, self.per_second, self.burst, tokens)
+
+    def params(self) -> dict[str, object]:
+        """The parameters of both stores' `take_tokens` and `bucket_tokens` statements."""
+        return {
+            "tenant": self.tenant, "count": float(self.count),
+            "rate": float(self.per_second), "burst": float(self.burst),
+        }  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ can be mounted in the user's own ASGI app."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..errors import (
     JobExists,
     JobNotFound,
     KeyNotFound,
+    QuotaExceeded,
     ScheduleDeclaredInCode,
     StoreError,
     UnderwayError,
@@ -134,8 +136,21 @@ def _printable(error: Any) -> Any:
 
 
 def _error_handler(request: Request, exc: UnderwayError) -> Response:
+    if isinstance(exc, QuotaExceeded):
+        return _over_quota(exc)
     code = next(
         (code for kind, code in STATUS_OF if isinstance(exc, kind)),
         status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
     return JSONResponse({"detail": str(exc)}, status_code=code)
+
+
+def _over_quota(exc: QuotaExceeded) -> Response:
+    """429, with Retry-After in whole seconds (rounded up, at least 1) when waiting helps; a
+    batch bigger than the burst never passes, so it gets no Retry-After."""
+    headers = {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return JSONResponse(
+        {"detail": str(exc)}, status_code=status.HTTP_429_TOO_MANY_REQUESTS, headers=headers
+    )

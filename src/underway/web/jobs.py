@@ -22,6 +22,7 @@ router = APIRouter(tags=["jobs"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem}}
 CONFLICT: dict[int | str, dict[str, Any]] = {404: {"model": Problem}, 409: {"model": Problem}}
+OVER_QUOTA = "the tenant is over its enqueue quota: retry after Retry-After seconds"
 
 
 def _job(job: Job, code: int = status.HTTP_200_OK) -> JSONResponse:
@@ -61,12 +62,18 @@ async def list_jobs(
     "/jobs",
     status_code=status.HTTP_201_CREATED,
     response_model=JobOut,
-    responses={403: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}},
+    responses={
+        403: {"model": Problem},
+        404: {"model": Problem},
+        409: {"model": Problem},
+        429: {"model": Problem, "description": OVER_QUOTA},
+    },
 )
 async def enqueue(app: AppDep, scope: ScopeDep, body: EnqueueIn) -> Response:
     """Run a registered task: 404 for an unknown task, 422 when the arguments do not fit its
     signature. With a unique key an unfinished job already holds, that job is answered. An
-    `id` a job already has (of any tenant) is refused with 409."""
+    `id` a job already has (of any tenant) is refused with 409. 429 when the job's tenant is
+    over its enqueue quota, with Retry-After in seconds."""
     tenant = scope.tenant_for_enqueue(body.tenant)
     task = app.get_task(body.task)  # UnknownTask: 404
     check_arguments(task, body.args)

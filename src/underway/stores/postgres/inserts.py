@@ -11,14 +11,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg import postgres
+from psycopg import postgres, pq
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.rows import tuple_row
 
 from ...errors import ConfigurationError, JobExists, StoreError
 from ...model import Job
-from ..messages import NewJob
+from ..buckets import take_tokens, take_tokens_async
+from ..messages import NewJob, QuotaDemand
 from ..sql import Row
 
 # Batches at least this big, without unique keys, are inserted with COPY.
@@ -71,6 +72,8 @@ class Inserter:
     notify: str
     channel: str
     to_job: Callable[[Row], Job]
+    take_tokens: str
+    bucket_tokens: str
 
     def copy_in(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[Job]:
         """Bulk insert with COPY: several times faster than INSERT for big batches. Jobs
@@ -90,14 +93,38 @@ class Inserter:
             cur.execute(self.notify, {"channel": self.channel})
         return _created_jobs(jobs, now, {})
 
-    def insert(self, connection: Any, jobs: Sequence[NewJob]) -> list[Job]:
-        """Insert on a psycopg connection or cursor, inside its transaction if it has one."""
+    def take(self, conn: psycopg.Connection[Any], quotas: Sequence[QuotaDemand]) -> None:
+        """Take the tokens of `quotas` on `conn`, in its transaction (QuotaExceeded if short)."""
+
+        # A tuple cursor: the caller's connection may hand out rows of another shape.
+        with conn.cursor(row_factory=tuple_row) as cur:
+
+            def fetch_one(text: str, params: Any) -> Any:
+                return cur.execute(text, params).fetchone()
+
+            take_tokens(fetch_one, self.take_tokens, self.bucket_tokens, quotas, {})
+
+    def insert(
+        self, connection: Any, jobs: Sequence[NewJob], quotas: Sequence[QuotaDemand] = ()
+    ) -> list[Job]:
+        """Insert on a psycopg connection or cursor, inside its transaction if it has one.
+        With `quotas`, their tokens are taken first, in one transaction with the insert (a
+        savepoint within the caller's): a refusal leaves nothing of the call behind."""
         conn = connection.connection if isinstance(connection, psycopg.Cursor) else connection
         if not isinstance(conn, psycopg.Connection):
             raise ConfigurationError(
                 f"enqueue(connection=...) takes a psycopg Connection or Cursor, not "
                 f"{type(connection).__name__}; in async code use enqueue_async"
             )
+        if not quotas:
+            return self._insert(conn, jobs)
+        if _implicit_transaction_pending(conn):
+            conn.execute(self.now)
+        with conn.transaction():
+            self.take(conn, quotas)
+            return self._insert(conn, jobs)
+
+    def _insert(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> list[Job]:
         chosen = _chosen_ids(jobs)
         with conn.cursor(row_factory=tuple_row) as cur, _ids_taken_by_a_race(chosen):
             if chosen:
@@ -113,7 +140,9 @@ class Inserter:
                     rounds.found([self.to_job(r) for r in records(cur)])
             return rounds.result()
 
-    async def insert_async(self, connection: Any, jobs: Sequence[NewJob]) -> list[Job]:
+    async def insert_async(
+        self, connection: Any, jobs: Sequence[NewJob], quotas: Sequence[QuotaDemand] = ()
+    ) -> list[Job]:
         """`insert` for psycopg's AsyncConnection or AsyncCursor."""
         conn = connection.connection if isinstance(connection, psycopg.AsyncCursor) else connection
         if not isinstance(conn, psycopg.AsyncConnection):
@@ -121,6 +150,22 @@ class Inserter:
                 f"enqueue_async(connection=...) takes a psycopg AsyncConnection or AsyncCursor, "
                 f"not {type(connection).__name__}"
             )
+        if not quotas:
+            return await self._insert_async(conn, jobs)
+        if _implicit_transaction_pending(conn):
+            await conn.execute(self.now)
+        async with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+
+            async def fetch_one(text: str, params: Any) -> Any:
+                await cur.execute(text, params)
+                return await cur.fetchone()
+
+            await take_tokens_async(fetch_one, self.take_tokens, self.bucket_tokens, quotas, {})
+            return await self._insert_async(conn, jobs)
+
+    async def _insert_async(
+        self, conn: psycopg.AsyncConnection[Any], jobs: Sequence[NewJob]
+    ) -> list[Job]:
         chosen = _chosen_ids(jobs)
         async with conn.cursor(row_factory=tuple_row) as cur:
             with _ids_taken_by_a_race(chosen):
@@ -140,6 +185,18 @@ class Inserter:
                         rows = await cur.fetchall()
                         rounds.found([self.to_job(dict(zip(names, r, strict=True))) for r in rows])
             return rounds.result()
+
+
+def _implicit_transaction_pending(
+    conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any],
+) -> bool:
+    """A connection that is not autocommit and idle: its next statement begins the caller's
+    transaction. psycopg's `transaction()` would instead begin one of its own there and commit
+    it at the end of the block, so a statement runs first to begin the caller's, and the
+    tokens and jobs go into a savepoint within it, committed only when the caller commits.
+    (Elsewhere `transaction()` is already right: a savepoint inside a transaction, a
+    transaction of its own on an autocommit connection outside one.)"""
+    return not conn.autocommit and conn.info.transaction_status == pq.TransactionStatus.IDLE
 
 
 def _chosen_ids(jobs: Sequence[NewJob]) -> list[uuid.UUID]:

@@ -947,3 +947,34 @@ SELECT 0, sum(delivered), sum(failed), sum(attempts) FROM gone HAVING count(*) >
 ON CONFLICT (shard) DO UPDATE SET delivered = c.delivered + excluded.delivered,
                                   failed = c.failed + excluded.failed,
                                   attempts = c.attempts + excluded.attempts;
+
+-- --- tenant quotas (migration 0013, docs/decisions/0026-tenant-quotas.md) --------------------
+
+-- name: take_tokens
+-- Refill the tenant's bucket by the time since its last refill, then take %(count)s tokens, only
+-- if that many are there: no row back = refused (nothing changed). The conflicting row stays
+-- locked to the end of the enqueue's transaction, so enqueues of one tenant take turns.
+-- clock_timestamp(), not now(): now() is the start of the transaction, which in a caller's
+-- long transaction (enqueue(connection=...)) would run the refill clock backwards. The
+-- greatest() calls keep a statement that waited on the row lock, its clock read before the
+-- wait, from crediting the wait twice.
+INSERT INTO {schema}.underway_quota_buckets AS b (tenant, tokens, refilled_at)
+SELECT %(tenant)s, %(burst)s::float8 - %(count)s::float8, clock_timestamp()
+WHERE %(count)s::float8 <= %(burst)s::float8
+ON CONFLICT (tenant) DO UPDATE
+SET tokens = least(%(burst)s::float8, b.tokens + %(rate)s::float8 * greatest(
+        extract(epoch FROM excluded.refilled_at - b.refilled_at)::float8, 0))
+        - %(count)s::float8,
+    refilled_at = greatest(b.refilled_at, excluded.refilled_at)
+WHERE least(%(burst)s::float8, b.tokens + %(rate)s::float8 * greatest(
+        extract(epoch FROM excluded.refilled_at - b.refilled_at)::float8, 0))
+      >= %(count)s::float8
+RETURNING tokens;
+
+-- name: bucket_tokens
+-- The tokens a refused demand found (for its retry_after): a bucket never used is full.
+SELECT coalesce((
+    SELECT least(%(burst)s::float8, tokens + %(rate)s::float8 * greatest(
+               extract(epoch FROM clock_timestamp() - refilled_at)::float8, 0))
+    FROM {schema}.underway_quota_buckets WHERE tenant = %(tenant)s
+), %(burst)s::float8);

@@ -21,7 +21,17 @@ from psycopg_pool import ConnectionPool
 from ...errors import StoreError
 from ...model import Job
 from ...settings import Settings
-from ..messages import Claimed, HeartbeatResult, Lease, Listener, NewJob, Outcome, Report, Topic
+from ..messages import (
+    Claimed,
+    HeartbeatResult,
+    Lease,
+    Listener,
+    NewJob,
+    Outcome,
+    QuotaDemand,
+    Report,
+    Topic,
+)
 from ..metering import MeteringVerbs
 from ..schedules import ScheduleRows
 from ..sql import Row, Values, job_mapper
@@ -125,7 +135,7 @@ class PostgresStore(
             insert_jobs=q["insert_jobs"], unfinished_by_key=q["unfinished_by_key"],
             existing_ids=q["existing_ids"],
             copy_jobs=q["copy_jobs"], now=q["now"], notify=q["notify"], channel=self.channel,
-            to_job=_job,
+            to_job=_job, take_tokens=q["take_tokens"], bucket_tokens=q["bucket_tokens"],
         )  # fmt: skip
         self._completer = Completer(q["finish"], self.schema)
 
@@ -224,21 +234,30 @@ class PostgresStore(
 
     # --- producers ----------------------------------------------------------------------------
 
-    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+    def enqueue(self, jobs: Sequence[NewJob], quotas: Sequence[QuotaDemand] = ()) -> list[Job]:
         if len(jobs) >= COPY_THRESHOLD and all(j.key is None and not j.id_chosen for j in jobs):
             with self._tx(atomic=True) as conn:
+                if quotas:
+                    self._inserter.take(conn, quotas)
                 return self._inserter.copy_in(conn, jobs)
+        # Autocommit, unless quotas apply: then the insert opens one transaction for the
+        # tokens and the jobs together.
         with self._tx() as conn:
-            return self._inserter.insert(conn, jobs)
+            return self._inserter.insert(conn, jobs, quotas)
 
-    def enqueue_on(self, connection: Any, jobs: Sequence[NewJob]) -> list[Job]:
+    def enqueue_on(
+        self, connection: Any, jobs: Sequence[NewJob], quotas: Sequence[QuotaDemand] = ()
+    ) -> list[Job]:
         """Insert on the caller's psycopg connection or cursor, inside its transaction: the
-        jobs exist only if that transaction commits, and workers are woken at commit."""
-        return self._inserter.insert(connection, jobs)
+        jobs exist only if that transaction commits, and workers are woken at commit. The
+        quotas' tokens are taken on that connection too, in the same transaction."""
+        return self._inserter.insert(connection, jobs, quotas)
 
-    async def enqueue_on_async(self, connection: Any, jobs: Sequence[NewJob]) -> list[Job]:
+    async def enqueue_on_async(
+        self, connection: Any, jobs: Sequence[NewJob], quotas: Sequence[QuotaDemand] = ()
+    ) -> list[Job]:
         """`enqueue_on` for psycopg's AsyncConnection or AsyncCursor."""
-        return await self._inserter.insert_async(connection, jobs)
+        return await self._inserter.insert_async(connection, jobs, quotas)
 
     # --- workers ------------------------------------------------------------------------------
 

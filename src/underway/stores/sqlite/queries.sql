@@ -678,3 +678,27 @@ SELECT (SELECT coalesce(sum(delivered), 0) FROM underway_delivery_counters),
        (SELECT coalesce(sum(failed), 0) FROM underway_delivery_counters),
        (SELECT coalesce(sum(attempts), 0) FROM underway_delivery_counters),
        (SELECT count(*) FROM underway_deliveries WHERE status = 'pending');
+
+-- --- tenant quotas (migration 0013, docs/decisions/0026-tenant-quotas.md) --------------------
+
+-- name: take_tokens
+-- Refill the tenant's bucket by the time since its last refill, then take :count tokens, only
+-- if that many are there: no row back = refused (nothing changed). The write lock (begin) keeps
+-- other enqueues out meanwhile; :now is read once it is held. max() keeps a clock that stepped
+-- back from refilling the bucket twice.
+INSERT INTO underway_quota_buckets AS b (tenant, tokens, refilled_at)
+SELECT :tenant, :burst - :count, :now
+WHERE :count <= :burst
+ON CONFLICT (tenant) DO UPDATE
+SET tokens = min(:burst, b.tokens + :rate * max(excluded.refilled_at - b.refilled_at, 0))
+             - :count,
+    refilled_at = max(b.refilled_at, excluded.refilled_at)
+WHERE min(:burst, b.tokens + :rate * max(excluded.refilled_at - b.refilled_at, 0)) >= :count
+RETURNING tokens;
+
+-- name: bucket_tokens
+-- The tokens a refused demand found (for its retry_after): a bucket never used is full.
+SELECT coalesce((
+    SELECT min(:burst, tokens + :rate * max(:now - refilled_at, 0))
+    FROM underway_quota_buckets WHERE tenant = :tenant
+), :burst);

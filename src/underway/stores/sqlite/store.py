@@ -19,7 +19,18 @@ from typing import Any
 from ...errors import JobExists, StoreError
 from ...model import Job, Status
 from ...settings import Settings
-from ..messages import Claimed, HeartbeatResult, Lease, Listener, NewJob, Outcome, Report, Topic
+from ..buckets import take_tokens
+from ..messages import (
+    Claimed,
+    HeartbeatResult,
+    Lease,
+    Listener,
+    NewJob,
+    Outcome,
+    QuotaDemand,
+    Report,
+    Topic,
+)
 from ..metering import MeteringVerbs
 from ..schedules import ScheduleRows
 from ..sql import Row, Values, job_mapper
@@ -231,11 +242,13 @@ class SqliteStore(ScheduleRows[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
 
     # --- producers ----------------------------------------------------------------------------
 
-    def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
+    def enqueue(self, jobs: Sequence[NewJob], quotas: Sequence[QuotaDemand] = ()) -> list[Job]:
         now = time.time()
         rows = [_insert_params(job, now) for job in jobs]
         out: list[Job] = []
         with self._write() as conn:
+            if quotas:
+                _take_tokens(conn, quotas)
             _refuse_existing_ids(conn, jobs)
             keyless = [row for row in rows if row["key"] is None]
             if len(keyless) == len(rows):
@@ -393,6 +406,16 @@ def _connect(path: str) -> sqlite3.Connection:
     if mode.lower() != "wal" and path != ":memory:":
         raise StoreError(f"could not switch {path} to WAL mode (got {mode!r})")
     return conn
+
+
+def _take_tokens(conn: sqlite3.Connection, quotas: Sequence[QuotaDemand]) -> None:
+    """Take the quotas' tokens in the enqueue's write transaction. The clock is read here,
+    with the write lock held, so the refills of all processes follow one another in time."""
+
+    def fetch_one(text: str, params: Any) -> Any:
+        return conn.execute(text, params).fetchone()
+
+    take_tokens(fetch_one, Q["take_tokens"], Q["bucket_tokens"], quotas, {"now": time.time()})
 
 
 def _refuse_existing_ids(conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> None:
