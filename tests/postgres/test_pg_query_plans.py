@@ -25,7 +25,9 @@ from psycopg import sql
 
 from underway import Settings
 from underway.stores import open_store
+from underway.stores.fair import FIRST
 from underway.stores.messages import Outcome
+from underway.stores.postgres.claiming import _cursor
 from underway.stores.postgres.store import PostgresStore, _queue_shape
 
 FINISHED = 50_000
@@ -42,15 +44,21 @@ PARAM_TYPES = {
     "queue": "text",
     "queues": "text[]",
     "max_rescues": "int4",
+    "after_queue": "text",
+    "after_tenant": "text",
+    "groups": "int8",
 }
+
+#: Where a worker's fair-claiming cursor can stand: at the start, and after some group.
+CURSORS = [FIRST, ("mail", "tenant-1")]
 
 
 def fill(conn: psycopg.Connection[Any], schema: str, due: int = DUE) -> None:
     """Rows shaped like the store's own (as enqueue, claim and finish leave them)."""
     table = sql.SQL("{}.underway_jobs").format(sql.Identifier(schema))
     columns = sql.SQL(
-        "id, task, title, args, queue, priority, status, ready, attempt, max_attempts, run_at, "
-        "created_at, updated_at, started_at, completed_at, result, worker_id, lease_token, "
+        "id, task, title, args, queue, tenant, priority, status, ready, attempt, max_attempts, "
+        "run_at, created_at, updated_at, started_at, completed_at, result, worker_id, lease_token, "
         "lease_expires_at"
     )
     queue = sql.SQL("(ARRAY[{}])[1 + g % {}]").format(
@@ -85,7 +93,8 @@ def fill(conn: psycopg.Connection[Any], schema: str, due: int = DUE) -> None:
             sql.SQL(
                 "INSERT INTO {table} ({columns}) "
                 "SELECT gen_random_uuid(), 'tests.task' || (g % 7), 'tests.task' || (g % 7), "
-                "jsonb_build_object('n', g), {queue}, g % 3, "
+                "jsonb_build_object('n', g), {queue}, "
+                "CASE WHEN g % 4 = 0 THEN NULL ELSE 'tenant-' || (g % 3) END, g % 3, "
             ).format(table=table, columns=columns, queue=queue)
             + sql.SQL(values)
             + sql.SQL(" FROM generate_series(1, {}) AS g").format(sql.Literal(count))
@@ -185,22 +194,28 @@ def assert_no_seq_scan(store: PostgresStore, text: str, params: dict[str, Any]) 
 QUEUE_CHOICES = [None, ["mail"], ["mail", "reports"]]
 
 
+@pytest.mark.parametrize("cursor", CURSORS, ids=["from first", "from a group"])
 @pytest.mark.parametrize("suspects", [False, True], ids=["claim", "suspect claim"])
 @pytest.mark.parametrize("queues", QUEUE_CHOICES, ids=["all", "one", "two"])
 def test_claim_uses_indexes(
-    filled: PostgresStore, queues: list[str] | None, suspects: bool
+    filled: PostgresStore, queues: list[str] | None, suspects: bool, cursor: tuple[str, str]
 ) -> None:
     store = filled
     shape, params = _queue_shape(queues)
     params.update(lease=store.settings.lease_seconds, worker_id="worker-x", limit=10)
+    params.update(_cursor(cursor))
     assert_no_seq_scan(store, store.claims.statement(shape, suspects), params)
 
 
+@pytest.mark.parametrize("cursor", CURSORS, ids=["from first", "from a group"])
 @pytest.mark.parametrize("suspects", [False, True], ids=["claim", "suspect claim"])
-def test_claim_of_a_limited_queue_uses_indexes(filled: PostgresStore, suspects: bool) -> None:
+def test_claim_of_a_limited_queue_uses_indexes(
+    filled: PostgresStore, suspects: bool, cursor: tuple[str, str]
+) -> None:
     store = filled
     assert_no_seq_scan(store, store._q["lock_limited_queue"], {"queue": "mail"})
     params = {"lease": 30.0, "worker_id": "worker-x", "queue": "mail", "limit": 3}
+    params.update(_cursor(cursor))
     assert_no_seq_scan(store, store.claims.statement("limited", suspects), params)
 
 
