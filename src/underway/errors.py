@@ -84,10 +84,14 @@ class QuotaExceeded(UnderwayError):
     the call was written. `retry_after` is how many seconds until enough tokens are back, or
     None when the batch is bigger than the quota's burst and can never pass as one call."""
 
-    def __init__(self, message: str, tenant: str, retry_after: float | None) -> None:
+    def __init__(
+        self, message: str, tenant: str, retry_after: float | None, tokens: float | None = None
+    ) -> None:
         super().__init__(message)
         self.tenant = tenant
         self.retry_after = retry_after
+        #: the tokens the tenant's bucket held when it refused (None: not read)
+        self.tokens = tokens
 
     @classmethod
     def refused(
@@ -114,6 +118,7 @@ class QuotaExceeded(UnderwayError):
             "UNDERWAY_TENANT_ENQUEUE_RATE)",
             tenant,
             wait,
+            tokens,
         )
 
 

@@ -5,17 +5,20 @@ their tenants' quotas, and tells this process about the jobs."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from .callbacks.guard import parse_url
-from .errors import ConfigurationError, InvalidArguments
+from .errors import ConfigurationError, InvalidArguments, QuotaExceeded
 from .events import Events
 from .model import Job
-from .quotas import Quotas, TenantQuota
+from .quotas import KnownShort, Quotas, TenantQuota
 from .settings import Settings
 from .stores import Store, TransactionalEnqueue
-from .stores.messages import NewJob
+from .stores.messages import NewJob, QuotaDemand
 
 
 class Producer:
@@ -33,6 +36,7 @@ class Producer:
         self._store = store
         #: each tenant's enqueue quota; its demands go to the store with every insert
         self.quotas = quotas or Quotas()
+        self._short = KnownShort()
         self.events = events
         #: the largest JSON arguments a job may carry, in bytes (setting max_args_bytes)
         self.max_args_bytes = max_args_bytes
@@ -70,11 +74,15 @@ class Producer:
         if not jobs:
             return []
         _refuse_repeated_ids(jobs)
-        quotas = self.quotas.demands(jobs)
-        if connection is not None:
-            created = self._transactional(connection).enqueue_on(connection, jobs, quotas)
-        else:
-            created = self._store().enqueue(jobs, quotas)
+        quotas = self._demands(jobs)
+        try:
+            if connection is not None:
+                created = self._transactional(connection).enqueue_on(connection, jobs, quotas)
+            else:
+                created = self._store().enqueue(jobs, quotas)
+        except BaseException as error:
+            self._short.failed(quotas, error)
+            raise
         self.events.wake_workers()
         self.events.publish_all(created)
         return created
@@ -85,11 +93,53 @@ class Producer:
         if connection is None or not jobs:
             return await asyncio.to_thread(self.insert, jobs, connection)
         _refuse_repeated_ids(jobs)
-        quotas = self.quotas.demands(jobs)
-        created = await self._transactional(connection).enqueue_on_async(connection, jobs, quotas)
+        quotas = self._demands(jobs)
+        try:
+            store = self._transactional(connection)
+            created = await store.enqueue_on_async(connection, jobs, quotas)
+        except BaseException as error:
+            self._short.failed(quotas, error)
+            raise
         # Workers of this process learn of them at commit, through the store's notification.
         self.events.publish_all(created)
         return created
+
+    @contextmanager
+    def admission(self, tenant: str) -> Iterator[QuotaExceeded | None]:
+        """Around a request that will enqueue one job for `tenant` (the HTTP API's): yields
+        the refusal it would surely meet (the caller answers it without going on), or None.
+        Admitted, its job counts as taken now, and the insert inside this block (this
+        context, or a thread it starts) is not checked a second time; if none comes, the
+        job is given back."""
+        quota = self.quotas.of(tenant)
+        if quota is None:
+            yield None
+            return
+        demand = QuotaDemand(tenant, 1, quota.per_second, quota.burst)
+        try:
+            self._short.check([demand])
+        except QuotaExceeded as refusal:
+            yield refusal
+            return
+        admitted = _Admitted(demand)
+        token = _ADMITTED.set(admitted)
+        try:
+            yield None
+        finally:
+            _ADMITTED.reset(token)
+            if not admitted.used:
+                self._short.release(demand)
+
+    def _demands(self, jobs: list[NewJob]) -> list[QuotaDemand]:
+        """What `jobs` take of their tenants' quotas; refused here when a bucket surely
+        cannot meet them (KnownShort)."""
+        demands = self.quotas.demands(jobs)
+        admitted = _ADMITTED.get()
+        if admitted is not None and not admitted.used and demands == [admitted.demand]:
+            admitted.used = True  # checked and counted when the request was admitted
+            return demands
+        self._short.check(demands)
+        return demands
 
     def _transactional(self, connection: Any) -> TransactionalEnqueue:
         store = self._store()
@@ -99,6 +149,17 @@ class Producer:
                 f"the PostgreSQL store (this app uses {type(store).__name__})"
             )
         return store
+
+
+@dataclass(slots=True)
+class _Admitted:
+    """A request's job admitted by `Producer.admission`, and whether its insert came."""
+
+    demand: QuotaDemand
+    used: bool = False
+
+
+_ADMITTED: ContextVar[_Admitted | None] = ContextVar("underway_admitted", default=None)
 
 
 def _refuse_repeated_ids(jobs: list[NewJob]) -> None:

@@ -6,12 +6,14 @@ so a quota holds across every producer and API process (docs/decisions/0026-tena
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, QuotaExceeded
 from .settings import Settings
 from .stores.messages import NewJob, QuotaDemand
 
@@ -103,6 +105,77 @@ class Quotas:
                     raise demand.refused(tokens=demand.burst)
                 demands.append(demand)
         return demands
+
+
+class KnownShort:
+    """An upper bound, kept in this process, on what each tenant's bucket holds, learnt from
+    the store's refusals. When a bucket refused it held `tokens`; since then it refilled at
+    most `per_second * elapsed` (never past its burst), and every job let through here may
+    have taken its token. A demand above the bound would be refused by the store too: it is
+    refused here, without a round trip, so a flood over the quota costs the store nothing
+    (scenario A09). A call that fails for another reason took nothing, so the bound is
+    forgotten rather than left too low.
+
+    >>> now = 10.0
+    >>> short = KnownShort(clock=lambda: now)
+    >>> demand = QuotaDemand("acme", 1, per_second=2.0, burst=5)
+    >>> short.failed([demand], demand.refused(tokens=0.5))
+    >>> short.check([demand])
+    Traceback (most recent call last):
+    ...
+    underway.errors.QuotaExceeded: tenant 'acme' is over its enqueue quota (2 jobs/s, burst 5): ...
+    >>> now = 10.25  # half a token later: one job's worth, which the next call may take
+    >>> short.check([demand])
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._bound: dict[str, tuple[float, float]] = {}  # tenant -> (since, tokens at most)
+
+    def check(self, demands: Sequence[QuotaDemand]) -> None:
+        """Raise QuotaExceeded for the first demand its bucket surely cannot meet yet; else
+        count the demands as taken, for the next call's bound."""
+        if not self._bound:
+            return
+        now = self._clock()
+        with self._lock:
+            after: dict[str, tuple[float, float]] = {}
+            for demand in demands:
+                known = self._bound.get(demand.tenant)
+                if known is None:
+                    continue
+                since, tokens = known
+                most = min(float(demand.burst), tokens + demand.per_second * (now - since))
+                if most < demand.count:
+                    raise demand.refused(most)
+                after[demand.tenant] = (now, most - demand.count)
+            self._bound.update(after)
+
+    def release(self, demand: QuotaDemand) -> None:
+        """`demand` passed `check` but its call never reached the store: give its tokens back
+        to the bound (a bound too high only sends a call to the store that could refuse)."""
+        with self._lock:
+            known = self._bound.get(demand.tenant)
+            if known is not None:
+                self._bound[demand.tenant] = (known[0], known[1] + demand.count)
+
+    def failed(self, demands: Sequence[QuotaDemand], error: BaseException) -> None:
+        """The call that `check` let through failed: it took nothing (its transaction rolled
+        back), so each tenant's bound may now be too low and is forgotten; but a tenant the
+        store refused gets its bound from what the store saw.
+
+        The store read that bucket just before its answer came back, so the bound is dated
+        now: from the call's start instead, a call that waited long for the bucket's lock
+        would credit the whole wait as refill, and a crowd of such calls would keep letting
+        each other through to be refused by the store. Dated now, it may miss the refill
+        while the answer travelled (a few thousandths of a token at most)."""
+        now = self._clock()
+        with self._lock:
+            for demand in demands:
+                self._bound.pop(demand.tenant, None)
+            if isinstance(error, QuotaExceeded) and error.tokens is not None:
+                self._bound[error.tenant] = (now, error.tokens)
 
 
 def _checked(overrides: Mapping[str, TenantQuota | None]) -> dict[str, TenantQuota | None]:

@@ -4,6 +4,7 @@ into its tenant and are metered there; a batch of one job never passes a burst b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -42,3 +43,21 @@ def test_a_tenant_key_is_metered_in_its_own_tenant(make_web: Callable[..., Web])
 def test_the_schema_lists_429_for_the_enqueue(web: Web) -> None:
     schema = httpx.get(web.url + "/openapi.json").json()
     assert "429" in schema["paths"]["/api/v1/jobs"]["post"]["responses"]
+
+
+def test_a_refused_tenant_is_refused_early_and_admitted_again_once_refilled(
+    make_web: Callable[..., Web],
+) -> None:
+    """After the store's refusal the server answers 429 without routing the request (so a
+    body it would reject as 422 gets 429 too), and takes the tenant's jobs again as soon as
+    the bucket can have refilled: the early refusal never refuses what the store would take."""
+    web = make_web(tenant_quotas={"acme": TenantQuota(per_second=4, burst=1)})
+    acme = web.as_tenant("acme")
+    assert acme.post("/api/v1/jobs", json=BODY).status_code == 201
+    assert acme.post("/api/v1/jobs", json=BODY).status_code == 429  # the store's refusal
+    early = acme.post("/api/v1/jobs", json={"task": "web.add", "args": {"a": "not a number"}})
+    assert early.status_code == 429 and int(early.headers["Retry-After"]) == 1
+    time.sleep(0.3)  # a quarter of a second refills one job's token
+    assert acme.post("/api/v1/jobs", json=BODY).status_code == 201
+    jobs = web.as_admin().get("/api/v1/jobs", params={"tenant": "acme"}).json()["jobs"]
+    assert len(jobs) == 2

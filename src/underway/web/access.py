@@ -100,6 +100,7 @@ async def authorize(
     key = await get_app(request).authenticate_async(secret)
     if key is None:
         raise _unauthorized("this API key is unknown or revoked")
+    request.app.state.key_tenants.remember(secret, key)
     return Scope(key, key.tenant)
 
 

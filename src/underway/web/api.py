@@ -3,7 +3,6 @@ can be mounted in the user's own ASGI app."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +31,7 @@ from ..errors import (
 )
 from . import control, dashboard, events, jobs, ops
 from .access import authorize
+from .admission import EarlyRefusal, KeyTenants, over_quota
 from .limits import ENVELOPE_BYTES, BodyLimit
 from .origin import CrossSiteGuard
 from .schemas import Problem
@@ -69,6 +69,7 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
     )
     api.state.underway = app
     api.state.insecure_no_auth = insecure_no_auth
+    api.state.key_tenants = KeyTenants()
     v1 = APIRouter(
         prefix="/api/v1",
         dependencies=[Depends(authorize)],
@@ -87,6 +88,8 @@ def create_api(app: App, *, insecure_no_auth: bool = False) -> FastAPI:
         dependencies=[Depends(authorize)],
         responses={401: {"model": Problem, "description": "no key, or a bad or revoked one"}},
     )
+    # Innermost of ours: cross-site and size checks come first, security headers wrap it.
+    api.add_middleware(EarlyRefusal, producer=app.producer, keys=api.state.key_tenants)
     dashboard.install(api)
     api.add_middleware(BodyLimit, limit=app.settings.max_args_bytes + ENVELOPE_BYTES)
     api.add_middleware(CrossSiteGuard)
@@ -137,20 +140,9 @@ def _printable(error: Any) -> Any:
 
 def _error_handler(request: Request, exc: UnderwayError) -> Response:
     if isinstance(exc, QuotaExceeded):
-        return _over_quota(exc)
+        return over_quota(exc)
     code = next(
         (code for kind, code in STATUS_OF if isinstance(exc, kind)),
         status.HTTP_500_INTERNAL_SERVER_ERROR,
     )
     return JSONResponse({"detail": str(exc)}, status_code=code)
-
-
-def _over_quota(exc: QuotaExceeded) -> Response:
-    """429, with Retry-After in whole seconds (rounded up, at least 1) when waiting helps; a
-    batch bigger than the burst never passes, so it gets no Retry-After."""
-    headers = {}
-    if exc.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
-    return JSONResponse(
-        {"detail": str(exc)}, status_code=status.HTTP_429_TOO_MANY_REQUESTS, headers=headers
-    )
