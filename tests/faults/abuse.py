@@ -20,7 +20,7 @@ if str(WEB) not in sys.path:
 
 import httpx  # noqa: E402
 from verdict import Verdict  # noqa: E402
-from web_support import Served, Web  # noqa: E402
+from web_support import Served, Web, free_port  # noqa: E402, F401 (free_port: for A09)
 from webapp import declare  # noqa: E402
 
 import underway  # noqa: E402
