@@ -74,15 +74,16 @@ class Producer:
         if not jobs:
             return []
         _refuse_repeated_ids(jobs)
-        quotas = self._demands(jobs)
-        try:
-            if connection is not None:
-                created = self._transactional(connection).enqueue_on(connection, jobs, quotas)
-            else:
+        if connection is not None:
+            quotas = self._demands(jobs, in_transaction=True)
+            created = self._transactional(connection).enqueue_on(connection, jobs, quotas)
+        else:
+            quotas = self._demands(jobs)
+            try:
                 created = self._store().enqueue(jobs, quotas)
-        except BaseException as error:
-            self._short.failed(quotas, error)
-            raise
+            except BaseException as error:
+                self._short.failed(quotas, error)
+                raise
         self.events.wake_workers()
         self.events.publish_all(created)
         return created
@@ -93,13 +94,8 @@ class Producer:
         if connection is None or not jobs:
             return await asyncio.to_thread(self.insert, jobs, connection)
         _refuse_repeated_ids(jobs)
-        quotas = self._demands(jobs)
-        try:
-            store = self._transactional(connection)
-            created = await store.enqueue_on_async(connection, jobs, quotas)
-        except BaseException as error:
-            self._short.failed(quotas, error)
-            raise
+        quotas = self._demands(jobs, in_transaction=True)
+        created = await self._transactional(connection).enqueue_on_async(connection, jobs, quotas)
         # Workers of this process learn of them at commit, through the store's notification.
         self.events.publish_all(created)
         return created
@@ -130,10 +126,14 @@ class Producer:
             if not admitted.used:
                 self._short.release(demand)
 
-    def _demands(self, jobs: list[NewJob]) -> list[QuotaDemand]:
+    def _demands(self, jobs: list[NewJob], in_transaction: bool = False) -> list[QuotaDemand]:
         """What `jobs` take of their tenants' quotas; refused here when a bucket surely
-        cannot meet them (KnownShort)."""
+        cannot meet them (KnownShort). Jobs `in_transaction` (the caller's) are checked but
+        not counted, and their refusals not learnt from: the caller may still roll back."""
         demands = self.quotas.demands(jobs)
+        if in_transaction:
+            self._short.check(demands, take=False)
+            return demands
         admitted = _ADMITTED.get()
         if admitted is not None and not admitted.used and demands == [admitted.demand]:
             admitted.used = True  # checked and counted when the request was admitted

@@ -133,9 +133,11 @@ class KnownShort:
         self._lock = threading.Lock()
         self._bound: dict[str, tuple[float, float]] = {}  # tenant -> (since, tokens at most)
 
-    def check(self, demands: Sequence[QuotaDemand]) -> None:
-        """Raise QuotaExceeded for the first demand its bucket surely cannot meet yet; else
-        count the demands as taken, for the next call's bound."""
+    def check(self, demands: Sequence[QuotaDemand], take: bool = True) -> None:
+        """Raise QuotaExceeded for the first demand its bucket surely cannot meet yet; else,
+        with `take`, count the demands as taken, for the next call's bound. An enqueue in
+        the caller's transaction passes `take=False`: a rollback would give its tokens back
+        to the bucket, not to the bound, which would then stay too low."""
         if not self._bound:
             return
         now = self._clock()
@@ -150,7 +152,8 @@ class KnownShort:
                 if most < demand.count:
                     raise demand.refused(most)
                 after[demand.tenant] = (now, most - demand.count)
-            self._bound.update(after)
+            if take:
+                self._bound.update(after)
 
     def release(self, demand: QuotaDemand) -> None:
         """`demand` passed `check` but its call never reached the store: give its tokens back
@@ -161,9 +164,11 @@ class KnownShort:
                 self._bound[demand.tenant] = (known[0], known[1] + demand.count)
 
     def failed(self, demands: Sequence[QuotaDemand], error: BaseException) -> None:
-        """The call that `check` let through failed: it took nothing (its transaction rolled
-        back), so each tenant's bound may now be too low and is forgotten; but a tenant the
-        store refused gets its bound from what the store saw.
+        """The call that `check` let through (and counted) failed: it took nothing (its
+        transaction rolled back), so each tenant's bound may now be too low and is forgotten;
+        but a tenant the store refused gets its bound from what the store saw. Not for an
+        enqueue in the caller's transaction: the store saw that transaction's own takes,
+        which a rollback gives back.
 
         The store read that bucket just before its answer came back, so the bound is dated
         now: from the call's start instead, a call that waited long for the bucket's lock

@@ -32,8 +32,9 @@ class Bucket:
 
 # Each step: seconds since the last one, the jobs asked, and who asks: this process, another
 # producer (which this one never hears of) taking from the same bucket, or this process in a
-# call that fails before the store takes anything (a lost connection, a duplicate id).
-WHO = ("mine", "other", "mine, failing")
+# call that fails before the store takes anything (a lost connection, a duplicate id), or
+# this process on the caller's connection, whose transaction then commits or rolls back.
+WHO = ("mine", "other", "mine, failing", "mine, committed", "mine, rolled back")
 steps = st.lists(
     st.tuples(st.floats(0, 2), st.integers(1, BURST), st.sampled_from(WHO)),
     min_size=1, max_size=60,
@@ -50,8 +51,9 @@ def test_it_refuses_only_what_the_store_would_refuse(plan: list[tuple[float, int
         if who == "other":
             bucket.take(count, now)
             continue
+        in_transaction = who in ("mine, committed", "mine, rolled back")
         try:
-            short.check([demand])
+            short.check([demand], take=not in_transaction)
         except QuotaExceeded as refusal:
             # the store, asked now, would refuse as well, and not sooner than it says
             held = min(BURST, bucket.tokens + RATE * (now - bucket.at))
@@ -61,6 +63,10 @@ def test_it_refuses_only_what_the_store_would_refuse(plan: list[tuple[float, int
             continue
         if who == "mine, failing":
             short.failed([demand], ConnectionError("lost"))
+            continue
+        if in_transaction:  # the producer learns nothing from these
+            if bucket.take(count, now) is None and who == "mine, rolled back":
+                bucket.tokens += count  # the rollback gives them back
             continue
         tokens = bucket.take(count, now)
         if tokens is not None:
