@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from web_support import Web
@@ -61,3 +62,24 @@ def test_a_refused_tenant_is_refused_early_and_admitted_again_once_refilled(
     assert acme.post("/api/v1/jobs", json=BODY).status_code == 201
     jobs = web.as_admin().get("/api/v1/jobs", params={"tenant": "acme"}).json()["jobs"]
     assert len(jobs) == 2
+
+
+def test_a_new_keys_concurrent_enqueues_take_turns_and_all_land(
+    make_web: Callable[..., Web],
+) -> None:
+    """A key the server has not seen yet sends many enqueues at once (a flood's first
+    requests): they take turns in its lanes, and every one is answered as without them."""
+    web = make_web(tenant_quotas={"acme": TenantQuota(per_second=0.01, burst=12)})
+    key = web.tenants["acme"]
+
+    def post(n: int) -> int:
+        with httpx.Client(base_url=web.url, headers={"Authorization": f"Bearer {key}"},
+                          timeout=30) as client:  # fmt: skip
+            answer = client.post("/api/v1/jobs", json={"task": "web.add", "args": {"a": n}})
+            return answer.status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(post, range(16)))
+    assert sorted(codes) == [201] * 12 + [429] * 4
+    jobs = web.as_admin().get("/api/v1/jobs", params={"tenant": "acme"}).json()["jobs"]
+    assert len(jobs) == 12

@@ -8,8 +8,10 @@ It acts only on a single enqueue (POST /api/v1/jobs) with a tenant key this proc
 recently seen authenticated: one whose tenant the producer knows cannot take a job now is
 answered 429 here; one admitted has its job counted at once (Producer.admission), so a burst
 of requests cannot all slip past the check before the first of them reaches the store, and
-runs in its tenant's lanes (at most LANES_PER_TENANT at once). Every other request goes on as
-before. So a key revoked in another process may get 429 rather than 401 for up to
+runs in its tenant's lanes (at most LANES_PER_TENANT at once). An enqueue with a key not seen
+yet runs in that key's lanes until the key has authenticated, so a flood's first requests,
+sent all at once, cannot hold every thread the store calls run on; an admin key then goes on
+unhindered. Every other request goes on as before. So a key revoked in another process may get 429 rather than 401 for up to
 KEY_MEMORY_SECONDS: a refusal either way."""
 
 from __future__ import annotations
@@ -78,17 +80,18 @@ class KeyTenants:
 
 
 class Lanes:
-    """At most LANES_PER_TENANT enqueues of one tenant at a time. A tenant's enqueues take
+    """At most LANES_PER_TENANT enqueues of one tenant (or of one key not seen yet, by its
+    digest) at a time. A tenant's enqueues take
     turns on its quota bucket's row lock anyway (PostgreSQL holds it to the commit), so more
     at once gain nothing; yet each one waiting on that lock holds one of the few threads store
     calls run on, and a flood's enqueues would hold them all while other tenants' requests
     queue behind them. Used from the event loop's thread only."""
 
     def __init__(self) -> None:
-        self._lanes: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._lanes: dict[str | bytes, tuple[asyncio.Semaphore, list[int]]] = {}
 
     @asynccontextmanager
-    async def of(self, tenant: str) -> AsyncIterator[None]:
+    async def of(self, tenant: str | bytes) -> AsyncIterator[None]:
         lane = self._lanes.get(tenant)
         if lane is None:
             lane = self._lanes[tenant] = (asyncio.Semaphore(LANES_PER_TENANT), [0])
@@ -116,8 +119,14 @@ class EarlyRefusal:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         secret = _enqueue_key(scope)
         tenant = None if secret is None else self.keys.tenant_of(secret)
-        if tenant is None or tenant == ADMIN:
+        if secret is None or tenant == ADMIN:
             await self.app(scope, receive, send)
+            return
+        if tenant is None:
+            # Not seen yet, so its tenant is unknown: the key takes turns as a tenant of its
+            # own until it has authenticated (a flood's first requests, sent all at once).
+            async with self.lanes.of(_digest(secret)):
+                await self.app(scope, receive, send)
             return
         with self.producer.admission(tenant) as refusal:
             if refusal is None:
