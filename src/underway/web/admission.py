@@ -11,8 +11,8 @@ of requests cannot all slip past the check before the first of them reaches the 
 runs in its tenant's lanes (at most LANES_PER_TENANT at once). An enqueue with a key not seen
 yet runs in that key's lanes until the key has authenticated, so a flood's first requests,
 sent all at once, cannot hold every thread the store calls run on; an admin key then goes on
-unhindered. Every other request goes on as before. So a key revoked in another process may get 429 rather than 401 for up to
-KEY_MEMORY_SECONDS: a refusal either way."""
+unhindered. Every other request goes on as before. So a key revoked in another process may
+get 429 rather than 401 for up to KEY_MEMORY_SECONDS: a refusal either way."""
 
 from __future__ import annotations
 
