@@ -3,30 +3,34 @@ B 10/s. Pass: A gets 429 above its quota; B's enqueue p99 and start-latency p99 
 baseline; the DB connection pool is never exhausted.
 
 Everything goes through the HTTP API served by `underway serve` in a process of its own, with
-two worker processes. A also has a backlog already (jobs put before the flood, beyond any
-quota) that keeps every worker slot busy for the whole flood: without fair claiming B's jobs
-would wait behind all of it. Phases:
+two worker processes. Phases:
 
 1. baseline: B alone, 10 jobs/s, idle workers;
-2. flood: A's flood (its own process, never backing off) at `RATE` requests/s over a quota
-   of `QUOTA` jobs/s, while B goes on at 10 jobs/s and the workers drain A's backlog.
+2. flood (the catalogue's): A's flood (its own process, never backing off) at `RATE`
+   requests/s over a quota of `QUOTA` jobs/s, while B goes on at 10 jobs/s and the workers run
+   what A's quota let in;
+3. fairness (beyond the catalogue, which does not say what A has waiting): a backlog of A's
+   jobs, put at once beyond any quota, keeps every worker slot busy while B goes on at 10
+   jobs/s until the backlog has started. Claimed by priority and age alone, B's jobs would
+   wait behind all of it.
 
 Checks: A's taken jobs stay within the quota (burst + rate x elapsed + 1) and every refusal is
-a 429 with Retry-After; B is never refused and its p99s stay under 2x the baseline's; no
-request of either gets a 5xx or an error; on PostgreSQL the connections in use stay below
-max_connections. The share each tenant's jobs got of the starts during the flood is reported.
+a 429 with Retry-After; B is never refused and its p99s during the flood stay under 2x the
+baseline's; no request of either gets a 5xx or an error; on PostgreSQL the connections in use
+stay below max_connections; beside the backlog, B's start-latency p99 stays under a tenth of
+the time the backlog took to start (it would be about all of it without fair claiming), and
+the share each tenant got of the starts meanwhile is reported.
 
 CI size: A at 1,000 requests/s for 10 s, a backlog of 3,000 jobs; `--full` 10,000/s for 60 s,
 a backlog of 20,000.
 
-Out of the default run (the file is not named test_*), because it does not pass yet on the
-2-core machine CI runs on, where the flooding client, the server, the workers and the database
-share two cores: the quota holds (every request over it is 429 with Retry-After, none errs) and
-B's jobs are not starved (its start-latency p99 stays in tens of milliseconds while A's backlog
-drains, where claiming by priority and age alone made it wait for the whole backlog), but B's
-enqueue p99 and start-latency p99 go past 2x their baselines, so the row fails. Run it with
+Out of the default run (the file is not named test_*), because it does not pass reliably yet
+on the 2-core machine CI runs on, where the flooding client, the server, the workers and the
+database share two cores: the quota holds, no request errs, and B is not starved by A's
+backlog, but B's p99s during the flood go past 2x their baselines (always on PostgreSQL, in
+some runs on SQLite); docs/reliability.md has the numbers. Run it with
 
-    ./run test tests/faults/scenario_a09_flood_fairness.py
+    ./run test -s tests/faults/scenario_a09_flood_fairness.py
 """
 
 from __future__ import annotations
@@ -184,18 +188,7 @@ def test_a09_a_flood_is_throttled_and_the_other_tenant_keeps_its_latency(
         time.sleep(0.5)  # the baseline's last jobs start
         baseline_start = p99(start_latencies(s, baseline))
 
-        # A's backlog, put beyond any quota (an unmetered app on the same store)
-        loader = faultapp.make_app(s.url, **{k: v for k, v in s.settings.items()
-                                              if not k.startswith("tenant_")})  # fmt: skip
-        probes = [str(uuid.uuid4()) for _ in range(backlog)]
-        task = loader.tasks["faults.probe"]
-        for start in range(0, backlog, 500):
-            task.enqueue_many([task.options(id=p, tenant="acme").prepare(**JOB)
-                               for p in probes[start:start + 500]])  # fmt: skip
-        loader.close()
-        for p in probes:
-            s.client.record(p, Outcome.OK)
-
+        # 1. the catalogue's flood: A over its quota, B at 10 jobs/s
         peak, stop = [0], threading.Event()
         sampler = None
         if s.store == "postgresql":
@@ -207,11 +200,9 @@ def test_a09_a_flood_is_throttled_and_the_other_tenant_keeps_its_latency(
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
         s.fault(f"tenant A floods {rate:g} requests/s for {seconds:g} s over a {QUOTA:g}/s "
-                f"quota, with a backlog of {backlog}")  # fmt: skip
-        flood_started = time.time()
+                f"quota; then a backlog of {backlog} of A's jobs")  # fmt: skip
         during = b.run(seconds)
         out, err = flood.communicate(timeout=seconds + 120)
-        flood_ended = time.time()
         stop.set()
         if sampler is not None:
             sampler.join()
@@ -223,17 +214,36 @@ def test_a09_a_flood_is_throttled_and_the_other_tenant_keeps_its_latency(
             s.client.record(job, Outcome.ERROR)
         for job in a["unknown"]:
             s.client.record(job, Outcome.UNKNOWN)
+        flood_enqueue = p99(b.latencies[-len(during) :]) if during else float("inf")
+        time.sleep(0.5)
+        flood_start = p99(start_latencies(s, during)) if during else float("inf")
+
+        # 2. fairness: A's backlog (put beyond any quota, by an unmetered app on the same
+        # store) keeps every worker slot busy while B goes on at 10 jobs/s
+        loader = faultapp.make_app(s.url, **{k: v for k, v in s.settings.items()
+                                              if not k.startswith("tenant_")})  # fmt: skip
+        probes = [str(uuid.uuid4()) for _ in range(backlog)]
+        task = loader.tasks["faults.probe"]
+        put = time.time()
+        task.enqueue_many([task.options(id=p, tenant="acme").prepare(**JOB) for p in probes])
+        loader.close()
+        for p in probes:
+            s.client.record(p, Outcome.OK)
+        beside: list[str] = []
+        while not _all_started(s) and time.time() - put < backlog / 10 + 60:
+            beside += b.run(1.0)
+        drained = time.time()
         for job in b.jobs:
             s.client.record(job, Outcome.OK)
-        settled = s.settle(timeout=backlog / 50 + 120)
+        settled = s.settle(timeout=120)
 
-    flood_enqueue = p99(b.latencies[-len(during) :]) if during else float("inf")
-    flood_start = p99(start_latencies(s, during)) if during else float("inf")
     allowed = QUOTA + QUOTA * a["seconds"] + 1
     rows = s.raw.jobs()
     started = [r for r in rows.values() if r.tenant in ("acme", "globex")]
-    in_window = _starts_in(s, started, flood_started, flood_ended)
+    in_window = _starts_in(s, started, put, drained)
     share = {t: n / max(1, sum(in_window.values())) for t, n in in_window.items()}
+    beside_start = p99(start_latencies(s, beside)) if beside else float("inf")
+    drain = drained - put
     verdict = s.verdict(allow_duplicates="none")
     (
         verdict.require("A gets 429 above its quota", len(a["refused"]) > 0
@@ -247,8 +257,11 @@ def test_a09_a_flood_is_throttled_and_the_other_tenant_keeps_its_latency(
         .require("B's enqueue p99 < 2x baseline", flood_enqueue < 2 * baseline_enqueue,
                  f"{flood_enqueue * 1000:.1f} ms vs baseline {baseline_enqueue * 1000:.1f} ms")
         .require("B's start-latency p99 < 2x baseline", flood_start < 2 * baseline_start,
-                 f"{flood_start * 1000:.1f} ms vs baseline {baseline_start * 1000:.1f} ms; "
-                 f"share of starts during the flood: "
+                 f"{flood_start * 1000:.1f} ms vs baseline {baseline_start * 1000:.1f} ms")
+        .require("B is not starved by A's backlog: its start p99 < 10% of the drain",
+                 beside_start < 0.1 * drain,
+                 f"{beside_start * 1000:.1f} ms while {backlog} jobs of A drained in "
+                 f"{drain:.1f} s; share of starts: "
                  + ", ".join(f"{t} {v:.1%}" for t, v in sorted(share.items())))
         .require("all jobs finish", settled, f"{s.raw.unfinished()} unfinished")
     )  # fmt: skip
@@ -256,7 +269,14 @@ def test_a09_a_flood_is_throttled_and_the_other_tenant_keeps_its_latency(
         limit = max_connections(s)
         verdict.require("connections stay below max_connections", peak[0] < limit,
                         f"peak {peak[0]} of {limit}")  # fmt: skip
+    for name, (ok, detail) in verdict.checks.items():  # the measurements, also when passed
+        print(f"A09 [{s.store}] {'ok  ' if ok else 'FAIL'} {name}: {detail}")
     verdict.check()
+
+
+def _all_started(s: Scenario) -> bool:
+    """Whether A's jobs have all started (none is pending)."""
+    return s.app.stats(tenant="acme").by_status.get("pending", 0) == 0
 
 
 def _starts_in(s: Scenario, rows: list[Any], since: float, until: float) -> dict[str, int]:
