@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import egress
 from ledger import INCARNATION_VAR, LEDGER_VAR, Event, write
 
 import underway
@@ -91,6 +92,7 @@ app = make_app()
 
 
 def main(argv: list[str] | None = None) -> None:
+    egress.install_from_env()
     parser = argparse.ArgumentParser(prog="faultapp")
     parser.add_argument("--concurrency", type=int, default=4)
     options = parser.parse_args(argv)

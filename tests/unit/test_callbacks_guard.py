@@ -55,6 +55,12 @@ def test_allow_entries_are_networks_or_host_names() -> None:
         Allow.parse(["a b"])
 
 
+def test_what_an_allow_list_opens_is_its_non_public_networks_and_its_names() -> None:
+    allow = Allow.parse(["10.0.0.0/8", "8.8.8.0/24", "::1", "hooks.internal"])
+    assert allow.opened() == ["10.0.0.0/8", "::1/128", "hooks.internal"]
+    assert Allow.parse(["8.8.8.0/24"]).opened() == []  # public: reachable anyway
+
+
 def test_the_allow_list_comes_from_the_environment_comma_separated() -> None:
     env = {"UNDERWAY_CALLBACK_ALLOW": "127.0.0.1/32, hooks.internal,,"}
     assert Settings.load(env).callback_allow == ("127.0.0.1/32", "hooks.internal")

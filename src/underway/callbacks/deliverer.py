@@ -88,6 +88,13 @@ class Deliverer:
         self.settings = settings
         self.signer = Signer.of(settings.webhook_secret)
         self.allow = Allow.parse(settings.callback_allow)
+        if opened := self.allow.opened():
+            # An opt-in to reach what is otherwise refused: say so where operators look.
+            log.warning(
+                "callback_allow lets completion callbacks reach %s, which they could not "
+                "otherwise (internal services, loopback): keep it to receivers you run",
+                ", ".join(opened),
+            )
         self.lease = lease_seconds(settings)
         self.in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()

@@ -68,6 +68,12 @@ class Allow:
     def allows(self, ip: IPAddress) -> bool:
         return any(ip.version == net.version and ip in net for net in self.networks)
 
+    def opened(self) -> list[str]:
+        """What this lets callbacks reach that they otherwise could not: the networks holding
+        addresses that are not public, and the host names."""
+        networks = [str(net) for net in self.networks if not net.is_global]
+        return networks + sorted(self.hosts)
+
 
 def refusal(ip: IPAddress, allow: Allow = Allow()) -> str | None:
     """Why a callback may not go to `ip` ("a loopback address", ...), or None if it may.
@@ -146,7 +152,9 @@ async def resolve(url: httpx.URL, allow: Allow) -> Target:
     if literal is not None:
         addresses = [literal]
     elif host in METADATA_NAMES and host not in allow.hosts:
-        raise CallbackRefused(f"callback host {host} is a cloud metadata service; {_fix(host)}")
+        raise CallbackRefused(
+            f"callback host refused: {host}, a cloud metadata service; {_fix(host)}"
+        )
     else:
         port = url.port or (443 if url.scheme == "https" else 80)
         infos = await asyncio.get_running_loop().getaddrinfo(
