@@ -72,6 +72,10 @@ class Settings:
     #: signs callbacks (Standard Webhooks): `whsec_` and base64 of the key; a job may carry a
     #: callback_url only when this is set
     webhook_secret: str | None = dataclasses.field(default=None, repr=False)
+    #: secrets being rotated out: each callback is signed with them too (one signature per
+    #: secret in `webhook-signature`), so a receiver still on an old one verifies until it
+    #: has the new (env: comma-separated)
+    webhook_previous_secrets: tuple[str, ...] = dataclasses.field(default=(), repr=False)
     #: networks ("10.0.0.0/8", "127.0.0.1/32") and host names callbacks may reach although
     #: they are loopback, private, link-local or metadata addresses (env: comma-separated)
     callback_allow: tuple[str, ...] = ()
@@ -172,6 +176,13 @@ class Settings:
 
         if self.webhook_secret is not None:
             secret_key(self.webhook_secret)
+        if self.webhook_previous_secrets and self.webhook_secret is None:
+            raise ConfigurationError(
+                "webhook_previous_secrets is set without webhook_secret: set the new secret "
+                "as webhook_secret and keep the old ones in webhook_previous_secrets"
+            )
+        for previous in self.webhook_previous_secrets:
+            secret_key(previous, "webhook_previous_secrets")
         Allow.parse(self.callback_allow)
         if self.callback_timeout_seconds <= 0 or self.callback_max_attempts < 1:
             raise ConfigurationError(

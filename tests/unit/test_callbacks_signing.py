@@ -70,3 +70,29 @@ def test_bad_secrets_are_refused_with_the_fix(secret: str, says: str) -> None:
 
 def test_the_secret_never_shows_in_the_settings_repr() -> None:
     assert SECRET not in repr(Settings.load(webhook_secret=SECRET))
+
+
+def test_during_a_rotation_each_delivery_verifies_with_either_secret() -> None:
+    new, old = new_secret(), new_secret()
+    settings = Settings.load({}, webhook_secret=new, webhook_previous_secrets=[old])
+    assert settings.webhook_secret is not None
+    signer = Signer.of(settings.webhook_secret, settings.webhook_previous_secrets)
+    body = b'{"type": "job.completed"}'
+    headers = signer.headers("msg_" + "0" * 32, int(time.time()), body)
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    for secret in (new, old):
+        assert Webhook(secret).verify(body, headers) == {"type": "job.completed"}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(new_secret()).verify(body, headers)
+    # the old secrets come from the environment too, comma-separated
+    env = {"UNDERWAY_WEBHOOK_SECRET": new, "UNDERWAY_WEBHOOK_PREVIOUS_SECRETS": f"{old}, {new}"}
+    assert Settings.load(env).webhook_previous_secrets == (old, new)
+
+
+def test_previous_secrets_are_checked_and_need_a_current_one() -> None:
+    with pytest.raises(ConfigurationError, match="previous_secrets is set without webhook_secret"):
+        Settings.load({}, webhook_previous_secrets=[new_secret()])
+    with pytest.raises(ConfigurationError, match="setting webhook_previous_secrets must start"):
+        Settings.load({}, webhook_secret=new_secret(), webhook_previous_secrets=["hunter2"])
+    settings = Settings.load({}, webhook_secret=SECRET, webhook_previous_secrets=[new_secret()])
+    assert "whsec_" not in repr(settings)

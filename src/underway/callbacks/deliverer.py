@@ -86,7 +86,7 @@ class Deliverer:
         self.store = store
         self.threads = threads
         self.settings = settings
-        self.signer = Signer.of(settings.webhook_secret)
+        self.signer = Signer.of(settings.webhook_secret, settings.webhook_previous_secrets)
         self.allow = Allow.parse(settings.callback_allow)
         if opened := self.allow.opened():
             # An opt-in to reach what is otherwise refused: say so where operators look.

@@ -28,49 +28,55 @@ def new_secret() -> str:
     return PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
-def secret_key(secret: str) -> bytes:
-    """The HMAC key a `whsec_<base64>` secret holds."""
+def secret_key(secret: str, setting: str = "webhook_secret") -> bytes:
+    """The HMAC key a `whsec_<base64>` secret holds (`setting` names where it came from)."""
     fix = "make one with: python -c 'import underway.callbacks as c; print(c.new_secret())'"
     if not isinstance(secret, str) or not secret.startswith(PREFIX):
         raise ConfigurationError(
-            f"setting webhook_secret must start with {PREFIX!r} followed by base64 "
-            f"(from UNDERWAY_WEBHOOK_SECRET or App(webhook_secret=...)); {fix}"
+            f"setting {setting} must start with {PREFIX!r} followed by base64 "
+            f"(from UNDERWAY_{setting.upper()} or App({setting}=...)); {fix}"
         )
     encoded = secret[len(PREFIX) :]
     try:  # padding is optional, as in the Standard Webhooks libraries
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise ConfigurationError(
-            f"setting webhook_secret is not {PREFIX} followed by valid base64; {fix}"
+            f"setting {setting} is not {PREFIX} followed by valid base64; {fix}"
         ) from None
     if len(key) < MIN_KEY_BYTES:
         raise ConfigurationError(
-            f"setting webhook_secret holds {len(key)} bytes, fewer than {MIN_KEY_BYTES}; {fix}"
+            f"setting {setting} holds {len(key)} bytes, fewer than {MIN_KEY_BYTES}; {fix}"
         )
     return key
 
 
 @dataclass(frozen=True, slots=True)
 class Signer:
-    """Signs callback bodies with one key.
+    """Signs callback bodies with the current key and, while a rotation is under way, with
+    the previous ones too: one signature each, space-separated, as Standard Webhooks has it,
+    so a receiver verifies with whichever of the secrets it holds.
 
     >>> signer = Signer.of("whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     >>> signer.signature("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}')
     'v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE='
     """
 
-    key: bytes
+    keys: tuple[bytes, ...]
 
     @classmethod
-    def of(cls, secret: str) -> Signer:
-        return cls(secret_key(secret))
+    def of(cls, secret: str, previous: tuple[str, ...] = ()) -> Signer:
+        keys = [secret_key(secret)]
+        keys += [secret_key(old, "webhook_previous_secrets") for old in previous]
+        return cls(tuple(dict.fromkeys(keys)))
 
     def signature(self, message_id: str, timestamp: int, body: bytes) -> str:
-        """The `webhook-signature` value: `v1,` and the base64 HMAC-SHA256 of
-        `{id}.{timestamp}.{body}`."""
+        """The `webhook-signature` value: for each key, `v1,` and the base64 HMAC-SHA256 of
+        `{id}.{timestamp}.{body}`; the current key's first."""
         signed = f"{message_id}.{timestamp}.".encode() + body
-        digest = hmac.new(self.key, signed, hashlib.sha256).digest()
-        return "v1," + base64.b64encode(digest).decode("ascii")
+        return " ".join(
+            "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+            for key in self.keys
+        )
 
     def headers(self, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
         """The three Standard Webhooks headers of one attempt."""
