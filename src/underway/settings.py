@@ -79,7 +79,8 @@ class Settings:
     #: networks ("10.0.0.0/8", "127.0.0.1/32") and host names callbacks may reach although
     #: they are loopback, private, link-local or metadata addresses (env: comma-separated)
     callback_allow: tuple[str, ...] = ()
-    #: how long one POST (one redirect hop) may take before the attempt counts as failed
+    #: how long one POST (one redirect hop) may take, answer included however slowly it
+    #: comes, before the attempt counts as failed
     callback_timeout_seconds: float = 10.0
     #: attempts of one delivery before it fails for good
     callback_max_attempts: int = 12

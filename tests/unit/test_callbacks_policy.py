@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 from underway import Job, Settings, Status
 from underway.callbacks.deliverer import body_of, decide, lease_seconds
-from underway.callbacks.sender import MAX_REDIRECTS, SendResult
+from underway.callbacks.sender import MAX_REDIRECTS, SendResult, retry_after
 from underway.jobjson import delivery_to_json, job_to_json
 from underway.model import Delivery, DeliveryAttempt, DeliveryStatus, JobError
 from underway.stores.messages import DueDelivery
@@ -51,6 +52,29 @@ def test_failures_wait_longer_each_time_up_to_the_cap_then_give_up() -> None:
 def test_a_refused_address_fails_at_once() -> None:
     result = decide(due(0), SendResult(None, "refused", 0.0, refused=True), SETTINGS)
     assert result.status is DeliveryStatus.FAILED and result.error == "refused"
+
+
+def test_410_gone_fails_at_once() -> None:
+    result = decide(due(0), SendResult(410, "HTTP 410", 0.1), SETTINGS)
+    assert result.status is DeliveryStatus.FAILED
+
+
+def test_retry_after_is_waited_when_longer_than_the_backoff_up_to_its_cap() -> None:
+    asked = decide(due(0), SendResult(429, "HTTP 429", 0.1, retry_after=7.0), SETTINGS)
+    assert (asked.status, asked.retry_in) == (DeliveryStatus.PENDING, 7.0)
+    capped = decide(due(0), SendResult(429, "HTTP 429", 0.1, retry_after=120.0), SETTINGS)
+    assert capped.retry_in == 10.0  # callback_backoff_max_seconds
+    shorter = decide(due(2), SendResult(503, "HTTP 503", 0.1, retry_after=0.0), SETTINGS)
+    assert 4.0 <= shorter.retry_in <= 8.0  # the backoff's own wait still holds
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    assert retry_after("120") == 120.0 and retry_after(" 3 ") == 3.0
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=90), usegmt=True)
+    assert 85 <= (retry_after(later) or 0) <= 90
+    past = format_datetime(datetime.now(UTC) - timedelta(seconds=90), usegmt=True)
+    assert retry_after(past) == 0.0
+    assert retry_after("soon") is None and retry_after(None) is None and retry_after("-5") is None
 
 
 def test_the_lease_outlasts_the_slowest_attempt() -> None:

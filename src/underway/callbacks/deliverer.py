@@ -39,18 +39,26 @@ def body_of(due: DueDelivery, job: Job) -> bytes:
     return json.dumps(event, separators=(",", ":")).encode()
 
 
+#: the receiver says the URL is gone for good: retrying cannot help
+GONE = 410
+
+
 def decide(due: DueDelivery, sent: SendResult, settings: Settings) -> DeliveryResult:
-    """What one attempt leaves the delivery as: delivered; failed for good (refused, or the
-    last attempt allowed); else pending, due again after the backoff for this attempt."""
+    """What one attempt leaves the delivery as: delivered; failed for good (refused, 410 Gone,
+    or the last attempt allowed); else pending, due again after the backoff for this attempt,
+    or after the receiver's Retry-After when that is longer (up to the backoff's maximum)."""
     number = due.attempts + 1
     retry_in = 0.0
     if sent.delivered:
         status = DeliveryStatus.DELIVERED
-    elif sent.refused or number >= settings.callback_max_attempts:
+    elif sent.refused or sent.status_code == GONE or number >= settings.callback_max_attempts:
         status = DeliveryStatus.FAILED
     else:
         status = DeliveryStatus.PENDING
         retry_in = backoff(settings).delay(number)
+        if sent.retry_after is not None:
+            asked = min(sent.retry_after, settings.callback_backoff_max_seconds)
+            retry_in = max(retry_in, asked)
     return DeliveryResult(
         delivery_id=due.id, token=due.token, status=status, duration=sent.duration,
         status_code=sent.status_code, error=sent.error, retry_in=retry_in,
