@@ -57,6 +57,17 @@ class JobError:
     traceback: str = ""
 
 
+class UnreadableArgs(dict[str, "JSON"]):
+    """A job's stored arguments that are no JSON at all (a row another program wrote, or a
+    damaged file): empty, with the stored text and why it could not be read. The job is
+    still listed and shown; a worker fails it NotRunnable at once, with that reason."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__()
+        self.text = text
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """A snapshot of one job. It never changes; ask the app for a fresh one."""

@@ -38,6 +38,7 @@ from ..model import (
     RunStats,
     Stats,
     Status,
+    UnreadableArgs,
     View,
 )
 from ..settings import Settings
@@ -99,7 +100,7 @@ class Values:
 # backend's loaders ("id", "time", "json"; "json?" when the column may be NULL), as a Status,
 # or as the driver returns it (None). The error is assembled from three columns apart.
 JOB_COLUMNS: tuple[tuple[str, str | None], ...] = (
-    ("id", "id"), ("task", None), ("title", None), ("args", "json"), ("queue", None),
+    ("id", "id"), ("task", None), ("title", None), ("args", "args"), ("queue", None),
     ("priority", None), ("status", "status"), ("attempt", None), ("max_attempts", None),
     ("run_at", "time"), ("created_at", "time"), ("progress", None), ("status_message", None),
     ("payload", "json?"), ("result", "json?"), ("tenant", None), ("callback_url", None),
@@ -123,8 +124,10 @@ def job_mapper(values: Values) -> Callable[[Row], Job]:
     written out as one expression. It is compiled once per backend rather than calling an
     identity function per column, because claims map every row they take and PostgreSQL,
     whose driver needs no loader, would pay a call per column for nothing."""
-    loaders = {"id": values.load_id, "time": values.load_time, "json": values.load_json,
-               "flag": values.load_flag}  # fmt: skip
+    json = values.load_json
+    loaders = {"id": values.load_id, "time": values.load_time, "flag": values.load_flag,
+               "json": None if json is None else _or_as_stored(json),
+               "args": None if json is None else _args_or_unreadable(json)}  # fmt: skip
     fields = []
     for column, kind in JOB_COLUMNS:
         cell = f"r[{column!r}]"
@@ -139,6 +142,31 @@ def job_mapper(values: Values) -> Callable[[Row], Job]:
     exec(_ROW_TO_JOB.format(fields=", ".join(fields)), namespace)
     mapper: Callable[[Row], Job] = namespace["row_to_job"]
     return mapper
+
+
+def _args_or_unreadable(load: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Arguments that are no JSON become UnreadableArgs: one bad row must never make a
+    claim (which maps every row it takes) fail for every job behind it."""
+
+    def load_args(text: Any) -> Any:
+        try:
+            return load(text)
+        except ValueError as exc:
+            return UnreadableArgs(str(text), f"they are not JSON ({exc})")
+
+    return load_args
+
+
+def _or_as_stored(load: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A result or payload that is no JSON is shown as the text stored, not an error."""
+
+    def load_json(text: Any) -> Any:
+        try:
+            return load(text)
+        except ValueError:
+            return text
+
+    return load_json
 
 
 def schedule_state(r: Row, values: Values) -> ScheduleState:

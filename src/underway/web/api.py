@@ -3,6 +3,7 @@ can be mounted in the user's own ASGI app."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -125,17 +126,23 @@ async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> 
 
 
 async def _validation_error_handler(request: Request, exc: RequestValidationError) -> Response:
-    """FastAPI's 422 for a malformed request, except that a body that is not text (pickle
-    bytes, say) is quoted as text: FastAPI's own handler cannot encode it and answers 500."""
+    """FastAPI's 422 for a malformed request, except that what JSON cannot carry is quoted as
+    text: a body that is not text (pickle bytes, say) and numbers JSON has no form for (1e309
+    read as infinity, NaN), which FastAPI's own handler cannot encode, answering 500."""
     errors = [_printable(error) for error in exc.errors()]
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
-def _printable(error: Any) -> Any:
-    value = error.get("input") if isinstance(error, dict) else None
+def _printable(value: Any) -> Any:
     if isinstance(value, bytes):
-        return {**error, "input": value[:200].decode("utf-8", "replace")}
-    return error
+        return value[:200].decode("utf-8", "replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # 'inf', 'nan'
+    if isinstance(value, dict):
+        return {key: _printable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(item) for item in value]
+    return value
 
 
 def _error_handler(request: Request, exc: UnderwayError) -> Response:

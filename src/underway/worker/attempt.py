@@ -15,7 +15,7 @@ from ..completion import InTransaction
 from ..context import Cancellation, Context, Reports
 from ..dependencies import close_dependencies, dependencies_in_thread, open_dependencies
 from ..errors import LeaseLost
-from ..model import Job, Status
+from ..model import Job, Status, UnreadableArgs
 from ..registry import Registry
 from ..stores import Store
 from ..stores.messages import Claimed, Ending, Outcome, Report
@@ -148,8 +148,16 @@ class Runner:
             self.threads.shutdown(wait=False, cancel_futures=True)
 
     async def _call(self, attempt: Attempt, task: Task[Any, Any]) -> Any:
+        stored = attempt.job.args
+        if isinstance(stored, UnreadableArgs):
+            raise NotRunnable(f"stored arguments of {task.name} cannot be read: {stored.reason}")
+        if not isinstance(stored, dict):  # another program's row: a list, a string, null
+            raise NotRunnable(
+                f"stored arguments of {task.name} are a JSON {_json_kind(stored)}, not an "
+                "object of argument names"
+            )
         try:
-            args, kwargs = task.bind_stored(attempt.job.args)
+            args, kwargs = task.bind_stored(stored)
         except TypeError as exc:
             raise NotRunnable(
                 f"stored arguments no longer fit {task.name}{task.signature}: {exc}"
@@ -265,3 +273,8 @@ def logged(
         )  # fmt: skip
         log.error("failed (%s): %s", why, outcome.error.message if outcome.error else "")
     return outcome
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
