@@ -27,6 +27,8 @@ SQLITE_ONLY = {
     "claim_limited",
     # fair claiming's probes and pick, one statement each (PostgreSQL's claim_fair is one)
     "claim_picked",
+    "fair_group_ids",
+    "picked_ids",
     "fair_next_tenant",
     "fair_queue_after",
     "fair_queue_from",

@@ -83,5 +83,10 @@ class Turns:
         """A claim took `jobs`: the next starts after the group of the last one it took, or
         from the first when it took none."""
         last = pick_order(Offer.of(job) for job in jobs)[-1:]
+        self.at(last[0].group if last else None)
+
+    def at(self, group: tuple[str, str] | None) -> None:
+        """A claim's last turn went to `group` (None: it took nothing): the next starts
+        after it, or from the first."""
         with self._lock:
-            self._after = last[0].group if last else FIRST
+            self._after = group if group is not None else FIRST

@@ -26,6 +26,9 @@ class Claims:
         self._q = sql
         self._plain = plain  # the suspects' claims, by queue shape, and of one limited queue
         self._candidates = render(sql["fair_candidates"], suspects=sql["not_suspects"])
+        self._claim_picked = render(sql["claim_picked"], picked=sql["picked_ids"])
+        one_group = render(sql["fair_group_ids"], suspects=sql["not_suspects"])
+        self._claim_group = render(sql["claim_picked"], picked=one_group)
         self._job = to_job
         self._turns = Turns()
 
@@ -66,11 +69,12 @@ class Claims:
         """Take turns among the groups after this worker's cursor; when they had too little,
         go round again from the first."""
         after, limit = self._turns.after, params["limit"]
-        claimed = self._take(conn, params, self._groups(conn, after, queues, skipped))
+        claimed, last = self._take(conn, params, self._groups(conn, after, queues, skipped))
         if len(claimed) < limit and after != FIRST:
             rest = {**params, "limit": limit - len(claimed)}
-            claimed += self._take(conn, rest, self._groups(conn, FIRST, queues, skipped))
-        self._turns.took([c.job for c in claimed])
+            more, last_again = self._take(conn, rest, self._groups(conn, FIRST, queues, skipped))
+            claimed, last = claimed + more, last_again or last
+        self._turns.at(last)
         return claimed
 
     def _groups(
@@ -107,9 +111,16 @@ class Claims:
 
     def _take(
         self, conn: sqlite3.Connection, params: dict[str, Any], groups: list[tuple[str, str]]
-    ) -> list[Claimed]:
-        """Offer each group's first jobs, then claim them turn by turn up to the limit."""
+    ) -> tuple[list[Claimed], tuple[str, str] | None]:
+        """Offer each group's first jobs, then claim them turn by turn up to the limit; and
+        the group of the last one taken (None: none was)."""
         limit: int = params["limit"]
+        if len(groups) == 1:  # no one to take turns with: its jobs in claim order, at once
+            queue, tenant = groups[0]
+            claimed = self._rows(
+                conn.execute(self._claim_group, {**params, "queue": queue, "tenant": tenant})
+            )
+            return claimed, (groups[0] if claimed else None)
         offered: list[Offer] = []
         for queue, tenant in groups:
             rows = conn.execute(
@@ -118,9 +129,11 @@ class Claims:
             )
             offered += [_offer(row) for row in rows]
         if not offered:
-            return []
-        ids = [str(job.id) for job in pick_order(offered)[:limit]]
-        return self._rows(conn.execute(self._q["claim_picked"], {**params, "ids": json.dumps(ids)}))
+            return [], None
+        picked = pick_order(offered)[:limit]
+        ids = json.dumps([offer.id for offer in picked])
+        claimed = self._rows(conn.execute(self._claim_picked, {**params, "ids": ids}))
+        return claimed, (picked[-1].group if claimed else None)
 
     def _rows(self, cursor: sqlite3.Cursor) -> list[Claimed]:
         return [Claimed(self._job(row), row["lease_token"]) for row in cursor.fetchall()]

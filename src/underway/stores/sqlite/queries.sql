@@ -140,8 +140,22 @@ WHERE status = 'pending' AND queue = :queue AND coalesce(tenant, '') = :tenant
 ORDER BY priority DESC, run_at, id
 LIMIT :limit;
 
+-- name: fair_group_ids
+-- One group's first due jobs in claim order, when a claim found no other group: taken in one
+-- statement, nothing to take turns with. {suspects}: not_suspects.
+SELECT id FROM underway_jobs INDEXED BY underway_jobs_fair
+WHERE status = 'pending' AND queue = :queue AND coalesce(tenant, '') = :tenant
+  AND run_at <= :now {suspects}
+ORDER BY priority DESC, run_at, id
+LIMIT :limit
+
+-- name: picked_ids
+-- The ids a fair claim picked, a JSON list.
+SELECT value FROM json_each(:ids)
+
 -- name: claim_picked
--- The jobs a fair claim picked (a JSON list of ids), in the caller's write transaction.
+-- The jobs a fair claim picked, in the caller's write transaction. {picked}: picked_ids, or
+-- fair_group_ids when there was one group only.
 UPDATE underway_jobs
 SET status = 'running',
     attempt = attempt + 1,
@@ -150,7 +164,7 @@ SET status = 'running',
     worker_id = :worker_id,
     started_at = :now,
     updated_at = max(:now, updated_at)
-WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'pending'
+WHERE id IN ({picked}) AND status = 'pending'
 RETURNING *;
 
 -- name: count_running
