@@ -38,8 +38,9 @@ class Settings:
     #: how long running jobs may finish after SIGTERM before they are handed back
     shutdown_grace_seconds: float = 10.0
     #: a running job's first report after a quiet spell is written at once; later ones are
-    #: coalesced and written at most this often (watchers then see the latest)
-    progress_flush_seconds: float = 0.1
+    #: coalesced and written at most this often per worker (watchers then see the latest).
+    #: Jobs report out of step, so a report waits half of this on average before it is seen
+    progress_flush_seconds: float = 0.025
     #: how long the change feed keeps changes that `app.watch(since=...)` can resume from (a
     #: deleted job's changes go with it)
     change_retention_seconds: float = 3600.0
