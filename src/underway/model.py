@@ -306,3 +306,6 @@ class WorkerInfo:
     started_at: datetime
     last_beat_at: datetime
     running: int  # jobs it runs now
+    #: seconds its clock was ahead of the store's at its last beat (behind: negative), within
+    #: half a round trip; None on SQLite, whose clock is each process's own
+    clock_skew: float | None = None

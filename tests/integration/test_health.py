@@ -1,9 +1,12 @@
 """`underway.health.check` on every store: ok with a worker running, and each failure with its
-reason: no live worker where jobs are due, a schedule gone overdue, a dead or hanging store."""
+reason: no live worker where jobs are due, a schedule gone overdue, a dead or hanging store;
+and its warnings: a worker whose clock is off, a transaction holding the xmin horizon."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,8 +36,11 @@ def test_ok_with_a_worker_running_and_the_schedules_fired(
     wait_for(lambda: app.workers(), what="the worker to announce itself")
     result = health.check(app, grace=5.0)
     assert result.ok, result.reasons
-    assert [c.name for c in result.checks] == ["store", "workers", "schedules"]
+    assert [c.name for c in result.checks] == [
+        "store", "workers", "schedules", "clocks", "horizon",
+    ]  # fmt: skip
     assert result.reasons == []
+    assert result.warnings == []
 
 
 def test_due_jobs_and_no_live_worker_fail_the_workers_check(
@@ -145,3 +151,92 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+class _Ahead:
+    """The `time` module as the PostgreSQL store sees it, with a clock `by` seconds fast."""
+
+    def __init__(self, by: float) -> None:
+        self.by = by
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def time(self) -> float:
+        return time.time() + self.by
+
+
+def test_a_worker_whose_clock_is_off_is_a_warning_naming_it_not_a_failure(
+    fast_app: MakeApp,
+    start_worker: Callable[..., Any],
+    wait_for: Callable[..., Any],
+    store_kind: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from underway.stores.postgres import store as postgres_store
+
+    app = fast_app()
+    start_worker(app)
+    wait_for(lambda: app.workers(), what="the worker to announce itself")
+    [worker] = app.workers()
+    if store_kind == "sqlite":
+        # every process's clock is the store's: nothing to be off from
+        assert worker.clock_skew is None
+        assert health.check(app).warnings == []
+        return
+    assert worker.clock_skew is not None and abs(worker.clock_skew) < 0.1
+    monkeypatch.setattr(postgres_store, "time", _Ahead(42.0))
+    wait_for(
+        lambda: (app.workers()[0].clock_skew or 0.0) > 41.9, what="a beat with the clock ahead"
+    )
+    assert 41.9 < (app.workers()[0].clock_skew or 0.0) < 42.1
+    result = health.check(app)
+    assert result.ok, result.reasons  # the store's clock decides: nothing runs early
+    [warning] = result.warnings
+    assert f"worker {worker.id} on {worker.host} (pid {worker.pid}) is 42.0 s ahead of" in warning
+    assert "sync the host's clock" in warning
+    monkeypatch.setattr(postgres_store, "time", _Ahead(-3.0))
+    wait_for(lambda: (app.workers()[0].clock_skew or 0.0) < -2.9, what="a beat behind")
+    assert "is 3.0 s behind the store's clock" in health.check(app).warnings[0]
+
+
+def test_a_transaction_holding_the_horizon_is_a_warning_naming_its_pid(
+    fast_app: MakeApp, database_url: str, store_kind: str, wait_for: Callable[..., Any]
+) -> None:
+    app = fast_app()
+    app.task(name="tests.add")(lambda a, b: a + b)
+    app.migrate()
+    if store_kind == "sqlite":
+        import sqlite3
+
+        path = database_url.removeprefix("sqlite:///")
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as reader:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM underway_jobs").fetchall()
+            time.sleep(0.6)
+            # a reader holds only the WAL's checkpoint back, which SQLite does not attribute
+            assert app.store.horizon_holders(0.5) == []
+            assert health.check(app, horizon=0.5).warnings == []
+        return
+    import psycopg
+
+    from underway.stores.postgres.store import _split_url
+
+    conninfo, _ = _split_url(database_url)
+    with psycopg.connect(conninfo, application_name="a long report") as holder:
+        holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        holder.execute("SELECT 1").fetchall()  # the snapshot is taken: the horizon is held
+        pid = holder.info.backend_pid
+        assert str(pid) not in " ".join(health.check(app, horizon=60.0).warnings)
+        time.sleep(0.6)
+        result = health.check(app, horizon=0.5)
+        assert result.ok, result.reasons
+        [warning] = [w for w in result.warnings if w.startswith("the xmin horizon")]
+        assert f"pid {pid} for " in warning
+        assert "application a long report" in warning and "SELECT 1" in warning
+        assert "pg_terminate_backend" in warning
+        [mine] = [h for h in app.store.horizon_holders(0.5) if h.name == str(pid)]
+        assert mine.kind == "transaction" and mine.seconds is not None and mine.seconds >= 0.5
+        holder.rollback()
+        held = " ".join(health.check(app, horizon=0.5).warnings)
+        assert f"pid {pid} " not in held

@@ -18,14 +18,16 @@ def test_health_is_503_with_the_reason_while_due_jobs_have_no_worker_then_200(we
     assert body["ok"] is False
     assert any("math" in reason and "worker" in reason for reason in body["reasons"]), body
     assert {c["name"]: c["ok"] for c in body["checks"]} == {
-        "store": True, "workers": False, "schedules": True,
+        "store": True, "workers": False, "schedules": True, "clocks": True, "horizon": True,
     }  # fmt: skip
     underway.testing.drain(web.app)
     assert client.get("/health").json() == {
         "ok": True,
         "reasons": [],
+        "warnings": [],
         "checks": [
-            {"name": n, "ok": True, "reason": ""} for n in ("store", "workers", "schedules")
+            {"name": n, "ok": True, "reason": "", "warning": ""}
+            for n in ("store", "workers", "schedules", "clocks", "horizon")
         ],
     }
 

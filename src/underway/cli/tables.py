@@ -350,12 +350,15 @@ def workers_table(found: Sequence[WorkerInfo]) -> Table:
 
     now = datetime.now(UTC)
     table = Table(header_style="bold")
-    for name in ("worker", "host", "pid", "queues", "running", "started", "last beat"):
-        table.add_column(name, justify="right" if name in ("pid", "running") else "left")
+    names = ("worker", "host", "pid", "queues", "running", "started", "last beat", "clock")
+    for name in names:
+        table.add_column(name, justify="right" if name in ("pid", "running", "clock") else "left")
     for w in found:
         queues = ",".join(w.queues) if w.queues else "all"
+        # against the store's clock; SQLite's is each process's own
+        clock = "-" if w.clock_skew is None else f"{w.clock_skew:+.2f} s"
         table.add_row(
             w.id[:12], w.host, str(w.pid), queues, f"{w.running}/{w.concurrency}",
-            relative(w.started_at, now), relative(w.last_beat_at, now),
+            relative(w.started_at, now), relative(w.last_beat_at, now), clock,
         )  # fmt: skip
     return table

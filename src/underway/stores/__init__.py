@@ -33,6 +33,7 @@ from .messages import (
     DeliveryResult,
     DueDelivery,
     HeartbeatResult,
+    HorizonHolder,
     JobFilter,
     Lease,
     Listener,
@@ -249,6 +250,13 @@ class Store(StoredScheduleVerbs, Protocol):
 
     def workers(self) -> list[WorkerInfo]:
         """Live workers, oldest first, each with the jobs it runs now."""
+
+    def horizon_holders(self, older_than: float) -> list[HorizonHolder]:
+        """What has kept the store from removing dead rows for more than `older_than`
+        seconds, oldest first: on PostgreSQL a transaction holding back the xmin horizon (a
+        forgotten `BEGIN`, a long report, `pg_dump`), a prepared transaction, or an idle
+        replication slot. SQLite removes no dead rows behind a reader (a reader only holds
+        the WAL's checkpoint back, which SQLite does not attribute): always []."""
 
     def cancel_requests(self, job_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
         """Which of these running jobs were asked to cancel."""

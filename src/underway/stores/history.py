@@ -27,6 +27,11 @@ class HistoryVerbs(SqlStore[C]):
     def _feed_position(self, cursor: str) -> dict[str, Any]:
         """A feed cursor as the `changes` statement takes it (ValueError on foreign text)."""
 
+    @abstractmethod
+    def _clock_skew(self, conn: C) -> float | None:
+        """How many seconds this process's clock is ahead of the store's, or None where the
+        store's clock is this process's own."""
+
     # --- the change feed ----------------------------------------------------------------------
 
     def change_head(self) -> str:
@@ -105,6 +110,7 @@ class HistoryVerbs(SqlStore[C]):
                   "concurrency": beat.concurrency, "lease": beat.lease,
                   **self._stamp()}  # fmt: skip
         with self._writing() as conn:
+            params["clock_skew"] = self._clock_skew(conn)
             self._run(conn, self._q["beat_worker"], params)
 
     def forget_worker(self, worker_id: str) -> None:
@@ -126,6 +132,7 @@ class HistoryVerbs(SqlStore[C]):
                 started_at=load_time(r["started_at"]),
                 last_beat_at=load_time(r["last_beat_at"]),
                 running=int(r["running"]),
+                clock_skew=None if r["clock_skew"] is None else float(r["clock_skew"]),
             )
             for r in rows
         ]

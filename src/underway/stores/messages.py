@@ -327,6 +327,17 @@ class ChangeFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class HorizonHolder:
+    """Something of the store's server that keeps it from removing dead rows: a transaction
+    or a prepared transaction open for `seconds`, or a replication slot (its age unknown)."""
+
+    kind: Literal["transaction", "prepared", "slot"]
+    name: str  # the backend's pid, the prepared transaction's gid, the slot's name
+    seconds: float | None
+    detail: str  # state, user and application, and the statement it runs or ran last
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerBeat:
     """What a worker says of itself at each heartbeat; `lease` is how long it counts as alive
     without another."""

@@ -252,6 +252,11 @@ class WorkerOut(BaseModel):
     started_at: datetime
     last_beat_at: datetime
     running: int
+    clock_skew: float | None = Field(
+        None,
+        description="seconds its clock was ahead of the store's at its last beat (behind: "
+        "negative); null on SQLite, whose clock is each process's own",
+    )
 
 
 class Problem(BaseModel):

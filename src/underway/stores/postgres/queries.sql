@@ -877,13 +877,19 @@ FROM (
 ) AS a
 ORDER BY seq NULLS LAST;
 
+-- name: server_clock
+-- The server's clock as it answers (not the transaction's start): against the worker's, read
+-- just before and after, to tell how far the worker's clock is off.
+SELECT extract(epoch FROM clock_timestamp())::float8;
+
 -- name: beat_worker
 INSERT INTO {schema}.underway_workers
-    (id, host, pid, queues, concurrency, started_at, last_beat_at, expires_at)
+    (id, host, pid, queues, concurrency, started_at, last_beat_at, expires_at, clock_skew)
 VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, now(), now(),
-        now() + %(lease)s * interval '1 second')
+        now() + %(lease)s * interval '1 second', %(clock_skew)s)
 ON CONFLICT (id) DO UPDATE
-SET last_beat_at = now(), expires_at = now() + %(lease)s * interval '1 second';
+SET last_beat_at = now(), expires_at = now() + %(lease)s * interval '1 second',
+    clock_skew = %(clock_skew)s;
 
 -- name: forget_worker
 DELETE FROM {schema}.underway_workers WHERE id = %(id)s;
@@ -891,6 +897,7 @@ DELETE FROM {schema}.underway_workers WHERE id = %(id)s;
 -- name: workers
 -- Live workers, with the jobs each is running now (the running index holds only those).
 SELECT w.id, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.last_beat_at,
+       w.clock_skew,
        (SELECT count(*) FROM {schema}.underway_jobs AS j
         WHERE j.status = 'running' AND j.worker_id = w.id) AS running
 FROM {schema}.underway_workers AS w
@@ -978,3 +985,30 @@ SELECT coalesce((
                extract(epoch FROM clock_timestamp() - refilled_at)::float8, 0))
     FROM {schema}.underway_quota_buckets WHERE tenant = %(tenant)s
 ), %(burst)s::float8);
+
+-- name: horizon_holders
+-- Only this database's backends hold back the horizon of its tables; a walsender's xmin
+-- (hot_standby_feedback) shows as its slot's, or as a standby's, not here.
+SELECT * FROM (
+    SELECT 'transaction' AS kind, a.pid::text AS name,
+           extract(epoch FROM clock_timestamp() - a.xact_start)::float8 AS seconds,
+           concat_ws(', ', a.state, 'user ' || a.usename,
+                     'application ' || nullif(a.application_name, ''),
+                     'statement: ' || left(nullif(a.query, ''), 200)) AS detail
+    FROM pg_stat_activity AS a
+    WHERE a.datname = current_database() AND a.backend_xmin IS NOT NULL
+      AND a.pid <> pg_backend_pid() AND a.backend_type = 'client backend'
+      AND a.xact_start < clock_timestamp() - %(older_than)s * interval '1 second'
+    UNION ALL
+    SELECT 'prepared', p.gid, extract(epoch FROM clock_timestamp() - p.prepared)::float8,
+           concat_ws(', ', 'prepared', 'owner ' || p.owner)
+    FROM pg_prepared_xacts AS p
+    WHERE p.database = current_database()
+      AND p.prepared < clock_timestamp() - %(older_than)s * interval '1 second'
+    UNION ALL
+    SELECT 'slot', s.slot_name::text, NULL::float8,
+           concat_ws(', ', s.slot_type || ' replication slot', 'inactive')
+    FROM pg_replication_slots AS s
+    WHERE s.xmin IS NOT NULL AND NOT s.active
+) AS held
+ORDER BY seconds DESC NULLS LAST, name;

@@ -24,6 +24,7 @@ from ...settings import Settings
 from ..messages import (
     Claimed,
     HeartbeatResult,
+    HorizonHolder,
     Lease,
     Listener,
     NewJob,
@@ -200,6 +201,18 @@ class PostgresStore(
 
     def _stamp(self) -> dict[str, Any]:
         return {}  # the statements read the server's clock, now()
+
+    def horizon_holders(self, older_than: float) -> list[HorizonHolder]:
+        rows = self._rows(self._q["horizon_holders"], {"older_than": older_than})
+        return [HorizonHolder(kind, name, seconds, detail) for kind, name, seconds, detail in rows]
+
+    def _clock_skew(self, conn: psycopg.Connection[Any]) -> float | None:
+        # The server read its clock between our two readings: their midpoint is off from it
+        # by at most half the round trip.
+        sent = time.time()
+        server = conn.execute(self._q["server_clock"]).fetchone()
+        back = time.time()
+        return None if server is None else (sent + back) / 2 - float(server[0])
 
     def _insert_within(
         self, conn: psycopg.Connection[Any], job: NewJob, stamp: dict[str, Any]

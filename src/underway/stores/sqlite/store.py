@@ -23,6 +23,7 @@ from ..buckets import take_tokens
 from ..messages import (
     Claimed,
     HeartbeatResult,
+    HorizonHolder,
     Lease,
     Listener,
     NewJob,
@@ -205,6 +206,12 @@ class SqliteStore(ScheduleRows[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
 
     def _stamp(self) -> dict[str, Any]:
         return {"now": time.time()}
+
+    def horizon_holders(self, older_than: float) -> list[HorizonHolder]:
+        return []  # a reader holds no dead rows back here, only the WAL's checkpoint
+
+    def _clock_skew(self, conn: sqlite3.Connection) -> float | None:
+        return None  # the store's clock is this process's own
 
     def _insert_within(self, conn: sqlite3.Connection, job: NewJob, stamp: dict[str, Any]) -> Job:
         now: float = stamp["now"]
