@@ -16,10 +16,20 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+if "libfaketime" in os.environ.get("LD_PRELOAD", ""):
+    # Under libfaketime 0.9.10 with the monotonic clock left alone (F20 skews only the wall
+    # clock), Python's time.sleep (clock_nanosleep, TIMER_ABSTIME) fails with EINVAL; a
+    # timed wait on an Event reads the same monotonic clock and works.
+    def _sleep(seconds: float) -> None:
+        threading.Event().wait(seconds)
+
+    time.sleep = _sleep
 
 import egress
 from ledger import INCARNATION_VAR, LEDGER_VAR, Event, write
@@ -81,10 +91,18 @@ def all_tasks() -> list[tuple[Callable[..., Any], dict[str, Any]]]:
     return found
 
 
+#: a group whose schedules the workers declare: `FAULTS_SCHEDULES=skew` calls
+#: `tasks_skew.schedule(app)` (only that scenario's workers fire them)
+SCHEDULES_VAR = "FAULTS_SCHEDULES"
+
+
 def make_app(url: str | None = None, **settings: Any) -> underway.App:
     app = underway.App(url, **settings)
     for fn, options in all_tasks():
         app.task(name=f"faults.{fn.__name__}", **options)(fn)
+    group = os.environ.get(SCHEDULES_VAR)
+    if group:
+        importlib.import_module(f"tasks_{group}").schedule(app)
     return app
 
 

@@ -75,14 +75,18 @@ class Fleet:
 
     # --- starting ----------------------------------------------------------------------------
 
-    def start(self, concurrency: int = 4, slot: int | None = None) -> Member:
+    def start(
+        self, concurrency: int = 4, slot: int | None = None, env: dict[str, str] | None = None
+    ) -> Member:
         with self._lock:
             if slot is None:
                 slot = len(self._generation) + 1
             generation = self._generation.get(slot, 0) + 1
             self._generation[slot] = generation
             incarnation = f"w{slot}.{generation}"
+            extra = env or {}
             env = {k: v for k, v in os.environ.items() if not k.startswith("UNDERWAY_")}
+            env.update(extra)
             for name, value in self.settings.items():
                 env[f"UNDERWAY_{name.upper()}"] = str(value)
             env["UNDERWAY_DATABASE_URL"] = self.url

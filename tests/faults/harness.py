@@ -19,7 +19,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,16 +154,27 @@ class Scenario:
         """Note a fault done (the report's "faults injected" column)."""
         self.faults.append(what)
 
-    def enqueue(self, task: str, calls: Iterable[Mapping[str, Any]], batch: int = 500) -> list[str]:
+    def enqueue(
+        self,
+        task: str,
+        calls: Iterable[Mapping[str, Any]],
+        batch: int = 500,
+        delays: Sequence[float] | None = None,
+    ) -> list[str]:
         """Enqueue one job per call in batches (one transaction each), each with an id chosen
-        here, so an enqueue whose outcome is unknown can be looked for later. Returns the
-        probes; each batch's outcome goes to the client log."""
+        here, so an enqueue whose outcome is unknown can be looked for later; `delays` makes
+        the i-th job due that many seconds after the store's now. Returns the probes; each
+        batch's outcome goes to the client log."""
         bound = self.app.tasks[task]
         probes: list[str] = []
         pending: list[tuple[str, Mapping[str, Any]]] = [(str(uuid7()), c) for c in calls]
+        delay = list(delays) if delays is not None else [0.0] * len(pending)
         for start in range(0, len(pending), batch):
             chunk = pending[start : start + batch]
-            items = [bound.options(id=probe).prepare(**args) for probe, args in chunk]
+            items = [
+                bound.options(id=probe, delay=delay[start + i]).prepare(**args)
+                for i, (probe, args) in enumerate(chunk)
+            ]
             outcome = self._try(bound.enqueue_many, items)
             for probe, _ in chunk:
                 self.client.record(probe, outcome)
