@@ -26,9 +26,9 @@ import time
 
 import psycopg
 import pytest
-from psycopg import sql
 from harness import MakeScenario, Scenario
 from postgres_server import configured, dead_rows
+from psycopg import sql
 
 from underway import health
 from underway.stores.postgres.store import _split_url
