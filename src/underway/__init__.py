@@ -50,6 +50,7 @@ from .model import (
 )
 from .quotas import TenantQuota
 from .retry import Backoff
+from .secret import Secret
 from .settings import Settings
 from .task_classes import ClassTask, TaskClass
 from .tasks import BoundTask, OptionArgs, Prepared, Task
@@ -90,6 +91,7 @@ __all__ = [
     "ScheduleDeclaredInCode",
     "ScheduleInfo",
     "ScheduleNotFound",
+    "Secret",
     "Settings",
     "Stats",
     "Status",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from .model import JSON, Delivery, Job
+from .secret import shown
 
 
 def job_to_json(job: Job) -> dict[str, JSON]:
@@ -22,7 +23,7 @@ def job_to_json(job: Job) -> dict[str, JSON]:
         "queue": job.queue,
         "priority": job.priority,
         "tenant": job.tenant,
-        "args": job.args,
+        "args": shown(job.args),  # sealed secrets and credentials never leave
         "progress": job.progress,
         "status_message": job.status_message,
         "payload": job.payload,

@@ -16,6 +16,7 @@ from .errors import ConfigurationError, InvalidArguments, QuotaExceeded
 from .events import Events
 from .model import Job
 from .quotas import KnownShort, Quotas, TenantQuota
+from .secret import Sealer
 from .settings import Settings
 from .stores import Store, TransactionalEnqueue
 from .stores.messages import NewJob, QuotaDemand
@@ -32,8 +33,11 @@ class Producer:
         max_args_bytes: int,
         signs_callbacks: bool = False,
         quotas: Quotas | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self._store = store
+        #: seals Secret arguments with the app's secret_key
+        self.sealer = sealer or Sealer(None)
         #: each tenant's enqueue quota; its demands go to the store with every insert
         self.quotas = quotas or Quotas()
         self._short = KnownShort()
@@ -57,6 +61,7 @@ class Producer:
             store, events, settings.max_args_bytes,
             signs_callbacks=settings.webhook_secret is not None,
             quotas=Quotas.build(settings, tenant_quotas),
+            sealer=Sealer(settings.secret_key, settings.secret_previous_keys),
         )  # fmt: skip
 
     def check_callback_url(self, url: str) -> None:

@@ -77,6 +77,12 @@ class Settings:
     #: secret in `webhook-signature`), so a receiver still on an old one verifies until it
     #: has the new (env: comma-separated)
     webhook_previous_secrets: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    #: seals `underway.Secret` arguments before they are stored (decision 0030): any long
+    #: random string, the same in every process of the app
+    secret_key: str | None = dataclasses.field(default=None, repr=False)
+    #: older secret keys, still opening what they sealed while a key is rotated (env:
+    #: comma-separated)
+    secret_previous_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)
     #: networks ("10.0.0.0/8", "127.0.0.1/32") and host names callbacks may reach although
     #: they are loopback, private, link-local or metadata addresses (env: comma-separated)
     callback_allow: tuple[str, ...] = ()
@@ -185,6 +191,17 @@ class Settings:
             )
         for previous in self.webhook_previous_secrets:
             secret_key(previous, "webhook_previous_secrets")
+        if self.secret_previous_keys and self.secret_key is None:
+            raise ConfigurationError(
+                "secret_previous_keys is set without secret_key: set the new key as "
+                "secret_key and keep the old ones in secret_previous_keys"
+            )
+        for key in (self.secret_key, *self.secret_previous_keys):
+            if key is not None and len(key) < 16:
+                raise ConfigurationError(
+                    "a secret key must be at least 16 characters, better 32 random ones: "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                )
         Allow.parse(self.callback_allow)
         if self.callback_timeout_seconds <= 0 or self.callback_max_attempts < 1:
             raise ConfigurationError(

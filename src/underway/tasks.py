@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import typing
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -20,6 +21,7 @@ from .errors import ArgumentsTooLarge, ConfigurationError, InvalidArguments
 from .ids import as_job_id, uuid7
 from .model import Job
 from .retry import Backoff
+from .secret import Sealer, Secret, holds_secret
 from .stores.messages import NewJob
 
 P = ParamSpec("P")
@@ -31,6 +33,9 @@ class Enqueuer(Protocol):
 
     @property
     def max_args_bytes(self) -> int: ...
+
+    @property
+    def sealer(self) -> Sealer: ...
 
     def check_callback_url(self, url: str) -> None: ...
 
@@ -159,6 +164,7 @@ class Task(Generic[P, R]):
             if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         )
         self._var_positional = next((p.name for p in own if p.kind is p.VAR_POSITIONAL), None)
+        self._secret_params = _secret_parameters(self.fn, self.signature)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         result: R = self.fn(*args, **kwargs)
@@ -212,6 +218,11 @@ class Task(Generic[P, R]):
             if self._var_positional is not None and self._var_positional in arguments:
                 # *args arrive as a tuple; JSON keeps them as a list.
                 arguments[self._var_positional] = list(arguments[self._var_positional])
+        for name in self._secret_params:  # a str for a Secret parameter: over HTTP, say
+            if isinstance(arguments.get(name), str):
+                arguments[name] = Secret(arguments[name])
+        if holds_secret(arguments):
+            arguments = self.app.sealer.seal(arguments)
         args_json = encoding.dumps(arguments, f"argument of task {self.name}")
         limit = self.app.max_args_bytes
         if len(args_json) > limit // 4 and len(args_json.encode()) > limit:
@@ -434,3 +445,22 @@ def is_context_param(param: inspect.Parameter) -> bool:
     if isinstance(annotation, str):
         return annotation.rsplit(".", 1)[-1] == "Context"
     return getattr(annotation, "__name__", None) == "Context"
+
+
+def _secret_parameters(fn: Callable[..., Any], signature: inspect.Signature) -> tuple[str, ...]:
+    """The parameters annotated `Secret` (or `Secret | None`): a str given for one is sealed
+    as a Secret, so an HTTP caller's value is stored as sealed as a Python caller's."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # a forward reference it cannot resolve: read the text instead
+        hints = {}
+    found = []
+    for name, param in signature.parameters.items():
+        hint = hints.get(name, param.annotation)
+        if isinstance(hint, str):
+            is_secret = any(part.strip().split(".")[-1] == "Secret" for part in hint.split("|"))
+        else:
+            is_secret = hint is Secret or Secret in typing.get_args(hint)
+        if is_secret:
+            found.append(name)
+    return tuple(found)

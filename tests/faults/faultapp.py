@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     options = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO,
+        level=os.environ.get("FAULTS_LOG_LEVEL", "INFO"),
         stream=sys.stderr,
         format=f"%(asctime)s {os.environ.get(INCARNATION_VAR, '')} %(levelname)s %(message)s",
     )

@@ -110,8 +110,10 @@ class Fleet:
             self.members.append(member)
             return member
 
-    def start_many(self, count: int, concurrency: int = 4) -> list[Member]:
-        return [self.start(concurrency) for _ in range(count)]
+    def start_many(
+        self, count: int, concurrency: int = 4, env: dict[str, str] | None = None
+    ) -> list[Member]:
+        return [self.start(concurrency, env=env) for _ in range(count)]
 
     def supervise(self, every: float = 0.1) -> None:
         """Restart, from now on, any worker that dies without being asked to."""

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..model import Job, JobError, ScheduleInfo, Status
+from ..secret import shown
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -136,7 +137,9 @@ def took(seconds: float | None) -> str:
 
 def job_to_dict(job: Job) -> dict[str, Any]:
     """The job as JSON-ready data: ids and times as strings, the error as an object."""
-    return {f.name: jsonable(getattr(job, f.name)) for f in dataclasses.fields(job)}
+    data = {f.name: jsonable(getattr(job, f.name)) for f in dataclasses.fields(job)}
+    data["args"] = shown(job.args)  # sealed secrets and credentials are not printed
+    return data
 
 
 def schedule_to_dict(info: ScheduleInfo) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from ..model import (
     Status,
     WorkerInfo,
 )
+from ..secret import shown
 from .render import (
     is_unicode,
     local_time,
@@ -159,6 +160,7 @@ def _field_value(job: Job, name: str, now: datetime, console: Console) -> Render
         kind = f"{value.type}: " if value.type and not value.message.startswith(value.type) else ""
         return Text(f"{kind}{value.message}", style="red")
     if name in ("args", "payload", "result"):
+        value = shown(value) if name == "args" else value  # no secret, no credential
         return Text(json.dumps(value, ensure_ascii=False, indent=2))
     return Text(str(value))
 

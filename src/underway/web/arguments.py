@@ -12,13 +12,15 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import operator
 import typing
 import warnings
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from ..errors import InvalidArguments
+from ..secret import Secret
 from ..tasks import Task
 
 
@@ -84,7 +86,17 @@ def _hints(fn: Any) -> dict[str, Any]:
         return {}
 
 
+#: what a `Secret` parameter takes over JSON: the value as a string, sealed before it is stored
+SECRET_TEXT = Annotated[str, Field(json_schema_extra={"format": "password", "writeOnly": True})]
+
+
 def _describable(annotation: Any) -> Any:
+    if annotation is Secret:
+        return SECRET_TEXT
+    if Secret in typing.get_args(annotation):  # Secret | None, say
+        return functools.reduce(
+            operator.or_, [SECRET_TEXT if a is Secret else a for a in typing.get_args(annotation)]
+        )
     try:
         TypeAdapter(annotation)
     except Exception:

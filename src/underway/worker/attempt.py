@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -14,9 +15,10 @@ from typing import Any, TypeVar
 from ..completion import InTransaction
 from ..context import Cancellation, Context, Reports
 from ..dependencies import close_dependencies, dependencies_in_thread, open_dependencies
-from ..errors import LeaseLost
-from ..model import Job, Status, UnreadableArgs
+from ..errors import ConfigurationError, LeaseLost
+from ..model import Job, JobError, Status, UnreadableArgs
 from ..registry import Registry
+from ..secret import Sealer, is_sealed_anywhere, scrub, sensitive_values
 from ..stores import Store
 from ..stores.messages import Claimed, Ending, Outcome, Report
 from ..tasks import Task
@@ -42,6 +44,8 @@ class Attempt:
     on_loop: bool = False  # an async task: its body runs on the worker's event loop
     winding_down: bool = False  # a cancelled sync task's grace: only a shutdown interrupts it
     written_version: int = 0  # the reports version the store has
+    #: the values of its Secret and credential-named arguments, cut out of its error texts
+    sensitive: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -112,8 +116,10 @@ class Runner:
         concurrency: int,
         hold_slot: Callable[[Future[Any]], None],
         cancel_grace: float = 0.0,
+        sealer: Sealer | None = None,
     ) -> None:
         self.registry = registry
+        self.sealer = sealer or Sealer(None)
         self.concurrency = concurrency
         self.hold_slot = hold_slot
         self.cancel_grace = cancel_grace
@@ -156,6 +162,12 @@ class Runner:
                 f"stored arguments of {task.name} are a JSON {_json_kind(stored)}, not an "
                 "object of argument names"
             )
+        if is_sealed_anywhere(stored):
+            try:
+                stored = self.sealer.open(stored)
+            except ConfigurationError as exc:
+                raise NotRunnable(f"task {task.name}: {exc}") from None
+        attempt.sensitive = tuple(sensitive_values(stored))
         try:
             args, kwargs = task.bind_stored(stored)
         except TypeError as exc:
@@ -248,9 +260,18 @@ def _consume(future: asyncio.Future[Any]) -> None:
 def logged(
     attempt: Attempt, outcome: Outcome | None, exc: BaseException | None = None
 ) -> Outcome | None:
-    """Say on the job's log line how its attempt ended; returns `outcome`."""
+    """Say on the job's log line how its attempt ended; returns `outcome`, with the values of
+    the job's secrets cut out of its error texts (before they are logged or stored)."""
     if outcome is not None and outcome.ending is Ending.COMPLETED:
         return outcome  # the common case says nothing
+    if outcome is not None and outcome.error is not None and attempt.sensitive:
+        error = outcome.error
+        clean = JobError(
+            scrub(error.message, attempt.sensitive),
+            error.type,
+            scrub(error.traceback, attempt.sensitive),
+        )
+        outcome = dataclasses.replace(outcome, error=clean)
     log, job = attempt.ctx.logger, attempt.job
     if outcome is None:
         log.warning("stopped: its lease was taken back by another worker")

@@ -31,6 +31,7 @@ from ..ids import uuid7
 from ..model import Job
 from ..registry import Registry
 from ..scheduler import Scheduler
+from ..secret import Sealer
 from ..settings import Settings
 from ..stores import Store
 from ..stores.messages import Claimed, Outcome, WorkerBeat
@@ -151,7 +152,8 @@ class Worker:
         )  # fmt: skip
         self._report_arrived = upkeep.report_arrived
         grace = self.settings.shutdown_grace_seconds
-        runner = Runner(self.registry, self.concurrency, self._hold_slot, grace)
+        sealer = Sealer(self.settings.secret_key, self.settings.secret_previous_keys)
+        runner = Runner(self.registry, self.concurrency, self._hold_slot, grace, sealer)
         assert self._wake is not None
         idle = Idle(self, threads, self._wake)
         side = [

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 
+from ... import secret
 from ...model import Status
 from ..access import AppDep
 from .filters import PAGE_SIZE, JobQuery
@@ -76,7 +77,10 @@ async def job(request: Request, app: AppDep, you: ViewerDep, job_id: str) -> Res
         return page(request, you, "missing.html", status_code=404, what=f"job {job_id}")
     attempts = await app.attempts_async(found.id)
     deliveries = await app.deliveries_async(found.id)
-    return page(request, you, "job.html", job=found, attempts=attempts, deliveries=deliveries)
+    return page(
+        request, you, "job.html", job=found, args=secret.shown(found.args), attempts=attempts,
+        deliveries=deliveries,
+    )  # fmt: skip
 
 
 @router.get("/dead-letters")
