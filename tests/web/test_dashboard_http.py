@@ -272,4 +272,11 @@ def test_the_workers_page_says_which_job_each_worker_runs(
     row = page[page.index(f'data-worker="{worker.id}"') :]
     row = row[: row.index("</tr>")]
     assert f'href="/jobs/{job.id}"' in row and "held open" in row
+    # its clock against the store's: measured on PostgreSQL, none to show on SQLite
+    clock = row[row.index('data-label="Clock"') :]
+    if worker.clock_skew is None:
+        assert clock.startswith('data-label="Clock">-</td>'), clock
+    else:  # read again at each beat: close to what app.workers() said, and near 0 here
+        shown = float(clock[clock.index("<span>") + 6 : clock.index(" s</span>")])
+        assert abs(shown - worker.clock_skew) < 0.05 and abs(shown) < 0.5, clock
     (tmp_path / "gate").touch()
