@@ -12,7 +12,7 @@ import itertools
 import math
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -182,9 +182,16 @@ class Cron:
         return next(self._after(moment))
 
     def _after(self, moment: datetime) -> Iterator[datetime]:
-        """Slots strictly after `moment`, in UTC, strictly increasing. The walk starts a few
-        hours early: in the hour that repeats when clocks go back, a walk started inside it
-        would see local times again that already passed."""
+        """Slots strictly after `moment`, in UTC, strictly increasing."""
+        if self._wildcard_hour:
+            return self._after_by_offset(moment)
+        return self._after_by_wall_clock(moment)
+
+    def _after_by_wall_clock(self, moment: datetime) -> Iterator[datetime]:
+        # A fixed hour fires once a local date: cronsim's walk of local times gives the first
+        # of a time that happens twice, and the time right after a jump that skips it. The
+        # walk starts a few hours early: in the hour that repeats when clocks go back, a walk
+        # started inside it would see local times again that already passed.
         from cronsim import CronSim
 
         last = moment
@@ -193,6 +200,58 @@ class Cron:
             if slot > last:
                 last = slot
                 yield slot
+
+    def _after_by_offset(self, moment: datetime) -> Iterator[datetime]:
+        # A wildcard hour fires at every instant whose local time matches: twice in a time
+        # that repeats, never in one that is skipped. So the rule runs on the zone's offset of
+        # the moment, as a fixed one, up to the offset's next change, and on from there with
+        # the next. (cronsim's own walk missed some of these in half-hour changes: Lord Howe's
+        # second 01:30 for `30 * * * *`, its only 02:45 for `45 * * * *`.)
+        from cronsim import CronSim
+
+        at, last = moment, moment  # the offset in force from `at`; slots after `last`
+        while True:
+            offset = at.astimezone(self.zone).utcoffset() or timedelta(0)
+            stop = _offset_change(self.zone, at, offset) or at + OFFSET_LOOKAHEAD
+            for local in CronSim(self.expression, last.astimezone(timezone(offset))):
+                slot = local.astimezone(UTC)
+                if slot >= stop:
+                    break
+                if slot > last:
+                    last = slot
+                    yield slot
+            at = stop
+            # a slot exactly at the change belongs to the next offset: walk from just before
+            last = max(last, stop - timedelta(microseconds=1))
+
+    @property
+    def _wildcard_hour(self) -> bool:
+        fields = {"@hourly": "0 * * * *"}.get(self.expression.strip(), self.expression).split()
+        return len(fields) >= 5 and fields[1] == "*"
+
+
+#: how far ahead a wildcard-hour rule looks for its zone's next offset change at a time
+OFFSET_LOOKAHEAD = timedelta(days=1)
+
+
+def _offset_change(zone: ZoneInfo, start: datetime, offset: timedelta) -> datetime | None:
+    """The first instant within OFFSET_LOOKAHEAD after `start` at which `zone`'s offset is no
+    longer `offset` (changes fall on whole minutes), or None."""
+    end = start + OFFSET_LOOKAHEAD
+    if end.astimezone(zone).utcoffset() == offset:
+        return None  # zones change at most a few times a year: never twice within a day
+    low = start.replace(second=0, microsecond=0)  # the offset of `low` is `offset`
+    high = end
+    while high - low > timedelta(minutes=1):
+        middle = low + (high - low) / 2
+        middle = middle.replace(second=0, microsecond=0)
+        if middle <= low:
+            middle = low + timedelta(minutes=1)
+        if middle.astimezone(zone).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return high
 
 
 Rule = Every | Cron
