@@ -210,9 +210,9 @@ def _horizon(holders: list[HorizonHolder]) -> Check:
         what = {"transaction": "pid", "prepared": "prepared transaction", "slot": "slot"}
         each.append(f"{what[h.kind]} {h.name}{held} ({h.detail})")
     fix = {
-        "transaction": "end it, or `SELECT pg_terminate_backend(pid)`",
+        "transaction": "end it, or terminate it with pg_terminate_backend(pid)",
         "prepared": "`COMMIT PREPARED` or `ROLLBACK PREPARED` it",
-        "slot": "drop a slot no one reads (`SELECT pg_drop_replication_slot(name)`)",
+        "slot": "drop a slot no one reads with pg_drop_replication_slot(name)",
     }
     return Check(
         "horizon",

@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from .errors import ConfigurationError
@@ -86,40 +86,52 @@ def _is_sealed(value: Any) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(MARK), str)
 
 
+def _nodes(value: Any) -> Iterator[tuple[str, Any]]:
+    """Every value within `value` with the name it is under ("" in a list), without
+    recursion: arguments may nest as deep as JSON allows."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        name, node = stack.pop()
+        yield name, node
+        if isinstance(node, Mapping):
+            stack.extend((str(k), v) for k, v in node.items())
+        elif isinstance(node, list | tuple):
+            stack.extend(("", v) for v in node)
+
+
 def holds_secret(value: Any) -> bool:
     """Whether a Secret is anywhere in `value` (arguments, before sealing)."""
-    if isinstance(value, Secret):
-        return True
-    if isinstance(value, Mapping):
-        return any(holds_secret(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(holds_secret(v) for v in value)
-    return False
+    return any(isinstance(node, Secret) for _, node in _nodes(value))
 
 
 def is_sealed_anywhere(value: Any) -> bool:
     """Whether stored arguments hold a sealed Secret."""
-    if _is_sealed(value):
-        return True
-    if isinstance(value, dict):
-        return any(is_sealed_anywhere(v) for v in value.values())
-    if isinstance(value, list):
-        return any(is_sealed_anywhere(v) for v in value)
-    return False
+    return any(_is_sealed(node) for _, node in _nodes(value))
 
 
-def shown(value: Any, name: str = "") -> Any:
+def shown(value: Any) -> Any:
     """Stored arguments as people and other systems may see them: sealed Secrets as
-    "[secret]", the values of credential-named arguments as "[redacted]"."""
-    if _is_sealed(value):
-        return SHOWN_SECRET
-    if name and is_credential_name(name) and value is not None:
-        return SHOWN_REDACTED
-    if isinstance(value, dict):
-        return {k: shown(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shown(v) for v in value]
-    return value
+    "[secret]", the values of credential-named arguments as "[redacted]". A copy, built
+    without recursion."""
+    root: list[Any] = [None]
+    stack: list[tuple[Any, str, Any, Any]] = [(value, "", root, 0)]
+    while stack:
+        node, name, parent, key = stack.pop()
+        if _is_sealed(node):
+            parent[key] = SHOWN_SECRET
+        elif name and node is not None and is_credential_name(name):
+            parent[key] = SHOWN_REDACTED
+        elif isinstance(node, dict):
+            copy: dict[str, Any] = dict.fromkeys(node)  # keeps the keys' order
+            parent[key] = copy
+            stack.extend((v, str(k), copy, k) for k, v in node.items())
+        elif isinstance(node, list):
+            items: list[Any] = [None] * len(node)
+            parent[key] = items
+            stack.extend((v, "", items, i) for i, v in enumerate(node))
+        else:
+            parent[key] = node
+    return root[0]
 
 
 class Sealer:
@@ -197,20 +209,11 @@ def sensitive_values(stored: dict[str, Any]) -> list[str]:
     """The values to cut out of a failed attempt's error texts: every opened Secret's and
     every credential-named argument's (as text), longest first."""
     found: set[str] = set()
-
-    def walk(value: Any, name: str) -> None:
-        if isinstance(value, Secret):
-            found.add(value.reveal())
-        elif name and is_credential_name(name) and isinstance(value, str | int):
-            found.add(str(value))
-        elif isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, str(k))
-        elif isinstance(value, list | tuple):
-            for v in value:
-                walk(v, "")
-
-    walk(stored, "")
+    for name, node in _nodes(stored):
+        if isinstance(node, Secret):
+            found.add(node.reveal())
+        elif name and isinstance(node, str | int) and is_credential_name(name):
+            found.add(str(node))
     return sorted((v for v in found if len(v) >= _SHORTEST_SCRUBBED), key=len, reverse=True)
 
 

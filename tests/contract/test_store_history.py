@@ -673,7 +673,9 @@ def test_a_cancel_notice_names_the_running_job(
     listener = store.listen("cancels")
     try:
         make_store().cancel(job.id)  # from another process
-        if store_kind == "sqlite":  # no notices: the listener says when to look
+        # SQLite, and PostgreSQL behind a transaction pooler, have no notices: the listener
+        # says when to look
+        if store_kind == "sqlite" or getattr(store, "transaction_pooled", False):
             assert listener.wait(5.0) is None
             return
         got: list[str] = []

@@ -38,8 +38,13 @@ SQLITE_ONLY = {
     "lease_states",
 }
 POSTGRES_ONLY = {
-    # the server's clock (SQLite's clock is this machine's)
+    # the server's clock (SQLite's clock is this machine's), read against a worker's
     "now",
+    "server_clock",
+    # what holds the server's xmin horizon (SQLite keeps no dead rows behind a reader)
+    "horizon_holders",
+    # wake-ups behind a transaction pooler, where nothing can LISTEN
+    "newest_change",
     # wake-ups across processes
     "listen",
     "notify",

@@ -834,6 +834,11 @@ AND j.queue = %(queue)s
 -- name: change_tenant
 AND j.tenant = %(tenant)s
 
+-- name: newest_change
+-- Behind a transaction pooler, where nothing can LISTEN: an idle worker reads this to learn
+-- that something was written (every enqueue and every finish writes a change).
+SELECT xid::text || '-' || seq FROM {schema}.underway_changes ORDER BY xid DESC, seq DESC LIMIT 1;
+
 -- name: change_head
 -- Where "from now on" starts: the last change every reader can already see.
 SELECT coalesce((

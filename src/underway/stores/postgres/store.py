@@ -37,6 +37,7 @@ from ..metering import MeteringVerbs
 from ..schedules import ScheduleRows
 from ..sql import Row, Values, job_mapper
 from ..sqlfile import load_migrations, load_queries, render, unapplied
+from ..ticker import Ticker
 from .claiming import Claims
 from .errors import describe_error
 from .finishing import Completer, Completions, finish_params
@@ -44,6 +45,7 @@ from .inserts import COPY_THRESHOLD, Inserter, one, records
 from .listener import Listener as PgListener
 from .listener import topic_channel
 from .network import POOLED, with_defaults
+from .pooler import CANCEL_CHECK_SECONDS, FEED_CHECK_SECONDS, NewestChange, pooler
 
 log = logging.getLogger("underway.postgres")
 PACKAGE = __name__.rsplit(".", 1)[0]
@@ -92,10 +94,15 @@ class PostgresStore(
         self.url = url
         self.settings = settings
         self.conninfo, schema = _split_url(url)
+        #: behind PgBouncer in transaction mode (`?pooler=transaction`): a session is not
+        #: ours from one transaction to the next, so no LISTEN (workers and watchers poll)
+        #: and no prepared statements
+        self.transaction_pooled = pooler(url) == "transaction"
         self.schema = schema or settings.schema
         self.channel = _channel(self.schema)
         quoted = sql.Identifier(self.schema).as_string()
         super().__init__(QUERIES, {"schema": quoted})
+        self._newest = NewestChange(lambda: self._rows(self._q["newest_change"]))
         self._wake = {"channel": self.channel}
         self._render_hot_paths()
         self._migrations = [
@@ -110,7 +117,10 @@ class PostgresStore(
                 max_size=settings.pool_size,
                 open=False,
                 check=self._check,
-                kwargs={"prepare_threshold": 2, "autocommit": True},
+                kwargs={
+                    "prepare_threshold": None if self.transaction_pooled else 2,
+                    "autocommit": True,
+                },
                 name="underway",
             )
             self.pool.open(wait=True, timeout=settings.connect_timeout_seconds)
@@ -328,6 +338,8 @@ class PostgresStore(
         return feed_position(cursor)
 
     def listen(self, topic: Topic) -> Listener:
+        if self.transaction_pooled:
+            return Ticker(CANCEL_CHECK_SECONDS if topic == "cancels" else FEED_CHECK_SECONDS)
         channel = topic_channel(topic, self.schema)
         listen = render(QUERIES["listen"], channel=sql.Identifier(channel).as_string())
         return PgListener(self.conninfo, channel, listen, self._ping)
@@ -335,6 +347,8 @@ class PostgresStore(
     def wait_for_change(self, timeout: float) -> bool:
         """Block until a NOTIFY about new work arrives (True) or `timeout` passes (False); True
         as well when notices may have been missed (the listening connection was replaced)."""
+        if self.transaction_pooled:
+            return self._newest.moved(timeout)
         with self._listener_lock:
             if self._closed:
                 return False
@@ -384,13 +398,17 @@ def _probe(conninfo: str, url: str, timeout: float) -> None:
         ) from None
 
 
+#: the URL's parameters that are ours, not libpq's
+OWN_PARAMETERS = ("schema", "pooler")
+
+
 def _split_url(url: str) -> tuple[str, str | None]:
-    """Take our own `schema` parameter off the URL; the rest goes to libpq."""
+    """Take our own parameters (`schema`, `pooler`) off the URL; the rest goes to libpq."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     schema = next((v for k, v in query if k == "schema"), None)
     # quote, not urlencode's quote_plus: libpq reads "+" as a plus, not a space
-    rest = urlencode([(k, v) for k, v in query if k != "schema"], quote_via=quote)
+    rest = urlencode([(k, v) for k, v in query if k not in OWN_PARAMETERS], quote_via=quote)
     scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
     return urlunsplit((scheme, parts.netloc, parts.path, rest, parts.fragment)), schema
 

@@ -38,18 +38,3 @@ class DataVersionListener:
 
     def close(self) -> None:
         self._conn.close()
-
-
-class Ticker:
-    """Notices that come every `every` seconds whatever happened: the worker's check for
-    cancel requests, which on SQLite is one cheap read of its own running jobs."""
-
-    def __init__(self, every: float) -> None:
-        self.every = every
-
-    def wait(self, timeout: float) -> list[str] | None:
-        time.sleep(min(self.every, timeout))
-        return None
-
-    def close(self) -> None:
-        pass

@@ -648,9 +648,8 @@ ON CONFLICT (id) DO UPDATE SET last_beat_at = :now, expires_at = :now + :lease;
 DELETE FROM underway_workers WHERE id = :id;
 
 -- name: workers
--- The store's clock is each process's own: there is no other to be skewed against.
 SELECT w.id, w.host, w.pid, w.queues, w.concurrency, w.started_at, w.last_beat_at,
-       NULL AS clock_skew,
+       w.clock_skew,
        (SELECT count(*) FROM underway_jobs AS j
         WHERE j.status = 'running' AND j.worker_id = w.id) AS running
 FROM underway_workers AS w

@@ -36,9 +36,10 @@ from ..metering import MeteringVerbs
 from ..schedules import ScheduleRows
 from ..sql import Row, Values, job_mapper
 from ..sqlfile import load_migrations, load_queries, render, unapplied
+from ..ticker import Ticker
 from .claiming import Claims
 from .filewatch import FileWatch
-from .listener import DataVersionListener, Ticker
+from .listener import DataVersionListener
 
 Q = load_queries(__name__.rsplit(".", 1)[0])
 MIGRATIONS = load_migrations(__name__.rsplit(".", 1)[0])
