@@ -80,36 +80,55 @@ def loads(text: str | None) -> Any:
 
 
 def _find_problem(value: Any, path: str) -> str | None:
-    # Walk iteratively: deep nesting must give a clear error, not a RecursionError.
-    stack: list[tuple[Any, str]] = [(value, path)]
+    # Walk iteratively: deep nesting must give a clear error, not a RecursionError. A list or
+    # dict met again inside itself is a cycle (the walk would never end); met again beside
+    # itself it is only shared, which JSON writes twice.
+    stack: list[tuple[Any, str | None]] = [(value, path)]
+    inside: set[int] = set()  # the containers on the path to the item being looked at
     while stack:
         item, where = stack.pop()
+        if where is None:  # the container below has been looked at whole
+            inside.discard(id(item))
+            continue
         kind = type(item)
-        if kind is str or kind is bool or kind is int or item is None:
-            continue
-        if kind is float:
-            if not math.isfinite(item):
-                return f"{where} is {item!r}; JSON has no NaN or infinity"
-            continue
-        if kind is list:
-            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
-            continue
-        if kind is dict:
-            for k, v in item.items():
-                if type(k) is not str:
-                    return (
-                        f"{where} has the key {k!r} of type {type(k).__name__}; "
-                        "JSON object keys must be strings"
-                    )
-                stack.append((v, f"{where}[{k!r}]"))
-            continue
-        if isinstance(item, (str, int)):  # str and int enums encode as their values
-            continue
-        if kind is tuple:
-            return f"{where} is a tuple; it would come back as a list, so pass a list instead"
-        return (
-            f"{where} is a {kind.__name__} ({item!r:.60}), which is not JSON; "
-            "pass str, int, float, bool, None, list or dict "
-            "(for example an ISO string for a datetime, or str(uuid))"
-        )
+        if kind is list or kind is dict:
+            if id(item) in inside:
+                return f"{where} holds itself (a cycle), which JSON cannot hold"
+            inside.add(id(item))
+            stack.append((item, None))
+            problem = _push_items(item, where, stack)
+        else:
+            problem = _leaf_problem(item, kind, where)
+        if problem:
+            return problem
     return None
+
+
+def _push_items(item: Any, where: str, stack: list[tuple[Any, str | None]]) -> str | None:
+    if type(item) is list:
+        stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+        return None
+    for k, v in item.items():
+        if type(k) is not str:
+            return (
+                f"{where} has the key {k!r} of type {type(k).__name__}; "
+                "JSON object keys must be strings"
+            )
+        stack.append((v, f"{where}[{k!r}]"))
+    return None
+
+
+def _leaf_problem(item: Any, kind: type, where: str) -> str | None:
+    if kind is str or kind is bool or kind is int or item is None:
+        return None
+    if kind is float:
+        return None if math.isfinite(item) else f"{where} is {item!r}; JSON has no NaN or infinity"
+    if isinstance(item, (str, int)):  # str and int enums encode as their values
+        return None
+    if kind is tuple:
+        return f"{where} is a tuple; it would come back as a list, so pass a list instead"
+    return (
+        f"{where} is a {kind.__name__} ({item!r:.60}), which is not JSON; "
+        "pass str, int, float, bool, None, list or dict "
+        "(for example an ISO string for a datetime, or str(uuid))"
+    )

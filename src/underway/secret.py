@@ -88,11 +88,17 @@ def _is_sealed(value: Any) -> bool:
 
 def _nodes(value: Any) -> Iterator[tuple[str, Any]]:
     """Every value within `value` with the name it is under ("" in a list), without
-    recursion: arguments may nest as deep as JSON allows."""
+    recursion: arguments may nest as deep as JSON allows. A container met again (a cycle,
+    which the JSON encoder then refuses) is not walked twice."""
     stack: list[tuple[str, Any]] = [("", value)]
+    walked: set[int] = set()
     while stack:
         name, node = stack.pop()
         yield name, node
+        if isinstance(node, Mapping | list | tuple):
+            if id(node) in walked:
+                continue
+            walked.add(id(node))
         if isinstance(node, Mapping):
             stack.extend((str(k), v) for k, v in node.items())
         elif isinstance(node, list | tuple):

@@ -104,3 +104,18 @@ KEYLIKE = st.text(st.sampled_from("abcdefghijklmnopqrstuvwxyzABCXYZ0123456789_-"
 def test_scrub_leaves_no_occurrence(secret: str, before: str, after: str) -> None:
     text = scrub(before + secret + after + secret, sensitive_values({"k": Secret(secret)}))
     assert secret not in text or secret in "[redacted]"
+
+
+def test_a_cycle_in_arguments_is_refused_and_a_shared_value_is_not() -> None:
+    from underway import App, InvalidArguments
+
+    looped: dict[str, object] = {"name": "x"}
+    looped["self"] = looped
+    app = App("sqlite:///:memory:")
+    task = app.task(name="tests.looped")(lambda data: None)
+    with pytest.raises(
+        InvalidArguments, match=r"argument of task tests.looped\['data'\]\['self'\] holds itself"
+    ):
+        task.enqueue(looped)
+    shared = {"k": 1}
+    assert task.enqueue({"a": shared, "b": shared}).args == {"data": {"a": {"k": 1}, "b": {"k": 1}}}
