@@ -110,6 +110,11 @@ class Store(StoredScheduleVerbs, Protocol):
         something changed since this thread's last call (may be a false alarm), False on
         timeout. Only ever a hint; the claim decides."""
 
+    def keep_listening(self) -> None:
+        """Called while the worker is busy (each heartbeat): notice a lost listening
+        connection now and listen again, not only when the worker is next idle. A hint
+        read here makes the next `wait_for_change` return True at once."""
+
     # --- inspection and control ---------------------------------------------------------------
     def get(self, job_id: uuid.UUID) -> Job | None: ...
 

@@ -76,6 +76,13 @@ class Upkeep:
         except Exception as exc:
             self.log.error("announcing the worker failed: %s", exc)
 
+    async def keep_listening(self) -> None:
+        """Listen again soon after the store's server came back, busy or not."""
+        try:
+            await self.threads.call(self.store.keep_listening)
+        except Exception as exc:
+            self.log.error("listening for new work failed: %s", exc)
+
     async def forget(self) -> None:
         """Take this worker off the list as it stops."""
         try:
@@ -95,6 +102,7 @@ class Upkeep:
                 await self.heartbeat()
                 await self.beat()
                 await self.rescue()
+                await self.keep_listening()
         finally:
             self.keeper.stop()
 

@@ -128,6 +128,8 @@ class PostgresStore(
             raise StoreError(f"cannot connect to PostgreSQL at {_redact(url)}: {exc}") from None
         self._listener: PgListener | None = None  # wait_for_change's
         self._listener_lock = threading.Lock()
+        self._waiting = threading.Lock()  # held by the thread reading the listener
+        self._hinted = False  # keep_listening read a hint the next wait must return
         self._closed = False
 
     def _render_hot_paths(self) -> None:
@@ -356,7 +358,24 @@ class PostgresStore(
                 self._listener = PgListener(self.conninfo, self.channel, self._listen_sql,
                                             self._ping)  # fmt: skip
             listener = self._listener
-        return listener.wait(timeout) != []
+        with self._waiting:
+            if self._hinted:
+                self._hinted = False
+                return True
+            return listener.wait(timeout) != []
+
+    def keep_listening(self) -> None:
+        # A server restart leaves the listener's connection dead until someone reads it; a
+        # busy worker reads it only here. Not while an idle thread waits on it (it reads).
+        with self._listener_lock:
+            listener = None if self._closed else self._listener
+        if listener is None or self.transaction_pooled or not self._waiting.acquire(False):
+            return
+        try:
+            if listener.wait(0.0) != []:
+                self._hinted = True
+        finally:
+            self._waiting.release()
 
     def _ping(self, channel: str, payload: str) -> None:
         """A listener's health-check notice. On a pooled connection: one is at hand whenever

@@ -378,6 +378,9 @@ class SqliteStore(ScheduleRows[sqlite3.Connection], MeteringVerbs[sqlite3.Connec
         every = max(self.settings.wake_check_seconds, FEED_CHECK_SECONDS)
         return DataVersionListener(lambda: _connect(self.path), Q["data_version"], every)
 
+    def keep_listening(self) -> None:
+        pass  # the data version is read afresh at each wait: nothing to keep
+
     def wait_for_change(self, timeout: float) -> bool:
         # The data version changes when another connection commits; reading it touches only
         # the WAL index in shared memory, so checking every few milliseconds costs next to
