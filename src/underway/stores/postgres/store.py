@@ -347,8 +347,7 @@ class PostgresStore(
         return PgListener(self.conninfo, channel, listen, self._ping)
 
     def wait_for_change(self, timeout: float) -> bool:
-        """Block until a NOTIFY about new work arrives (True) or `timeout` passes (False); True
-        as well when notices may have been missed (the listening connection was replaced)."""
+        """True on a NOTIFY about new work (or notices may have been lost), False on timeout."""
         if self.transaction_pooled:
             return self._newest.moved(timeout)
         with self._listener_lock:
@@ -365,8 +364,7 @@ class PostgresStore(
             return listener.wait(timeout) != []
 
     def keep_listening(self) -> None:
-        # A server restart leaves the listener's connection dead until someone reads it; a
-        # busy worker reads it only here. Not while an idle thread waits on it (it reads).
+        # A restart leaves the connection dead until read: a busy worker reads it only here.
         with self._listener_lock:
             listener = None if self._closed else self._listener
         if listener is None or self.transaction_pooled or not self._waiting.acquire(False):
@@ -378,11 +376,8 @@ class PostgresStore(
             self._waiting.release()
 
     def _ping(self, channel: str, payload: str) -> None:
-        """A listener's health-check notice. On a pooled connection: one is at hand whenever
-        the store works at all, where a connection of its own per ping would cost every idle
-        listener a connect (a backend start, TLS, auth) every few seconds. The listener sends
-        it from a thread of its own, so a pooled connection hanging on the same dead network
-        cannot stall it."""
+        # A listener's health-check notice, on a pooled connection (one of its own per ping
+        # would cost a connect every few seconds), sent from the listener's own thread.
         with self._tx() as conn:
             conn.execute(self._q["ping"], {"channel": channel, "payload": payload})
 
