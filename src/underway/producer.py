@@ -61,7 +61,7 @@ class Producer:
             store, events, settings.max_args_bytes,
             signs_callbacks=settings.webhook_secret is not None,
             quotas=Quotas.build(settings, tenant_quotas),
-            sealer=Sealer(settings.secret_key, settings.secret_previous_keys),
+            sealer=Sealer.of(settings),
         )  # fmt: skip
 
     def check_callback_url(self, url: str) -> None:

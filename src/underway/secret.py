@@ -23,9 +23,12 @@ import hmac
 import itertools
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 #: how a sealed argument is stored: {"$secret": "<Fernet token>"}
 MARK = "$secret"
@@ -147,6 +150,11 @@ class Sealer:
     def __init__(self, key: str | None, previous_keys: Sequence[str] = ()) -> None:
         self._keys = [k for k in (key, *previous_keys) if k]
         self._fernet: Any = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> Sealer:
+        """The sealer of an app with these settings."""
+        return cls(settings.secret_key, settings.secret_previous_keys)
 
     def seal(self, arguments: dict[str, Any]) -> dict[str, Any]:
         """The arguments with every Secret in them sealed."""

@@ -44,8 +44,8 @@ class Attempt:
     on_loop: bool = False  # an async task: its body runs on the worker's event loop
     winding_down: bool = False  # a cancelled sync task's grace: only a shutdown interrupts it
     written_version: int = 0  # the reports version the store has
-    #: the values of its Secret and credential-named arguments, cut out of its error texts
-    sensitive: tuple[str, ...] = ()
+    #: its arguments as the task got them (Secrets opened): what a failure's texts lose
+    arguments: dict[str, Any] | None = None
 
     @classmethod
     def of(
@@ -167,7 +167,7 @@ class Runner:
                 stored = self.sealer.open(stored)
             except ConfigurationError as exc:
                 raise NotRunnable(f"task {task.name}: {exc}") from None
-        attempt.sensitive = tuple(sensitive_values(stored))
+        attempt.arguments = stored
         try:
             args, kwargs = task.bind_stored(stored)
         except TypeError as exc:
@@ -264,12 +264,18 @@ def logged(
     the job's secrets cut out of its error texts (before they are logged or stored)."""
     if outcome is not None and outcome.ending is Ending.COMPLETED:
         return outcome  # the common case says nothing
-    if outcome is not None and outcome.error is not None and attempt.sensitive:
+    # The values are found only for a failure: most attempts need none of this.
+    sensitive = (
+        sensitive_values(attempt.arguments)
+        if outcome is not None and outcome.error is not None and attempt.arguments
+        else []
+    )
+    if outcome is not None and outcome.error is not None and sensitive:
         error = outcome.error
         clean = JobError(
-            scrub(error.message, attempt.sensitive),
+            scrub(error.message, sensitive),
             error.type,
-            scrub(error.traceback, attempt.sensitive),
+            scrub(error.traceback, sensitive),
         )
         outcome = dataclasses.replace(outcome, error=clean)
     log, job = attempt.ctx.logger, attempt.job

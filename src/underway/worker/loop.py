@@ -152,8 +152,9 @@ class Worker:
         )  # fmt: skip
         self._report_arrived = upkeep.report_arrived
         grace = self.settings.shutdown_grace_seconds
-        sealer = Sealer(self.settings.secret_key, self.settings.secret_previous_keys)
-        runner = Runner(self.registry, self.concurrency, self._hold_slot, grace, sealer)
+        runner = Runner(
+            self.registry, self.concurrency, self._hold_slot, grace, Sealer.of(self.settings)
+        )
         assert self._wake is not None
         idle = Idle(self, threads, self._wake)
         side = [
